@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# dm-remap top-level Makefile.  The kernel part is described in Kbuild.
+#
+#   make              module + userland + user-space build of common/
+#   make check        install what is missing, build, unit tests, fuzz smoke,
+#                     then the pytest suite inside a QEMU guest (VM=0: on this host)
+#   make demo         the demonstration, in a QEMU guest
+#   make bench        benchmarks (not part of check)
+#   make install      module (into /lib/modules/$(KVER)/updates) and tools
+#   make KVER=...     build for another installed kernel
+
+KVER    ?= $(shell test/vm/kver.sh)
+KDIR    ?= /lib/modules/$(KVER)/build
+VM      ?= 1
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   := build
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wvla
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_HDR := $(wildcard common/*.h)
+UNIT_SRC   := $(wildcard test/unit/*.c)
+
+.PHONY: all module userland unit fuzz check demo bench install clean lint
+
+all: module userland unit
+
+module:
+	@test -n "$(KVER)" -a -d "$(KDIR)" || { echo "no kernel headers for '$(KVER)' (apt-get install linux-headers-amd64, or KVER=...)"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+# --- user space -----------------------------------------------------------
+$(BUILD)/common-user/%.o: common/%.c $(COMMON_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon -c $< -o $@
+
+$(BUILD)/libremap-common.a: $(patsubst common/%.c,$(BUILD)/common-user/%.o,$(COMMON_SRC))
+	$(AR) rcs $@ $^
+
+userland: $(BUILD)/remapctl
+
+$(BUILD)/remapctl: userland/remapctl.c $(BUILD)/libremap-common.a $(COMMON_HDR)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $< $(BUILD)/libremap-common.a \
+		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
+
+# Unit tests of common/, built with ASan and UBSan.
+unit: $(BUILD)/unit
+
+$(BUILD)/unit: $(UNIT_SRC) $(COMMON_SRC) $(COMMON_HDR) test/unit/unit.h
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -Icommon \
+		$(UNIT_SRC) $(COMMON_SRC) -o $@
+
+# libFuzzer targets (clang).  FUZZ_SECONDS per target; corpus under build/.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+fuzz: $(patsubst test/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
+	@for f in $^; do \
+		c=$(BUILD)/corpus/$$(basename $$f); mkdir -p $$c; \
+		if [ -x $(BUILD)/mkseeds ]; then $(BUILD)/mkseeds $$c; fi; \
+		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$c 2>$(BUILD)/$$(basename $$f).log || \
+			{ tail -40 $(BUILD)/$$(basename $$f).log; exit 1; }; \
+		grep -E '^#[0-9]+.*DONE' $(BUILD)/$$(basename $$f).log | tail -1; \
+	done
+
+$(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(COMMON_SRC) $(COMMON_HDR) $(BUILD)/mkseeds
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Icommon $< $(COMMON_SRC) -o $@
+
+$(BUILD)/mkseeds: $(wildcard test/fuzz/mkseeds.c) $(COMMON_SRC) $(COMMON_HDR)
+	@mkdir -p $(BUILD)
+	@if [ -f test/fuzz/mkseeds.c ]; then \
+		$(CC) -std=gnu11 -O1 -g -Icommon test/fuzz/mkseeds.c $(COMMON_SRC) -o $@; \
+	else printf '#!/bin/sh\n' > $@; chmod +x $@; fi
+
+# --- tests, demo, benchmarks ---------------------------------------------
+check:
+	@VM=$(VM) KVER=$(KVER) test/check.sh
+
+demo:
+	@test/demo.sh
+
+bench:
+	@test/bench.sh
+
+lint:
+	@test/lint.sh
+
+# --- installation ---------------------------------------------------------
+install: module userland
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
+	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(PREFIX)/sbin/remapctl
+	test -n "$(DESTDIR)" || depmod -a $(KVER)
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null
+	rm -rf $(BUILD)

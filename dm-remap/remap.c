@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * remap: the per-device data target.
+ *
+ * Table: <dev_id> <main_dev> <pool_id> [<#opt_args> <opt_args>...]
+ *
+ * Attaching to a pool is not implemented yet: for now the target validates
+ * its arguments and passes every bio straight to the main device.
+ */
+#include <linux/module.h>
+#include <linux/device-mapper.h>
+
+#include "dm-remap-core.h"
+
+#define DM_MSG_PREFIX "remap"
+
+struct remap_c {
+	struct dm_dev *main_dev;
+	u32 dev_id;
+	u32 pool_id;
+};
+
+static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct remap_c *rc;
+	char dummy;
+	int r;
+
+	if (argc < 3) {
+		ti->error = "Invalid argument count: <dev_id> <main_dev> <pool_id> [<#opt_args> <opt_args>...]";
+		return -EINVAL;
+	}
+
+	rc = kzalloc(sizeof(*rc), GFP_KERNEL);
+	if (!rc) {
+		ti->error = "Cannot allocate context";
+		return -ENOMEM;
+	}
+
+	if (sscanf(argv[0], "%u%c", &rc->dev_id, &dummy) != 1) {
+		ti->error = "Invalid dev_id";
+		r = -EINVAL;
+		goto bad;
+	}
+	if (sscanf(argv[2], "%u%c", &rc->pool_id, &dummy) != 1) {
+		ti->error = "Invalid pool_id";
+		r = -EINVAL;
+		goto bad;
+	}
+
+	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table),
+			  &rc->main_dev);
+	if (r) {
+		ti->error = "Main device lookup failed";
+		goto bad;
+	}
+
+	ti->num_flush_bios = 1;
+	ti->num_discard_bios = 1;
+	ti->private = rc;
+	return 0;
+
+bad:
+	kfree(rc);
+	return r;
+}
+
+static void remap_dtr(struct dm_target *ti)
+{
+	struct remap_c *rc = ti->private;
+
+	dm_put_device(ti, rc->main_dev);
+	kfree(rc);
+}
+
+static int remap_map(struct dm_target *ti, struct bio *bio)
+{
+	struct remap_c *rc = ti->private;
+
+	bio_set_dev(bio, rc->main_dev->bdev);
+	if (bio_sectors(bio) || op_is_zone_mgmt(bio_op(bio)))
+		bio->bi_iter.bi_sector = dm_target_offset(ti,
+							  bio->bi_iter.bi_sector);
+	return DM_MAPIO_REMAPPED;
+}
+
+static void remap_status(struct dm_target *ti, status_type_t type,
+			 unsigned int status_flags, char *result,
+			 unsigned int maxlen)
+{
+	struct remap_c *rc = ti->private;
+	unsigned int sz = 0;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		DMEMIT("%u %u", rc->pool_id, rc->dev_id);
+		break;
+	case STATUSTYPE_TABLE:
+		DMEMIT("%u %s %u", rc->dev_id, rc->main_dev->name,
+		       rc->pool_id);
+		break;
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",dev_id=%u,pool_id=%u;", rc->dev_id, rc->pool_id);
+		break;
+	}
+}
+
+static int remap_iterate_devices(struct dm_target *ti,
+				 iterate_devices_callout_fn fn, void *data)
+{
+	struct remap_c *rc = ti->private;
+
+	return fn(ti, rc->main_dev, 0, ti->len, data);
+}
+
+static struct target_type remap_target = {
+	.name = "remap",
+	.version = {0, 1, 0},
+	.module = THIS_MODULE,
+	.ctr = remap_ctr,
+	.dtr = remap_dtr,
+	.map = remap_map,
+	.status = remap_status,
+	.iterate_devices = remap_iterate_devices,
+};
+
+int dm_remap_target_init(void)
+{
+	int r = dm_register_target(&remap_target);
+
+	if (r)
+		DMERR("register failed %d", r);
+	return r;
+}
+
+void dm_remap_target_exit(void)
+{
+	dm_unregister_target(&remap_target);
+}

@@ -1,0 +1,37 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# deps.sh [group...]: install the Debian packages dm-remap's build, tests,
+# demo and benchmarks need, if any is missing.  Groups: build (module, tools,
+# unit tests), vm (QEMU harness and guest tools), bench, kver612.
+set -eu
+
+groups=${*:-build vm}
+pkgs=()
+for g in $groups; do
+	case "$g" in
+	build) pkgs+=(make gcc libc6-dev kmod linux-image-amd64 linux-headers-amd64
+		      libdevmapper-dev pkg-config clang libclang-rt-14-dev) ;;
+	vm) pkgs+=(qemu-system-x86 busybox-static cpio dmsetup python3-pytest
+		   fio e2fsprogs util-linux procps xz-utils zstd) ;;
+	bench) pkgs+=(fio valgrind) ;;
+	lint) pkgs+=(sparse linux-source-6.1 perl) ;;
+	*) echo "deps.sh: unknown group $g" >&2; exit 2 ;;
+	esac
+done
+
+missing=()
+for p in "${pkgs[@]}"; do
+	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[ "$st" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "deps.sh: missing packages: ${missing[*]}" >&2
+	echo "deps.sh: run as root, or: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,284 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Fixtures shared by the dm-remap VM test suite.
+
+The suite runs inside the guest kernel (make check) or, with VM=0, on a host
+that can load modules.  Every test gets:
+  * a kernel-log guard that fails it on BUG/WARNING/Call Trace/oops or a new
+    taint, unless the test declares the pattern with @pytest.mark.allow_kmsg;
+  * leak checks: no dm device, loop device or dm_remap module reference that
+    the test created may survive it.
+Factories: `loopdev(size_mb)`, `dm.create(table)`, `bad_disk`, `flakey`,
+`delayed`.
+"""
+import os
+import platform
+import re
+import uuid
+
+import pytest
+
+from dmtools import (CmdError, blockdev_sectors, dm_names, dmsetup,
+                     linear_table, loop_devices, run, segments_table, wait_for)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KO = os.environ.get("RM_KO", os.path.join(ROOT, "dm-remap.ko"))
+SCRATCH = os.environ.get("RM_SCRATCH", "/tmp/dm-remap-scratch")
+DEP_MODULES = ["dm-mod", "dm-bufio", "libcrc32c", "loop", "dm-flakey", "dm-delay"]
+
+KMSG_BAD = re.compile(r"BUG:|WARNING:|Call Trace|general protection|Oops|"
+                      r"kernel BUG|UBSAN|KASAN|list_(add|del) corruption|"
+                      r"refcount_t:|INFO: task .* blocked|soft lockup|"
+                      r"hard LOCKUP|Unable to handle")
+# O (out-of-tree, 4096) and E (unsigned, 8192) come with any module of ours.
+TAINT_ALLOWED = 4096 | 8192
+
+
+def module_loaded():
+    return os.path.isdir("/sys/module/dm_remap")
+
+
+def load_module():
+    if not module_loaded():
+        run("insmod", KO)
+
+
+def unload_module():
+    if module_loaded():
+        run("rmmod", "dm_remap")
+
+
+def module_refcnt():
+    with open("/sys/module/dm_remap/refcnt") as f:
+        return int(f.read())
+
+
+def tainted():
+    with open("/proc/sys/kernel/tainted") as f:
+        return int(f.read())
+
+
+def pytest_report_header(config):
+    where = "guest VM" if os.environ.get("IN_VM") else "host"
+    return [f"dm-remap tests in {where}: kernel {platform.release()}, module {KO}"]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "allow_kmsg(regex): kernel log lines this test expects")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def environment():
+    if os.geteuid() != 0:
+        pytest.exit("the dm-remap tests need root", returncode=2)
+    for m in DEP_MODULES:
+        run("modprobe", m)
+    os.makedirs(SCRATCH, exist_ok=True)
+    load_module()
+    yield
+    # Leave the module loaded only if it was loaded by someone else before.
+
+
+class Kmsg:
+    """Reads the kernel log records that arrive after construction."""
+
+    def __init__(self):
+        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def read(self):
+        lines = []
+        while True:
+            try:
+                rec = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except OSError:      # EPIPE: records were overwritten; go on
+                continue
+            if not rec:
+                break
+            text = rec.decode(errors="replace")
+            msg = text.split(";", 1)[1] if ";" in text else text
+            lines.append(msg.split("\n", 1)[0])
+        return lines
+
+    def close(self):
+        os.close(self.fd)
+
+
+@pytest.fixture
+def kmsg():
+    """The kernel log of this test (the guard below also checks it)."""
+    k = Kmsg()
+    yield k
+    k.close()
+
+
+@pytest.fixture(autouse=True)
+def kernel_log_guard(request):
+    k = Kmsg()
+    taint_before = tainted()
+    yield
+    lines = k.read()
+    k.close()
+    allowed = [re.compile(m.args[0]) for m in request.node.iter_markers("allow_kmsg")]
+    bad = [ln for ln in lines if KMSG_BAD.search(ln) and not any(a.search(ln) for a in allowed)]
+    new_taint = tainted() & ~taint_before & ~TAINT_ALLOWED
+    if bad:
+        pytest.fail("kernel log shows a problem:\n  " + "\n  ".join(lines[-80:]), pytrace=False)
+    if new_taint:
+        pytest.fail(f"kernel became tainted: {new_taint:#x} (tainted={tainted():#x})", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def leak_guard():
+    dm_before, loop_before = dm_names(), loop_devices()
+    yield
+    dm_leak = dm_names() - dm_before
+    loop_leak = loop_devices() - loop_before
+    msgs = []
+    if dm_leak:
+        msgs.append(f"dm devices left behind: {sorted(dm_leak)}")
+    if loop_leak:
+        msgs.append(f"loop devices left behind: {sorted(loop_leak)}")
+    if module_loaded() and not dm_before and module_refcnt() != 0:
+        msgs.append(f"dm_remap module refcount is {module_refcnt()} with no devices")
+    if msgs:
+        pytest.fail("; ".join(msgs), pytrace=False)
+
+
+class LoopFactory:
+    def __init__(self, tag):
+        self.tag = tag
+        self.devs = []
+
+    def __call__(self, size_mb, fill=None):
+        """A loop device on a fresh tmpfs file of size_mb MiB (zero-filled)."""
+        path = os.path.join(SCRATCH, f"{self.tag}-{len(self.devs)}.img")
+        with open(path, "wb") as f:
+            f.truncate(size_mb << 20)
+        dev = run("losetup", "-f", "--show", path).strip()
+        self.devs.append((dev, path))
+        return dev
+
+    def cleanup(self):
+        errors = []
+        for dev, path in reversed(self.devs):
+            try:
+                run("losetup", "-d", dev)
+            except CmdError as e:
+                errors.append(str(e))
+            if os.path.exists(path):
+                os.unlink(path)
+        return errors
+
+
+@pytest.fixture
+def loopdev(request):
+    f = LoopFactory(uuid.uuid4().hex[:8])
+    yield f
+    errors = f.cleanup()
+    if errors:
+        pytest.fail("loop cleanup failed: " + "; ".join(errors), pytrace=False)
+
+
+class DmFactory:
+    """Creates dm devices with unique names and removes them all afterwards."""
+
+    def __init__(self, tag):
+        self.tag = tag
+        self.names = []
+
+    def name(self, hint="dev"):
+        return f"rmt-{self.tag}-{hint}-{len(self.names)}"
+
+    def create(self, table, name=None, hint="dev"):
+        name = name or self.name(hint)
+        dmsetup("create", name, "--table", table)
+        self.names.append(name)
+        return name
+
+    @staticmethod
+    def path(name):
+        return f"/dev/mapper/{name}"
+
+    def reload(self, name, table):
+        """Swap the table of a live device (suspend, load, resume)."""
+        dmsetup("suspend", name)
+        try:
+            dmsetup("load", name, "--table", table)
+        finally:
+            dmsetup("resume", name)
+
+    def remove(self, name):
+        dmsetup("remove", "--retry", name)
+        self.names.remove(name)
+
+    def forget(self, name):
+        """The test removed the device itself."""
+        self.names.remove(name)
+
+    def cleanup(self):
+        errors = []
+        for name in reversed(list(self.names)):
+            try:
+                dmsetup("resume", name, check=False)
+                dmsetup("remove", "--retry", name)
+            except CmdError as e:
+                errors.append(str(e))
+        self.names.clear()
+        return errors
+
+
+@pytest.fixture
+def dm(request):
+    f = DmFactory(uuid.uuid4().hex[:6])
+    yield f
+    errors = f.cleanup()
+    if errors:
+        pytest.fail("dm cleanup failed: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def bad_disk(dm):
+    """bad_disk(backing, [(start, len), ...]) -> dm name of a device that is
+    `backing` with error segments at those sectors.  bad_disk.grow(name,
+    backing, ranges) reloads it with a new bad set while it is live."""
+
+    def make(backing, bad):
+        return dm.create(segments_table(backing, blockdev_sectors(backing), bad), hint="bad")
+
+    def grow(name, backing, bad):
+        dm.reload(name, segments_table(backing, blockdev_sectors(backing), bad))
+
+    make.grow = grow
+    return make
+
+
+@pytest.fixture
+def flakey(dm):
+    """flakey(backing, up_s, down_s, *features) -> dm name of a dm-flakey device."""
+
+    def make(backing, up, down, *features):
+        n = blockdev_sectors(backing)
+        feat = f" {len(features)} {' '.join(features)}" if features else ""
+        return dm.create(f"0 {n} flakey {backing} 0 {up} {down}{feat}", hint="flakey")
+
+    return make
+
+
+@pytest.fixture
+def delayed(dm):
+    """delayed(backing, [(start, len)], ms) -> dm name of a device whose given
+    sectors are served through dm-delay with `ms` of latency."""
+
+    def make(backing, ranges, ms):
+        n = blockdev_sectors(backing)
+        table = segments_table(backing, n, ranges, target="delay",
+                               target_args="{dev} {start} " + str(ms))
+        return dm.create(table, hint="slow")
+
+    return make
+
+
+__all__ = ["load_module", "unload_module", "module_loaded", "module_refcnt",
+           "linear_table", "wait_for"]
