@@ -27,7 +27,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	int r;
 
 	if (argc < 3) {
-		ti->error = "Invalid argument count: <dev_id> <main_dev> <pool_id> [<#opt_args> <opt_args>...]";
+		ti->error = "Invalid argument count: <dev_id> <main_dev> <pool_id> [opt args]";
 		return -EINVAL;
 	}
 

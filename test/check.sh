@@ -13,7 +13,7 @@ step() { printf '\n==> %s\n' "$*"; }
 fail() { echo "make check: FAILED: $*" >&2; exit 1; }
 
 step "dependencies"
-if [ "$VM" = 1 ]; then test/deps.sh build vm; else test/deps.sh build; fi || fail "missing packages"
+if [ "$VM" = 1 ]; then test/deps.sh build vm lint; else test/deps.sh build lint; fi || fail "missing packages"
 
 # KVER may only be known now that the kernel packages are installed.
 KVER=${KVER:-$(test/vm/kver.sh)}
@@ -24,6 +24,9 @@ step "build (kernel $KVER, W=1)"
 make -s W=1 KVER="$KVER" all >build.log 2>&1 || { cat build.log; fail "build"; }
 if grep -q 'warning:' build.log; then cat build.log; fail "build warnings"; fi
 rm -f build.log
+
+step "checkpatch and sparse"
+test/lint.sh || fail "lint"
 
 step "unit tests of common/ (ASan, UBSan)"
 build/unit || fail "unit tests"
