@@ -9,6 +9,71 @@
 #define DM_REMAP_COMPAT_H
 
 #include <linux/version.h>
+#include <linux/blkdev.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/fs.h>
+
+/*
+ * An exclusively opened block device (the spare).  6.1 opens with
+ * FMODE_EXCL and a holder; 6.9+ opens a struct file.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+struct rm_bdev {
+	struct file *file;
+	struct block_device *bdev;
+};
+
+static inline int rm_bdev_open(const char *path, void *holder,
+			       struct rm_bdev *b)
+{
+	b->file = bdev_file_open_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE,
+					 holder, NULL);
+	if (IS_ERR(b->file))
+		return PTR_ERR(b->file);
+	b->bdev = file_bdev(b->file);
+	return 0;
+}
+
+static inline void rm_bdev_close(struct rm_bdev *b, void *holder)
+{
+	fput(b->file);
+}
+#elif LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+struct rm_bdev {
+	struct block_device *bdev;
+};
+
+#define RM_BDEV_MODE (FMODE_READ | FMODE_WRITE | FMODE_EXCL)
+
+static inline int rm_bdev_open(const char *path, void *holder,
+			       struct rm_bdev *b)
+{
+	b->bdev = blkdev_get_by_path(path, RM_BDEV_MODE, holder);
+	return PTR_ERR_OR_ZERO(b->bdev);
+}
+
+static inline void rm_bdev_close(struct rm_bdev *b, void *holder)
+{
+	blkdev_put(b->bdev, RM_BDEV_MODE);
+}
+#else
+#error "dm-remap supports kernels 6.1-6.4 and 6.9 and later"
+#endif
+
+/*
+ * dm_io() gained an ioprio argument in 6.9, backported to later 6.1.y
+ * stable releases, so the version number cannot tell: Kbuild defines
+ * RM_DM_IO_IOPRIO when the kernel's <linux/dm-io.h> has it.
+ */
+static inline int rm_dm_io(struct dm_io_request *req, unsigned int nr,
+			   struct dm_io_region *where, unsigned long *errbits)
+{
+#ifdef RM_DM_IO_IOPRIO
+	return dm_io(req, nr, where, errbits, IOPRIO_DEFAULT);
+#else
+	return dm_io(req, nr, where, errbits);
+#endif
+}
 
 #endif /* DM_REMAP_COMPAT_H */

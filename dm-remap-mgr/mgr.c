@@ -1,21 +1,44 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * remap-mgr: the manager target.  It maps no data; it is the control handle
- * through which spare pools are formatted, resumed and freed.
+ * through which spare pools are formatted, resumed, freed and listed:
+ *
+ *   format_spare <dev> [force] [block_size=<bytes>]
+ *   switch_to <id>
+ *   resume_spare <dev>
+ *   free_spare
+ *   list
+ *
+ * Pools live in the module-wide registry (pool.c), not in this target: the
+ * only state here is which slot the next resume_spare/free_spare works on.
  */
 #include <linux/module.h>
 #include <linux/device-mapper.h>
 
 #include "dm-remap-core.h"
+#include "pool.h"
 
 #define DM_MSG_PREFIX "remap-mgr"
 
+struct mgr_c {
+	/* Selected slot; written by switch_to, read by other messages. */
+	unsigned int slot;
+};
+
 static int mgr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
+	struct mgr_c *mc;
+
 	if (argc) {
 		ti->error = "remap-mgr takes no arguments";
 		return -EINVAL;
 	}
+	mc = kzalloc(sizeof(*mc), GFP_KERNEL);
+	if (!mc) {
+		ti->error = "Cannot allocate context";
+		return -ENOMEM;
+	}
+	ti->private = mc;
 	ti->num_flush_bios = 0;
 	ti->num_discard_bios = 0;
 	return 0;
@@ -23,6 +46,7 @@ static int mgr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 static void mgr_dtr(struct dm_target *ti)
 {
+	kfree(ti->private);
 }
 
 /* The manager carries no data: every bio fails. */
@@ -39,7 +63,8 @@ static void mgr_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("0");
+		DMEMIT("%u", dmr_pool_count());
+		sz += dmr_pool_list(result + sz, maxlen - sz, true);
 		break;
 	case STATUSTYPE_TABLE:
 		break;
@@ -50,26 +75,127 @@ static void mgr_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
+static int parse_slot(const char *s, unsigned int *slot)
+{
+	char dummy;
+
+	if (sscanf(s, "%u%c", slot, &dummy) != 1 || *slot >= DMR_MAX_POOLS) {
+		DMERR("invalid pool id '%s' (0..%u)", s, DMR_MAX_POOLS - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int msg_format(unsigned int argc, char **argv)
+{
+	u32 block_size = RM_DEFAULT_BLOCK_SIZE;
+	bool force = false, have_bs = false;
+	unsigned int i;
+	char dummy;
+
+	if (argc < 2 || argc > 4) {
+		DMERR("usage: format_spare <dev> [force] [block_size=<bytes>]");
+		return -EINVAL;
+	}
+	for (i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "force") && !force) {
+			force = true;
+		} else if (!strncmp(argv[i], "block_size=", 11) && !have_bs) {
+			if (sscanf(argv[i] + 11, "%u%c", &block_size, &dummy) != 1 ||
+			    !rm_block_size_valid(block_size)) {
+				DMERR("format_spare: invalid %s (a power of two from %u to %u)",
+				      argv[i], RM_MIN_BLOCK_SIZE, RM_MAX_BLOCK_SIZE);
+				return -EINVAL;
+			}
+			have_bs = true;
+		} else {
+			DMERR("format_spare: unknown or repeated option '%s'", argv[i]);
+			return -EINVAL;
+		}
+	}
+	return dmr_pool_format(argv[1], block_size, force);
+}
+
+static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
+		       char *result, unsigned int maxlen)
+{
+	struct mgr_c *mc = ti->private;
+	unsigned int slot;
+	int r;
+
+	if (!argc)
+		return -EINVAL;
+
+	if (!strcasecmp(argv[0], "format_spare"))
+		return msg_format(argc, argv);
+
+	if (!strcasecmp(argv[0], "switch_to")) {
+		if (argc != 2) {
+			DMERR("usage: switch_to <id>");
+			return -EINVAL;
+		}
+		r = parse_slot(argv[1], &slot);
+		if (!r)
+			WRITE_ONCE(mc->slot, slot);
+		return r;
+	}
+
+	if (!strcasecmp(argv[0], "resume_spare")) {
+		if (argc != 2) {
+			DMERR("usage: resume_spare <dev>");
+			return -EINVAL;
+		}
+		return dmr_pool_resume(READ_ONCE(mc->slot), argv[1]);
+	}
+
+	if (!strcasecmp(argv[0], "free_spare")) {
+		if (argc != 1) {
+			DMERR("usage: free_spare (frees the pool selected by switch_to)");
+			return -EINVAL;
+		}
+		return dmr_pool_free(READ_ONCE(mc->slot));
+	}
+
+	if (!strcasecmp(argv[0], "list")) {
+		if (argc != 1) {
+			DMERR("usage: list");
+			return -EINVAL;
+		}
+		dmr_pool_list(result, maxlen, false);
+		return 1;
+	}
+
+	DMERR("unknown message '%s'", argv[0]);
+	return -EINVAL;
+}
+
 static struct target_type mgr_target = {
 	.name = "remap-mgr",
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = mgr_ctr,
 	.dtr = mgr_dtr,
 	.map = mgr_map,
 	.status = mgr_status,
+	.message = mgr_message,
 };
 
 int dm_remap_mgr_init(void)
 {
-	int r = dm_register_target(&mgr_target);
+	int r = dmr_pool_registry_init();
 
 	if (r)
+		return r;
+	r = dm_register_target(&mgr_target);
+	if (r) {
 		DMERR("register failed %d", r);
+		dmr_pool_registry_exit();
+	}
 	return r;
 }
 
 void dm_remap_mgr_exit(void)
 {
 	dm_unregister_target(&mgr_target);
+	dmr_pool_registry_exit();
 }

@@ -4,17 +4,20 @@
  *
  * Table: <dev_id> <main_dev> <pool_id> [<#opt_args> <opt_args>...]
  *
- * Attaching to a pool is not implemented yet: for now the target validates
- * its arguments and passes every bio straight to the main device.
+ * The device attaches to an active pool (taking a reference, so the pool
+ * cannot be freed under it).  Lookup and redirect are not implemented yet:
+ * for now every bio goes straight to the main device.
  */
 #include <linux/module.h>
 #include <linux/device-mapper.h>
 
 #include "dm-remap-core.h"
+#include "pool.h"
 
 #define DM_MSG_PREFIX "remap"
 
 struct remap_c {
+	struct dmr_pool *pool;		/* attached: holds a pool reference */
 	struct dm_dev *main_dev;
 	u32 dev_id;
 	u32 pool_id;
@@ -55,11 +58,20 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
+	rc->pool = dmr_pool_attach(rc->pool_id);
+	if (!rc->pool) {
+		ti->error = "No active pool with that pool_id";
+		r = -ENODEV;
+		goto bad_pool;
+	}
+
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->private = rc;
 	return 0;
 
+bad_pool:
+	dm_put_device(ti, rc->main_dev);
 bad:
 	kfree(rc);
 	return r;
@@ -69,6 +81,7 @@ static void remap_dtr(struct dm_target *ti)
 {
 	struct remap_c *rc = ti->private;
 
+	dmr_pool_detach(rc->pool);
 	dm_put_device(ti, rc->main_dev);
 	kfree(rc);
 }

@@ -1,0 +1,747 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * metadata.c - the metadata engine of a spare pool.
+ *
+ * On-disk layout and load rule: Documentation/on-disk-format.md and
+ * common/rm_format.h.  The whole table is kept in memory; a change marks
+ * the logical table block that holds it dirty and gets a ticket
+ * (dmr_md_dirty), and whoever must not proceed before the change is durable
+ * waits for its ticket (dmr_md_wait).  One commit covers every change made
+ * before it started (group commit), in two phases:
+ *
+ *   1. each dirty logical block is written, both copies, to the pair that
+ *      does not hold its committed version, stamped with the new seq;
+ *   2. after those writes completed, all superblock copies are written with
+ *      the new seq, each with PREFLUSH|FUA: the commit point.
+ *
+ * Power loss before the first new superblock copy is stable leaves the old
+ * state (the new table blocks carry a seq above the superblock's and are
+ * ignored); after it, the new state.  The commit daemon is the pool's
+ * WQ_MEM_RECLAIM workqueue; it is the only writer of metadata blocks.
+ */
+#include <linux/blkdev.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uuid.h>
+#include <linux/vmalloc.h>
+
+#include "pool.h"
+
+#define DM_MSG_PREFIX "remap-mgr"
+
+/* Logical blocks read per round at load: 2 regions of 2 * this many blocks. */
+#define MD_LOAD_BATCH	64
+
+/* ---- Block I/O ----------------------------------------------------------- */
+
+struct md_batch {
+	atomic_t pending;
+	int error;
+	struct completion done;
+};
+
+static void md_batch_init(struct md_batch *b)
+{
+	atomic_set(&b->pending, 1);
+	b->error = 0;
+	init_completion(&b->done);
+}
+
+static void md_batch_endio(unsigned long error, void *context)
+{
+	struct md_batch *b = context;
+
+	if (error)
+		WRITE_ONCE(b->error, -EIO);
+	if (atomic_dec_and_test(&b->pending))
+		complete(&b->done);
+}
+
+/* Drop the submitter's reference and wait for every I/O of the batch. */
+static int md_batch_wait(struct md_batch *b)
+{
+	md_batch_endio(0, b);
+	wait_for_completion_io(&b->done);
+	return READ_ONCE(b->error);
+}
+
+/*
+ * Read or write nr md blocks at blocknr from/to buf (vmalloc or kmalloc
+ * memory).  With b the I/O is asynchronous and accounted in b; without it
+ * the call waits.
+ */
+static int md_io(struct dm_io_client *io, struct block_device *bdev,
+		 blk_opf_t opf, void *buf, u64 blocknr, unsigned int nr,
+		 struct md_batch *b)
+{
+	struct dm_io_region where = {
+		.bdev = bdev,
+		.sector = rm_md_sector(blocknr),
+		.count = (sector_t)nr * RM_MD_BLOCK_SECTORS,
+	};
+	struct dm_io_request req = {
+		.bi_opf = opf,
+		.client = io,
+	};
+	int r;
+
+	if (is_vmalloc_addr(buf)) {
+		req.mem.type = DM_IO_VMA;
+		req.mem.ptr.vma = buf;
+	} else {
+		req.mem.type = DM_IO_KMEM;
+		req.mem.ptr.addr = buf;
+	}
+	if (b) {
+		req.notify.fn = md_batch_endio;
+		req.notify.context = b;
+		atomic_inc(&b->pending);
+	}
+	r = rm_dm_io(&req, 1, &where, NULL);
+	if (r && b)
+		md_batch_endio(1, b);
+	return r;
+}
+
+static const char *md_err(int err)
+{
+	return rm_strerror(err);
+}
+
+/* ---- Format -------------------------------------------------------------- */
+
+/* Does the device already hold a pool with a valid superblock copy? */
+static int md_probe(struct dm_io_client *io, struct block_device *bdev,
+		    void *buf, struct rm_sb *found)
+{
+	unsigned int i;
+	int r, valid = 0;
+
+	r = md_io(io, bdev, REQ_OP_READ, buf, 0, RM_SB_COPIES, NULL);
+	if (r)
+		return r;
+	for (i = 0; i < RM_SB_COPIES; i++) {
+		struct rm_sb sb;
+
+		if (rm_sb_decode(buf + i * RM_MD_BLOCK_SIZE, i, &sb))
+			continue;
+		if (!valid || sb.seq > found->seq)
+			*found = sb;
+		valid = 1;
+	}
+	return valid;
+}
+
+static int md_format_table(struct dm_io_client *io, struct block_device *bdev,
+			   const struct rm_sb *sb, void *buf)
+{
+	const struct rm_geometry *g = &sb->geo;
+	struct rm_dev *devs;
+	struct md_batch b;
+	u32 l, n, i;
+	int r = 0;
+
+	/* A fresh pool: no devices, every entry free (all zero). */
+	devs = kcalloc(RM_MAX_DEVS, sizeof(*devs), GFP_KERNEL);
+	if (!devs)
+		return -ENOMEM;
+	for (l = 0; l < g->nr_logical && !r; l += n) {
+		n = min_t(u64, MD_LOAD_BATCH, g->nr_logical - l);
+		md_batch_init(&b);
+		for (i = 0; i < n && !r; i++) {
+			struct rm_tblock_hdr hdr = {
+				.kind = l + i ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
+				.logical = l + i,
+				.blocknr = rm_slot_blocknr(g, l + i, 0),
+				.seq = sb->seq,
+			};
+			void *blk0 = buf + 2 * i * RM_MD_BLOCK_SIZE;
+			void *blk1 = blk0 + RM_MD_BLOCK_SIZE;
+
+			memcpy(hdr.uuid, sb->uuid, RM_UUID_SIZE);
+			r = hdr.logical ? rm_entries_encode(blk0, &hdr, NULL, 0) :
+					  rm_devtable_encode(blk0, &hdr, devs);
+			if (r) {
+				DMERR("format: encoding logical %u: %s", l + i,
+				      md_err(r));
+				r = -EINVAL;
+				break;
+			}
+			memcpy(blk1, blk0, RM_MD_BLOCK_SIZE);
+			rm_tblock_relocate(blk1, rm_slot_blocknr(g, l + i, 1));
+			md_io(io, bdev, REQ_OP_WRITE, blk0, rm_slot_blocknr(g, l + i, 0),
+			      1, &b);
+			md_io(io, bdev, REQ_OP_WRITE, blk1, rm_slot_blocknr(g, l + i, 1),
+			      1, &b);
+		}
+		if (md_batch_wait(&b) && !r)
+			r = -EIO;
+	}
+	kfree(devs);
+	return r;
+}
+
+static int md_write_sbs(struct dm_io_client *io, struct block_device *bdev,
+			const struct rm_sb *sb, void *buf)
+{
+	struct md_batch b;
+	unsigned int i;
+	int r;
+
+	for (i = 0; i < RM_SB_COPIES; i++) {
+		void *blk = buf + i * RM_MD_BLOCK_SIZE;
+
+		if (sb) {
+			r = rm_sb_encode(blk, sb, i);
+			if (r)
+				return -EINVAL;
+		} else {
+			memset(blk, 0, RM_MD_BLOCK_SIZE);
+		}
+	}
+	md_batch_init(&b);
+	for (i = 0; i < RM_SB_COPIES; i++)
+		md_io(io, bdev, REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC,
+		      buf + i * RM_MD_BLOCK_SIZE, rm_sb_blocknr(i), 1, &b);
+	return md_batch_wait(&b);
+}
+
+/*
+ * Write a fresh, empty pool onto bdev (held exclusively by the caller).
+ * The old superblocks are destroyed first, so an interrupted format leaves
+ * no pool rather than an old superblock over a half-new table.
+ */
+int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
+		  u32 block_size, bool force)
+{
+	size_t bufsz = max_t(size_t, 2 * MD_LOAD_BATCH, RM_SB_COPIES) *
+		       RM_MD_BLOCK_SIZE;
+	struct rm_sb sb, old;
+	void *buf;
+	u64 *seqs;
+	int r;
+
+	memset(&sb, 0, sizeof(sb));
+	r = rm_geometry_compute(bdev_nr_sectors(bdev), block_size, &sb.geo);
+	if (r == -RM_E_TOO_SMALL) {
+		DMERR("format_spare: %pg is too small for a pool (%llu sectors)",
+		      bdev, (unsigned long long)bdev_nr_sectors(bdev));
+		return -ENOSPC;
+	}
+	if (r) {
+		DMERR("format_spare: %pg: %s", bdev, md_err(r));
+		return -EINVAL;
+	}
+
+	buf = vmalloc(bufsz);
+	seqs = kvmalloc_array(sb.geo.nr_logical, sizeof(*seqs), GFP_KERNEL);
+	if (!buf || !seqs) {
+		r = -ENOMEM;
+		goto out;
+	}
+
+	r = md_probe(io, bdev, buf, &old);
+	if (r < 0) {
+		DMERR("format_spare: cannot read %pg", bdev);
+		goto out;
+	}
+	if (r && !force) {
+		DMERR("format_spare: %pg holds a valid pool (seq %llu); 'force' overwrites it",
+		      bdev, (unsigned long long)old.seq);
+		r = -EEXIST;
+		goto out;
+	}
+
+	r = md_write_sbs(io, bdev, NULL, buf);
+	if (r)
+		goto io_err;
+
+	sb.seq = 1;
+	generate_random_uuid(sb.uuid);
+	memset64(seqs, sb.seq, sb.geo.nr_logical);
+	sb.table_digest = rm_table_digest(seqs, sb.geo.nr_logical);
+
+	r = md_format_table(io, bdev, &sb, buf);
+	if (r)
+		goto io_err;
+	r = md_write_sbs(io, bdev, &sb, buf);
+	if (r)
+		goto io_err;
+	DMINFO("formatted %pg: %llu blocks of %u bytes", bdev,
+	       (unsigned long long)sb.geo.nr_blocks, sb.geo.block_size);
+	goto out;
+
+io_err:
+	if (r == -EIO)
+		DMERR("format_spare: write error on %pg", bdev);
+out:
+	kvfree(seqs);
+	vfree(buf);
+	return r;
+}
+
+/* ---- Load ----------------------------------------------------------------- */
+
+static int md_load_sb(struct dmr_pool *pool, void *buf, u64 *max_seen)
+{
+	struct rm_slot_state st[RM_SB_COPIES];
+	struct rm_sb sbs[RM_SB_COPIES];
+	unsigned int i;
+	int best, r;
+
+	r = md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf, 0,
+		  RM_SB_COPIES, NULL);
+	if (r) {
+		DMERR("resume_spare: cannot read the superblocks of %s",
+		      pool->spare_name);
+		return -EIO;
+	}
+	for (i = 0; i < RM_SB_COPIES; i++) {
+		r = rm_sb_decode(buf + i * RM_MD_BLOCK_SIZE, i, &sbs[i]);
+		st[i].valid = !r;
+		st[i].seq = r ? 0 : sbs[i].seq;
+		if (r)
+			DMWARN_LIMIT("%s: superblock copy %u invalid: %s",
+				     pool->spare_name, i, md_err(r));
+	}
+	best = rm_sb_pick(st, RM_SB_COPIES);
+	if (best < 0) {
+		DMERR("resume_spare: %s holds no valid dm-remap superblock",
+		      pool->spare_name);
+		return -EBADMSG;
+	}
+	pool->sb = sbs[best];
+	*max_seen = pool->sb.seq;
+	if (pool->sb.geo.dev_sectors > bdev_nr_sectors(pool->spare.bdev)) {
+		DMERR("resume_spare: %s is smaller (%llu sectors) than when formatted (%llu)",
+		      pool->spare_name,
+		      (unsigned long long)bdev_nr_sectors(pool->spare.bdev),
+		      (unsigned long long)pool->sb.geo.dev_sectors);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int md_alloc_tables(struct dmr_pool *pool)
+{
+	u64 nl = pool->sb.geo.nr_logical;
+
+	pool->entries = vzalloc(array_size(pool->sb.geo.nr_blocks,
+					   sizeof(*pool->entries)));
+	pool->cur_pair = kvzalloc(nl, GFP_KERNEL);
+	pool->cur_seq = kvcalloc(nl, sizeof(*pool->cur_seq), GFP_KERNEL);
+	pool->dirty = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
+	pool->committing = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
+	pool->cbufs = kvcalloc(2 * nl + RM_SB_COPIES, sizeof(void *), GFP_KERNEL);
+	if (!pool->entries || !pool->cur_pair || !pool->cur_seq ||
+	    !pool->dirty || !pool->committing || !pool->cbufs)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Pick the committed copy of logical l among the 4 slots in buf0/buf1. */
+static int md_load_logical(struct dmr_pool *pool, u32 l, void *copy0,
+			   void *copy1, u64 *max_seen)
+{
+	const struct rm_geometry *g = &pool->sb.geo;
+	struct rm_slot_state st[RM_MD_SLOTS];
+	struct rm_tblock_hdr hdr;
+	struct rm_pick pick;
+	void *blk[RM_MD_SLOTS];
+	unsigned int s;
+	int r;
+
+	for (s = 0; s < RM_MD_SLOTS; s++) {
+		void *base = rm_slot_copy(s) ? copy1 : copy0;
+
+		blk[s] = base + rm_slot_pair(s) * RM_MD_BLOCK_SIZE;
+		r = rm_tblock_decode_hdr(blk[s], &pool->sb,
+					 rm_slot_blocknr(g, l, s), &hdr);
+		st[s].valid = !r;
+		st[s].seq = r ? 0 : hdr.seq;
+	}
+	r = rm_pick_slot(st, pool->sb.seq, &pick);
+	*max_seen = max(*max_seen, pick.max_seq);
+	if (r) {
+		DMERR("resume_spare: %s: table block %u has no valid copy",
+		      pool->spare_name, l);
+		return -EBADMSG;
+	}
+	if (l == 0)
+		r = rm_devtable_decode(blk[pick.slot], pool->devs);
+	else
+		r = rm_entries_decode(blk[pick.slot], rm_entries_in_logical(g, l),
+				      pool->entries +
+				      (u64)(l - 1) * RM_ENTRIES_PER_BLOCK);
+	if (r) {
+		DMERR("resume_spare: %s: table block %u: %s",
+		      pool->spare_name, l, md_err(r));
+		return -EBADMSG;
+	}
+	pool->cur_pair[l] = rm_slot_pair(pick.slot);
+	pool->cur_seq[l] = pick.seq;
+	if (pick.rewrite)
+		set_bit(l, pool->dirty);
+	return 0;
+}
+
+static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
+{
+	const struct rm_geometry *g = &pool->sb.geo;
+	void *copy1 = buf + 2 * MD_LOAD_BATCH * RM_MD_BLOCK_SIZE;
+	struct md_batch b;
+	u32 l, n, i;
+	int r;
+
+	for (l = 0; l < g->nr_logical; l += n) {
+		n = min_t(u64, MD_LOAD_BATCH, g->nr_logical - l);
+		/* Both pairs of n logicals are 2n consecutive blocks per copy. */
+		md_batch_init(&b);
+		md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf,
+		      rm_slot_blocknr(g, l, 0), 2 * n, &b);
+		md_io(pool->io, pool->spare.bdev, REQ_OP_READ, copy1,
+		      rm_slot_blocknr(g, l, 1), 2 * n, &b);
+		if (md_batch_wait(&b)) {
+			DMERR("resume_spare: read error in the table of %s",
+			      pool->spare_name);
+			return -EIO;
+		}
+		for (i = 0; i < n; i++) {
+			r = md_load_logical(pool, l + i,
+					    buf + 2 * i * RM_MD_BLOCK_SIZE,
+					    copy1 + 2 * i * RM_MD_BLOCK_SIZE,
+					    max_seen);
+			if (r)
+				return r;
+		}
+	}
+	if (rm_table_digest(pool->cur_seq, g->nr_logical) !=
+	    pool->sb.table_digest) {
+		DMERR("resume_spare: %s: table digest mismatch: committed metadata was lost",
+		      pool->spare_name);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static void md_report(void *ctx, const struct rm_problem *p)
+{
+	struct dmr_pool *pool = ctx;
+
+	DMERR_LIMIT("resume_spare: %s: %s (object %d index %llu dev %u block %llu)",
+		    pool->spare_name, md_err(p->err), p->obj,
+		    (unsigned long long)p->index, p->dev_id,
+		    (unsigned long long)p->main_block);
+}
+
+static int md_check_pool(struct dmr_pool *pool)
+{
+	u64 n = pool->sb.geo.nr_blocks, i;
+	struct rm_check_key *scratch;
+	s64 problems;
+
+	scratch = kvmalloc_array(n, sizeof(*scratch), GFP_KERNEL);
+	if (!scratch)
+		return -ENOMEM;
+	problems = rm_pool_check(&pool->sb, pool->devs, pool->entries, n,
+				 scratch, md_report, pool);
+	kvfree(scratch);
+	if (problems) {
+		DMERR("resume_spare: %s: %lld problems in the metadata, refusing it",
+		      pool->spare_name, (long long)problems);
+		return -EBADMSG;
+	}
+	for (i = 0; i < n; i++) {
+		switch (pool->entries[i].state) {
+		case RM_ENTRY_FREE:
+			pool->nr_free++;
+			break;
+		case RM_ENTRY_MAPPED:
+			pool->nr_mapped++;
+			break;
+		case RM_ENTRY_PENDING:
+			pool->nr_pending++;
+			break;
+		default:
+			pool->nr_retired++;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Read and validate the pool on pool->spare.  On success the in-memory
+ * metadata is complete and the first commit is requested (it rewrites every
+ * superblock copy and any table block that lost a copy).
+ */
+int dmr_md_load(struct dmr_pool *pool)
+{
+	void *buf;
+	u64 max_seen;
+	int r;
+
+	if (bdev_nr_sectors(pool->spare.bdev) <
+	    rm_md_sector(RM_SB_COPIES)) {
+		DMERR("resume_spare: %s is too small to hold a pool",
+		      pool->spare_name);
+		return -EINVAL;
+	}
+	buf = vmalloc(4 * MD_LOAD_BATCH * RM_MD_BLOCK_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	r = md_load_sb(pool, buf, &max_seen);
+	if (r)
+		goto out;
+	r = md_alloc_tables(pool);
+	if (r)
+		goto out;
+	r = md_load_table(pool, buf, &max_seen);
+	if (r)
+		goto out;
+	r = md_check_pool(pool);
+	if (r)
+		goto out;
+	if (rm_next_seq(pool->sb.seq, max_seen, &pool->next_seq)) {
+		DMERR("resume_spare: %s: sequence numbers exhausted",
+		      pool->spare_name);
+		r = -EBADMSG;
+		goto out;
+	}
+	/* A change with no table block: the first commit heals every sb copy. */
+	pool->change_gen = 1;
+out:
+	vfree(buf);
+	return r;
+}
+
+void dmr_md_release(struct dmr_pool *pool)
+{
+	u64 i;
+
+	if (pool->cbufs) {
+		for (i = 0; i < 2 * pool->sb.geo.nr_logical + RM_SB_COPIES; i++)
+			kfree(pool->cbufs[i]);
+	}
+	kvfree(pool->cbufs);
+	kvfree(pool->committing);
+	kvfree(pool->dirty);
+	kvfree(pool->cur_seq);
+	kvfree(pool->cur_pair);
+	vfree(pool->entries);
+}
+
+/* ---- Commit --------------------------------------------------------------- */
+
+/* Commit buffer i, allocated on first use and kept; NULL if out of memory. */
+static void *md_cbuf(struct dmr_pool *pool, u64 i)
+{
+	if (!pool->cbufs[i])
+		pool->cbufs[i] = kmalloc(RM_MD_BLOCK_SIZE, GFP_NOIO);
+	return pool->cbufs[i];
+}
+
+static int md_encode_logical(struct dmr_pool *pool, u32 l, void *blk0,
+			     void *blk1)
+{
+	const struct rm_geometry *g = &pool->sb.geo;
+	unsigned int pair = pool->cur_pair[l] ^ 1;
+	struct rm_tblock_hdr hdr = {
+		.kind = l ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
+		.logical = l,
+		.blocknr = rm_slot_blocknr(g, l, rm_slot_index(pair, 0)),
+		.seq = pool->next_seq,
+	};
+	int r;
+
+	memcpy(hdr.uuid, pool->sb.uuid, RM_UUID_SIZE);
+	if (l)
+		r = rm_entries_encode(blk0, &hdr, pool->entries +
+				      (u64)(l - 1) * RM_ENTRIES_PER_BLOCK,
+				      rm_entries_in_logical(g, l));
+	else
+		r = rm_devtable_encode(blk0, &hdr, pool->devs);
+	if (r)
+		return r;
+	memcpy(blk1, blk0, RM_MD_BLOCK_SIZE);
+	rm_tblock_relocate(blk1, rm_slot_blocknr(g, l, rm_slot_index(pair, 1)));
+	return 0;
+}
+
+static void md_fail(struct dmr_pool *pool, int err, const char *what)
+{
+	mutex_lock(&pool->md_lock);
+	if (!pool->md_error)
+		pool->md_error = err;
+	mutex_unlock(&pool->md_lock);
+	DMERR_LIMIT("pool %u (%s): metadata %s failed (%d); pool is now read-only",
+		    pool->id, pool->spare_name, what, err);
+	wake_up_all(&pool->commit_waitq);
+}
+
+/*
+ * Phase 0, under md_lock: encode a consistent snapshot of every dirty
+ * logical and the new superblock into the commit buffers.  Returns the
+ * number of table buffers (2 per logical), or a negative error.
+ */
+static long md_snapshot(struct dmr_pool *pool, struct rm_sb *sb)
+{
+	u64 nl = pool->sb.geo.nr_logical, l, nb = 0;
+	u32 digest = RM_DIGEST_INIT;
+	unsigned int i;
+	int r;
+
+	lockdep_assert_held(&pool->md_lock);
+	bitmap_copy(pool->committing, pool->dirty, nl);
+	for_each_set_bit(l, pool->committing, nl) {
+		void *b0 = md_cbuf(pool, nb), *b1 = md_cbuf(pool, nb + 1);
+
+		if (!b0 || !b1)
+			return -ENOMEM;
+		r = md_encode_logical(pool, l, b0, b1);
+		if (r) {
+			DMERR("pool %u: encoding table block %llu: %s",
+			      pool->id, l, md_err(r));
+			return -EINVAL;
+		}
+		nb += 2;
+	}
+	for (l = 0; l < nl; l++)
+		digest = rm_digest_update(digest, test_bit(l, pool->committing) ?
+					  pool->next_seq : pool->cur_seq[l]);
+	*sb = pool->sb;
+	sb->seq = pool->next_seq;
+	sb->table_digest = rm_digest_final(digest);
+	for (i = 0; i < RM_SB_COPIES; i++) {
+		void *blk = md_cbuf(pool, 2 * nl + i);
+
+		if (!blk)
+			return -ENOMEM;
+		r = rm_sb_encode(blk, sb, i);
+		if (r)
+			return -EINVAL;
+	}
+	bitmap_zero(pool->dirty, nl);
+	return nb;
+}
+
+/*
+ * Phase 1 and 2: the table blocks, then the superblock copies.  cur_pair is
+ * only changed by this worker (after the writes), so reading it here
+ * without md_lock is safe.
+ */
+static int md_write_snapshot(struct dmr_pool *pool, long nb)
+{
+	const struct rm_geometry *g = &pool->sb.geo;
+	u64 nl = g->nr_logical, l;
+	struct md_batch b;
+	unsigned int c, i;
+	long k = 0;
+
+	md_batch_init(&b);
+	for_each_set_bit(l, pool->committing, nl) {
+		unsigned int pair = pool->cur_pair[l] ^ 1;
+
+		for (c = 0; c < 2; c++, k++)
+			md_io(pool->io, pool->spare.bdev, REQ_OP_WRITE | REQ_SYNC,
+			      pool->cbufs[k],
+			      rm_slot_blocknr(g, l, rm_slot_index(pair, c)), 1, &b);
+	}
+	WARN_ON(k != nb);
+	if (md_batch_wait(&b))
+		return -EIO;
+
+	md_batch_init(&b);
+	for (i = 0; i < RM_SB_COPIES; i++)
+		md_io(pool->io, pool->spare.bdev,
+		      REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC,
+		      pool->cbufs[2 * nl + i], rm_sb_blocknr(i), 1, &b);
+	return md_batch_wait(&b);
+}
+
+/* One commit; 1 if it committed, 0 if nothing to do, <0 on failure. */
+static int md_commit_once(struct dmr_pool *pool)
+{
+	struct rm_sb sb;
+	u64 target, l;
+	long nb;
+	int r;
+
+	mutex_lock(&pool->md_lock);
+	if (pool->md_error || pool->durable_gen == pool->change_gen) {
+		mutex_unlock(&pool->md_lock);
+		return 0;
+	}
+	target = pool->change_gen;
+	nb = md_snapshot(pool, &sb);
+	mutex_unlock(&pool->md_lock);
+	if (nb < 0) {
+		md_fail(pool, (int)nb, "encoding");
+		return (int)nb;
+	}
+
+	/*
+	 * The buffers and the committing bitmap are only touched by this
+	 * worker, so the writes need no lock.
+	 */
+	r = md_write_snapshot(pool, nb);
+	if (r) {
+		md_fail(pool, r, "write");
+		return r;
+	}
+
+	mutex_lock(&pool->md_lock);
+	for_each_set_bit(l, pool->committing, pool->sb.geo.nr_logical) {
+		pool->cur_pair[l] ^= 1;
+		pool->cur_seq[l] = sb.seq;
+	}
+	pool->sb = sb;
+	pool->next_seq = sb.seq + 1;
+	WRITE_ONCE(pool->durable_gen, target);
+	pool->commits++;
+	mutex_unlock(&pool->md_lock);
+	wake_up_all(&pool->commit_waitq);
+	return 1;
+}
+
+void dmr_md_commit_work(struct work_struct *ws)
+{
+	struct dmr_pool *pool = container_of(ws, struct dmr_pool, commit_work);
+	unsigned int noio = memalloc_noio_save();
+
+	while (md_commit_once(pool) > 0)
+		;
+	memalloc_noio_restore(noio);
+}
+
+u64 dmr_md_dirty(struct dmr_pool *pool, u32 logical)
+{
+	lockdep_assert_held(&pool->md_lock);
+	set_bit(logical, pool->dirty);
+	return ++pool->change_gen;
+}
+
+static bool md_done(struct dmr_pool *pool, u64 ticket)
+{
+	return READ_ONCE(pool->durable_gen) >= ticket ||
+	       READ_ONCE(pool->md_error);
+}
+
+int dmr_md_wait(struct dmr_pool *pool, u64 ticket)
+{
+	queue_work(pool->wq, &pool->commit_work);
+	wait_event(pool->commit_waitq, md_done(pool, ticket));
+	if (READ_ONCE(pool->durable_gen) >= ticket)
+		return 0;
+	return READ_ONCE(pool->md_error);
+}
+
+int dmr_md_sync(struct dmr_pool *pool)
+{
+	u64 ticket;
+
+	mutex_lock(&pool->md_lock);
+	ticket = pool->change_gen;
+	mutex_unlock(&pool->md_lock);
+	return dmr_md_wait(pool, ticket);
+}

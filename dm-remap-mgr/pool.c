@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pool.c - the module-wide registry of spare pools and their sysfs
+ * directories (/sys/module/dm_remap/pools/<id>/).
+ *
+ * Pools live in numbered slots independent of any manager device: removing
+ * and re-creating the remap-mgr device does not touch them.  Every active
+ * pool holds its spare exclusively and a reference on the module, so rmmod
+ * is refused while any pool is active.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+
+#include "pool.h"
+
+#define DM_MSG_PREFIX "remap-mgr"
+
+/* Protects pools[] and every pool's nr_attached.  Never held across I/O. */
+static DEFINE_MUTEX(registry_lock);
+static struct dmr_pool *pools[DMR_MAX_POOLS];
+
+/*
+ * Serializes format/resume/free: each checks the registry, does I/O without
+ * registry_lock, then publishes, and must not race with another.
+ */
+static DEFINE_MUTEX(ops_lock);
+
+static struct kobject *pools_kobj;	/* /sys/module/dm_remap/pools */
+
+/* Holder for the exclusive open of a device being formatted. */
+static int format_holder;
+
+/* ---- sysfs ------------------------------------------------------------------ */
+
+struct pool_attr {
+	struct attribute attr;
+	u64 (*value)(struct dmr_pool *pool);	/* called under md_lock */
+	ssize_t (*show)(struct dmr_pool *pool, char *buf);
+};
+
+#define POOL_U64_ATTR(_name, _expr)					\
+static u64 pool_val_##_name(struct dmr_pool *pool)			\
+{									\
+	return _expr;							\
+}									\
+static struct pool_attr pool_attr_##_name = {				\
+	.attr = { .name = #_name, .mode = 0444 },			\
+	.value = pool_val_##_name,					\
+}
+
+POOL_U64_ATTR(block_size, pool->sb.geo.block_size);
+POOL_U64_ATTR(blocks_total, pool->sb.geo.nr_blocks);
+POOL_U64_ATTR(blocks_free, pool->nr_free);
+POOL_U64_ATTR(blocks_used, pool->nr_mapped);
+POOL_U64_ATTR(blocks_pending, pool->nr_pending);
+POOL_U64_ATTR(blocks_retired, pool->nr_retired);
+POOL_U64_ATTR(metadata_seq, pool->sb.seq);
+POOL_U64_ATTR(commits, pool->commits);
+
+static ssize_t pool_show_spare_device(struct dmr_pool *pool, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", pool->spare_name);
+}
+
+static ssize_t pool_show_dev(struct dmr_pool *pool, char *buf)
+{
+	return sysfs_emit(buf, "%u:%u\n", MAJOR(pool->spare_dev),
+			  MINOR(pool->spare_dev));
+}
+
+static ssize_t pool_show_state(struct dmr_pool *pool, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", dmr_pool_state_name(pool));
+}
+
+static ssize_t pool_show_uuid(struct dmr_pool *pool, char *buf)
+{
+	return sysfs_emit(buf, "%pUb\n", pool->sb.uuid);
+}
+
+static ssize_t pool_show_attached(struct dmr_pool *pool, char *buf)
+{
+	unsigned int n;
+
+	mutex_lock(&registry_lock);
+	n = pool->nr_attached;
+	mutex_unlock(&registry_lock);
+	return sysfs_emit(buf, "%u\n", n);
+}
+
+#define POOL_SHOW_ATTR(_name, _fn)					\
+static struct pool_attr pool_attr_##_name = {				\
+	.attr = { .name = #_name, .mode = 0444 },			\
+	.show = _fn,							\
+}
+
+POOL_SHOW_ATTR(spare_device, pool_show_spare_device);
+POOL_SHOW_ATTR(dev, pool_show_dev);
+POOL_SHOW_ATTR(state, pool_show_state);
+POOL_SHOW_ATTR(uuid, pool_show_uuid);
+POOL_SHOW_ATTR(attached_devices, pool_show_attached);
+
+static struct attribute *pool_attrs[] = {
+	&pool_attr_spare_device.attr,
+	&pool_attr_dev.attr,
+	&pool_attr_state.attr,
+	&pool_attr_uuid.attr,
+	&pool_attr_attached_devices.attr,
+	&pool_attr_block_size.attr,
+	&pool_attr_blocks_total.attr,
+	&pool_attr_blocks_free.attr,
+	&pool_attr_blocks_used.attr,
+	&pool_attr_blocks_pending.attr,
+	&pool_attr_blocks_retired.attr,
+	&pool_attr_metadata_seq.attr,
+	&pool_attr_commits.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(pool);
+
+static ssize_t pool_attr_show(struct kobject *kobj, struct attribute *attr,
+			      char *buf)
+{
+	struct dmr_pool *pool = container_of(kobj, struct dmr_pool, kobj);
+	struct pool_attr *pa = container_of(attr, struct pool_attr, attr);
+	u64 v;
+
+	if (pa->show)
+		return pa->show(pool, buf);
+	mutex_lock(&pool->md_lock);
+	v = pa->value(pool);
+	mutex_unlock(&pool->md_lock);
+	return sysfs_emit(buf, "%llu\n", (unsigned long long)v);
+}
+
+static const struct sysfs_ops pool_sysfs_ops = {
+	.show = pool_attr_show,
+};
+
+/* Last reference gone: the spare is closed already, free the memory. */
+static void pool_release(struct kobject *kobj)
+{
+	struct dmr_pool *pool = container_of(kobj, struct dmr_pool, kobj);
+
+	dmr_md_release(pool);
+	kfree(pool);
+}
+
+static const struct kobj_type pool_ktype = {
+	.release = pool_release,
+	.sysfs_ops = &pool_sysfs_ops,
+	.default_groups = pool_groups,
+};
+
+/* ---- Life cycle --------------------------------------------------------------- */
+
+const char *dmr_pool_state_name(struct dmr_pool *pool)
+{
+	return READ_ONCE(pool->md_error) ? "fail" : "ok";
+}
+
+/* Is dev the spare of an active pool?  Caller holds registry_lock. */
+static int __slot_of_spare(dev_t dev)
+{
+	unsigned int i;
+
+	lockdep_assert_held(&registry_lock);
+	for (i = 0; i < DMR_MAX_POOLS; i++)
+		if (pools[i] && pools[i]->spare_dev == dev)
+			return i;
+	return -1;
+}
+
+static int lookup_spare(const char *what, const char *path, dev_t *dev)
+{
+	int r = lookup_bdev(path, dev);
+	int slot;
+
+	if (r) {
+		DMERR("%s: cannot find block device %s (%d)", what, path, r);
+		return -ENODEV;
+	}
+	mutex_lock(&registry_lock);
+	slot = __slot_of_spare(*dev);
+	mutex_unlock(&registry_lock);
+	if (slot >= 0) {
+		DMERR("%s: %s is the spare of active pool %d", what, path, slot);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* Undo everything resume set up; the memory goes with the last kobject ref. */
+static void pool_destroy(struct dmr_pool *pool, bool in_sysfs)
+{
+	if (in_sysfs) {
+		sysfs_remove_link(&pool->kobj, "spare");
+		kobject_del(&pool->kobj);	/* waits for sysfs readers */
+	}
+	if (pool->wq)
+		destroy_workqueue(pool->wq);
+	if (pool->io)
+		dm_io_client_destroy(pool->io);
+	if (pool->spare.bdev)
+		rm_bdev_close(&pool->spare, pool);
+	kobject_put(&pool->kobj);
+}
+
+static struct dmr_pool *pool_alloc(unsigned int id)
+{
+	struct dmr_pool *pool = kzalloc(sizeof(*pool), GFP_KERNEL);
+
+	if (!pool)
+		return NULL;
+	kobject_init(&pool->kobj, &pool_ktype);
+	pool->id = id;
+	mutex_init(&pool->md_lock);
+	init_waitqueue_head(&pool->commit_waitq);
+	INIT_WORK(&pool->commit_work, dmr_md_commit_work);
+	return pool;
+}
+
+static int pool_open(struct dmr_pool *pool, const char *path)
+{
+	int r = rm_bdev_open(path, pool, &pool->spare);
+
+	if (r) {
+		pool->spare.bdev = NULL;
+		DMERR("resume_spare: cannot open %s exclusively (%d); is it in use?",
+		      path, r);
+		return r == -EBUSY ? -EBUSY : -ENODEV;
+	}
+	pool->spare_dev = pool->spare.bdev->bd_dev;
+	snprintf(pool->spare_name, sizeof(pool->spare_name), "%pg",
+		 pool->spare.bdev);
+
+	pool->io = dm_io_client_create();
+	if (IS_ERR(pool->io)) {
+		r = PTR_ERR(pool->io);
+		pool->io = NULL;
+		return r;
+	}
+	pool->wq = alloc_ordered_workqueue("dm-remap-md/%u", WQ_MEM_RECLAIM,
+					   pool->id);
+	if (!pool->wq)
+		return -ENOMEM;
+	return 0;
+}
+
+static int pool_publish(struct dmr_pool *pool)
+{
+	int r;
+
+	r = kobject_add(&pool->kobj, pools_kobj, "%u", pool->id);
+	if (r)
+		return r;
+	r = sysfs_create_link(&pool->kobj, &pool->spare.bdev->bd_device.kobj,
+			      "spare");
+	if (r) {
+		kobject_del(&pool->kobj);
+		return r;
+	}
+	mutex_lock(&registry_lock);
+	pools[pool->id] = pool;
+	mutex_unlock(&registry_lock);
+	__module_get(THIS_MODULE);
+	return 0;
+}
+
+int dmr_pool_resume(unsigned int id, const char *path)
+{
+	struct dmr_pool *pool;
+	dev_t dev;
+	int r;
+
+	mutex_lock(&ops_lock);
+	mutex_lock(&registry_lock);
+	r = pools[id] ? -EBUSY : 0;
+	mutex_unlock(&registry_lock);
+	if (r) {
+		DMERR("resume_spare: slot %u is busy (free_spare it first)", id);
+		goto out;
+	}
+	r = lookup_spare("resume_spare", path, &dev);
+	if (r)
+		goto out;
+
+	pool = pool_alloc(id);
+	if (!pool) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = pool_open(pool, path);
+	if (!r)
+		r = dmr_md_load(pool);
+	if (!r) {
+		/* The first commit heals damaged copies before anything else. */
+		r = dmr_md_sync(pool);
+		if (r)
+			DMERR("resume_spare: %s: cannot write metadata (%d)",
+			      pool->spare_name, r);
+	}
+	if (!r)
+		r = pool_publish(pool);
+	if (r) {
+		pool_destroy(pool, false);
+		goto out;
+	}
+	DMINFO("pool %u: resumed %s (%llu blocks of %u bytes, %llu used, seq %llu)",
+	       id, pool->spare_name, (unsigned long long)pool->sb.geo.nr_blocks,
+	       pool->sb.geo.block_size,
+	       (unsigned long long)(pool->sb.geo.nr_blocks - pool->nr_free),
+	       (unsigned long long)pool->sb.seq);
+out:
+	mutex_unlock(&ops_lock);
+	return r;
+}
+
+int dmr_pool_free(unsigned int id)
+{
+	struct dmr_pool *pool;
+	int r = 0;
+
+	mutex_lock(&ops_lock);
+	mutex_lock(&registry_lock);
+	pool = pools[id];
+	if (!pool) {
+		r = -ENOENT;
+		DMERR("free_spare: no pool in slot %u", id);
+	} else if (pool->nr_attached) {
+		r = -EBUSY;
+		DMERR("free_spare: pool %u has %u attached devices", id,
+		      pool->nr_attached);
+	} else {
+		pools[id] = NULL;	/* no new attach from here on */
+	}
+	mutex_unlock(&registry_lock);
+	if (r)
+		goto out;
+
+	r = dmr_md_sync(pool);
+	if (r)
+		DMWARN("free_spare: pool %u: last commit failed (%d); releasing it anyway",
+		       id, r);
+	pool_destroy(pool, true);
+	module_put(THIS_MODULE);
+	DMINFO("pool %u: freed", id);
+	r = 0;
+out:
+	mutex_unlock(&ops_lock);
+	return r;
+}
+
+int dmr_pool_format(const char *path, u32 block_size, bool force)
+{
+	struct dm_io_client *io;
+	struct rm_bdev b;
+	dev_t dev;
+	int r;
+
+	mutex_lock(&ops_lock);
+	r = lookup_spare("format_spare", path, &dev);
+	if (r)
+		goto out;
+	r = rm_bdev_open(path, &format_holder, &b);
+	if (r) {
+		DMERR("format_spare: cannot open %s exclusively (%d); is it in use?",
+		      path, r);
+		r = r == -EBUSY ? -EBUSY : -ENODEV;
+		goto out;
+	}
+	io = dm_io_client_create();
+	if (IS_ERR(io)) {
+		r = PTR_ERR(io);
+	} else {
+		r = dmr_md_format(io, b.bdev, block_size, force);
+		dm_io_client_destroy(io);
+	}
+	rm_bdev_close(&b, &format_holder);
+out:
+	mutex_unlock(&ops_lock);
+	return r;
+}
+
+/* ---- Attach (remap target) ----------------------------------------------- */
+
+struct dmr_pool *dmr_pool_attach(unsigned int id)
+{
+	struct dmr_pool *pool = NULL;
+
+	if (id >= DMR_MAX_POOLS)
+		return NULL;
+	mutex_lock(&registry_lock);
+	if (pools[id]) {
+		pool = pools[id];
+		pool->nr_attached++;
+		kobject_get(&pool->kobj);
+	}
+	mutex_unlock(&registry_lock);
+	return pool;
+}
+
+void dmr_pool_detach(struct dmr_pool *pool)
+{
+	mutex_lock(&registry_lock);
+	pool->nr_attached--;
+	mutex_unlock(&registry_lock);
+	kobject_put(&pool->kobj);
+}
+
+/* ---- Listing -------------------------------------------------------------------- */
+
+unsigned int dmr_pool_count(void)
+{
+	unsigned int i, n = 0;
+
+	mutex_lock(&registry_lock);
+	for (i = 0; i < DMR_MAX_POOLS; i++)
+		n += !!pools[i];
+	mutex_unlock(&registry_lock);
+	return n;
+}
+
+/*
+ * One record per active pool: "<id> <spare> <used>/<total> <state> <scanner>",
+ * newline separated for the list message (table = false) or space
+ * separated for the status line.  Returns the length emitted.
+ */
+unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
+{
+	unsigned int i, sz = 0;
+
+	mutex_lock(&registry_lock);
+	for (i = 0; i < DMR_MAX_POOLS; i++) {
+		struct dmr_pool *pool = pools[i];
+		u64 used, total;
+
+		if (!pool)
+			continue;
+		mutex_lock(&pool->md_lock);
+		total = pool->sb.geo.nr_blocks;
+		used = total - pool->nr_free;
+		mutex_unlock(&pool->md_lock);
+		if (table)
+			DMEMIT(" %u %u:%u %llu/%llu %s %s", i,
+			       MAJOR(pool->spare_dev), MINOR(pool->spare_dev),
+			       used, total, dmr_pool_state_name(pool), "off");
+		else
+			DMEMIT("%u %s %u:%u %llu/%llu %s scanner=%s\n", i,
+			       pool->spare_name, MAJOR(pool->spare_dev),
+			       MINOR(pool->spare_dev), used, total,
+			       dmr_pool_state_name(pool), "off");
+	}
+	mutex_unlock(&registry_lock);
+	return sz;
+}
+
+/* ---- Module init --------------------------------------------------------------- */
+
+int dmr_pool_registry_init(void)
+{
+	pools_kobj = kobject_create_and_add("pools", &THIS_MODULE->mkobj.kobj);
+	return pools_kobj ? 0 : -ENOMEM;
+}
+
+void dmr_pool_registry_exit(void)
+{
+	kobject_put(pools_kobj);
+}

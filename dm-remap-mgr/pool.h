@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * pool.h - spare pools: the module-wide registry, the in-memory copy of a
+ * pool's metadata and the commit daemon that makes it durable.
+ */
+#ifndef DM_REMAP_POOL_H
+#define DM_REMAP_POOL_H
+
+#include <linux/kobject.h>
+#include <linux/mutex.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "dm-remap-compat.h"
+#include "rm_format.h"
+
+#define DMR_MAX_POOLS		64	/* registry slots 0..63 */
+
+enum dmr_pool_state {
+	DMR_POOL_OK,
+	DMR_POOL_FAIL,		/* a metadata write failed: read-only */
+};
+
+struct dmr_pool {
+	struct kobject kobj;	/* pools/<id>; its release frees the pool */
+	unsigned int id;
+	struct rm_bdev spare;	/* held exclusively while the pool is active */
+	dev_t spare_dev;
+	char spare_name[BDEVNAME_SIZE];
+	struct dm_io_client *io;
+	struct workqueue_struct *wq;	/* commit daemon, WQ_MEM_RECLAIM */
+	struct work_struct commit_work;
+
+	/*
+	 * md_lock protects everything below down to the statistics: the
+	 * in-memory metadata (sb, devs, entries), the per-logical commit
+	 * state and the generation counters.  Only process context takes it;
+	 * nothing holding it waits for I/O.
+	 */
+	struct mutex md_lock;
+	struct rm_sb sb;		/* as last committed */
+	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_entry *entries;	/* sb.geo.nr_blocks, vmalloc */
+	u8 *cur_pair;			/* per logical: pair of the committed copy */
+	u64 *cur_seq;			/* per logical: seq of the committed copy */
+	unsigned long *dirty;		/* logicals changed since last commit */
+	/* Commit worker only: logicals of the commit in flight, buffers. */
+	unsigned long *committing;
+	void **cbufs;			/* 2 per logical + RM_SB_COPIES */
+	u64 next_seq;			/* seq of the next commit */
+	u64 change_gen;			/* bumped by every metadata change */
+	u64 durable_gen;		/* change_gen covered by the last commit */
+	int md_error;			/* sticky: first metadata write error */
+	u64 nr_free, nr_mapped, nr_pending, nr_retired;
+	u64 commits;
+
+	wait_queue_head_t commit_waitq;	/* waiters for durable_gen/md_error */
+
+	/* Protected by the registry lock. */
+	unsigned int nr_attached;	/* remap devices holding the pool */
+};
+
+/* Registry (pool.c). */
+int dmr_pool_registry_init(void);
+void dmr_pool_registry_exit(void);
+struct dmr_pool *dmr_pool_attach(unsigned int id);
+void dmr_pool_detach(struct dmr_pool *pool);
+
+/* Manager operations (pool.c); called with no locks held, may sleep. */
+int dmr_pool_format(const char *path, u32 block_size, bool force);
+int dmr_pool_resume(unsigned int id, const char *path);
+int dmr_pool_free(unsigned int id);
+/* Text for the list message and the manager status. */
+unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table);
+unsigned int dmr_pool_count(void);
+const char *dmr_pool_state_name(struct dmr_pool *pool);
+
+/* Metadata engine (metadata.c). */
+int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
+		  u32 block_size, bool force);
+int dmr_md_load(struct dmr_pool *pool);
+void dmr_md_release(struct dmr_pool *pool);
+void dmr_md_commit_work(struct work_struct *ws);
+/* Caller holds md_lock: record that logical changed, returns a ticket. */
+u64 dmr_md_dirty(struct dmr_pool *pool, u32 logical);
+/* Wait until the change with this ticket is on stable storage. */
+int dmr_md_wait(struct dmr_pool *pool, u64 ticket);
+/* Commit everything changed so far and wait for it. */
+int dmr_md_sync(struct dmr_pool *pool);
+
+#endif /* DM_REMAP_POOL_H */

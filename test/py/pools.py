@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Helpers for spare pools: the manager device, messages, on-disk layout."""
+import os
+import struct
+
+from dmtools import CmdError, dmsetup
+
+MD_BLOCK = 4096
+SB_COPIES = 8
+SYSFS_POOLS = "/sys/module/dm_remap/pools"
+
+
+class Manager:
+    """A remap-mgr device and its messages."""
+
+    def __init__(self, dm, name=None):
+        self.dm = dm
+        self.name = dm.create("0 1 remap-mgr", name=name, hint="mgr")
+
+    def msg(self, *args):
+        """Send a message; returns what the target answered (may be empty)."""
+        return dmsetup("message", self.name, "0", *args).strip()
+
+    def format(self, dev, *opts):
+        return self.msg("format_spare", dev, *opts)
+
+    def resume(self, slot, dev):
+        self.msg("switch_to", slot)
+        return self.msg("resume_spare", dev)
+
+    def free(self, slot):
+        self.msg("switch_to", slot)
+        return self.msg("free_spare")
+
+    def list(self):
+        """{slot: fields} from the list message."""
+        out = {}
+        for line in self.msg("list").splitlines():
+            f = line.split()
+            out[int(f[0])] = f[1:]
+        return out
+
+    def status(self):
+        return dmsetup("status", self.name).split()[3:]
+
+
+def pool_attr(slot, name):
+    with open(os.path.join(SYSFS_POOLS, str(slot), name)) as f:
+        return f.read().strip()
+
+
+def pool_active(slot):
+    return os.path.isdir(os.path.join(SYSFS_POOLS, str(slot)))
+
+
+def refused(fn, *args):
+    """Run a message that must be refused; returns the CmdError."""
+    try:
+        fn(*args)
+    except CmdError as e:
+        return e
+    raise AssertionError(f"{fn.__name__}{args} was accepted")
+
+
+def read_block(dev, blocknr):
+    with open(dev, "rb") as f:
+        f.seek(blocknr * MD_BLOCK)
+        return f.read(MD_BLOCK)
+
+
+def write_block(dev, blocknr, data):
+    fd = os.open(dev, os.O_WRONLY | os.O_SYNC)
+    try:
+        os.pwrite(fd, data, blocknr * MD_BLOCK)
+    finally:
+        os.close(fd)
+
+
+def sb_seq(block):
+    """Sequence number of a superblock copy (no validation)."""
+    return struct.unpack_from("<Q", block, 32)[0]
+
+
+def corrupt_block(dev, blocknr, offset=100):
+    """Flip one byte of a metadata block."""
+    blk = bytearray(read_block(dev, blocknr))
+    blk[offset] ^= 0xff
+    write_block(dev, blocknr, bytes(blk))
+
+
+def table_geometry(dev):
+    """(table_start, nr_logical) from superblock copy 0."""
+    blk = read_block(dev, 0)
+    return struct.unpack_from("<Q", blk, 72)[0], struct.unpack_from("<Q", blk, 80)[0]

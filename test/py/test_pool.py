@@ -1,0 +1,284 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""remap-mgr: format, resume, free, list; every refusal; metadata redundancy."""
+import errno
+import os
+
+import pytest
+
+from conftest import module_loaded, module_refcnt
+from dmtools import CmdError, dmsetup, run
+from pools import (SB_COPIES, Manager, corrupt_block, pool_active, pool_attr,
+                   read_block, refused, sb_seq, table_geometry, write_block)
+
+
+@pytest.fixture
+def mgr(dm):
+    return Manager(dm)
+
+
+@pytest.fixture
+def spare(loopdev):
+    return loopdev(64)
+
+
+@pytest.fixture
+def pool(mgr, spare):
+    """A formatted pool resumed in slot 5; freed at the end if still active."""
+    mgr.format(spare)
+    mgr.resume(5, spare)
+    yield 5
+    if pool_active(5):
+        mgr.free(5)
+
+
+def kmsg_has(kmsg, text):
+    return any(text in line for line in kmsg.read())
+
+
+def test_format_resume_list_status_free(mgr, spare):
+    mgr.format(spare)
+    mgr.resume(2, spare)
+    listing = mgr.list()
+    assert list(listing) == [2]
+    name, devno, used_total, state, scanner = listing[2]
+    assert f"/dev/{name}" == spare and state == "ok"
+    assert used_total.startswith("0/")
+    total = int(used_total.split("/")[1])
+    st = mgr.status()
+    assert st[0] == "1" and st[1] == "2" and st[2] == devno
+    assert pool_attr(2, "blocks_total") == str(total)
+    assert pool_attr(2, "blocks_free") == str(total)
+    assert pool_attr(2, "block_size") == "4096"
+    assert pool_attr(2, "state") == "ok"
+    assert pool_attr(2, "dev") == devno
+    assert os.path.realpath(f"/sys/module/dm_remap/pools/2/spare").endswith("/" + name)
+    # 64 MiB minus the metadata: most of the device is spare blocks.
+    assert 15000 < total < 16384
+    mgr.free(2)
+    assert mgr.list() == {}
+    assert not pool_active(2)
+    assert mgr.status() == ["0"]
+
+
+def test_block_size_option(mgr, spare):
+    mgr.format(spare, "block_size=65536")
+    mgr.resume(0, spare)
+    assert pool_attr(0, "block_size") == "65536"
+    assert int(pool_attr(0, "blocks_total")) < 1024
+    mgr.free(0)
+
+
+def test_pool_survives_free_and_resume(mgr, spare):
+    mgr.format(spare)
+    mgr.resume(1, spare)
+    uuid, seq = pool_attr(1, "uuid"), int(pool_attr(1, "metadata_seq"))
+    mgr.free(1)
+    mgr.resume(7, spare)
+    assert pool_attr(7, "uuid") == uuid
+    assert int(pool_attr(7, "metadata_seq")) > seq
+    mgr.free(7)
+
+
+def test_pools_outlive_the_manager_device(dm, spare):
+    m1 = Manager(dm)
+    m1.format(spare)
+    m1.resume(4, spare)
+    dm.remove(m1.name)
+    assert pool_active(4)
+    m2 = Manager(dm)
+    assert list(m2.list()) == [4]
+    m2.free(4)
+
+
+def test_rmmod_refused_while_a_pool_is_active(dm, spare):
+    m = Manager(dm)
+    m.format(spare)
+    m.resume(0, spare)
+    dm.remove(m.name)
+    assert module_refcnt() > 0
+    with pytest.raises(CmdError):
+        run("rmmod", "dm_remap")
+    assert module_loaded()
+    Manager(dm).free(0)
+
+
+def test_spare_held_exclusively(pool, spare):
+    with pytest.raises(OSError) as e:
+        os.open(spare, os.O_RDWR | os.O_EXCL)
+    assert e.value.errno == errno.EBUSY
+
+
+# ---- refusals: each is an error and changes nothing -----------------------
+
+def test_format_refuses_valid_pool_without_force(mgr, spare, kmsg):
+    mgr.format(spare)
+    before = read_block(spare, 0)
+    e = refused(mgr.format, spare)
+    assert "File exists" in e.err
+    assert kmsg_has(kmsg, "holds a valid pool")
+    assert read_block(spare, 0) == before
+    mgr.format(spare, "force")
+    assert read_block(spare, 0) != before
+
+
+def test_format_refuses_active_spare_even_with_force(pool, mgr, spare, kmsg):
+    before = read_block(spare, 0)
+    e = refused(mgr.format, spare, "force")
+    assert "busy" in e.err
+    assert kmsg_has(kmsg, "spare of active pool 5")
+    assert read_block(spare, 0) == before
+
+
+def test_format_refuses_device_in_use(mgr, dm, spare, kmsg):
+    holder = dm.create(f"0 1024 linear {spare} 0", hint="holder")
+    refused(mgr.format, spare)
+    assert kmsg_has(kmsg, "exclusively")
+    dm.remove(holder)
+
+
+def test_format_refuses_too_small_device(mgr, loopdev, kmsg):
+    tiny = loopdev(1)
+    run("blockdev", "--setro", tiny)  # nothing may be written anyway
+    run("blockdev", "--setrw", tiny)
+    small = run("losetup", "--sizelimit", str(64 * 1024), "-f", "--show",
+                run("losetup", "-n", "-O", "BACK-FILE", tiny).strip()).strip()
+    try:
+        e = refused(mgr.format, small)
+        assert "No space" in e.err
+        assert kmsg_has(kmsg, "too small")
+    finally:
+        run("losetup", "-d", small)
+
+
+@pytest.mark.parametrize("args", [
+    ["format_spare"],
+    ["format_spare", "{spare}", "force", "force"],
+    ["format_spare", "{spare}", "block_size=1000"],
+    ["format_spare", "{spare}", "block_size=4096x"],
+    ["format_spare", "{spare}", "block_size=2097152"],
+    ["format_spare", "{spare}", "bogus"],
+    ["format_spare", "{spare}", "force", "block_size=4096", "extra"],
+    ["format_spare", "/dev/does-not-exist"],
+    ["switch_to"],
+    ["switch_to", "64"],
+    ["switch_to", "-1"],
+    ["switch_to", "x"],
+    ["switch_to", "1", "2"],
+    ["resume_spare"],
+    ["resume_spare", "{spare}", "extra"],
+    ["resume_spare", "/dev/does-not-exist"],
+    ["free_spare", "extra"],
+    ["list", "extra"],
+    ["no_such_message"],
+])
+def test_bad_messages_rejected(mgr, spare, args):
+    before = read_block(spare, 0)
+    with pytest.raises(CmdError):
+        mgr.msg(*[a.format(spare=spare) for a in args])
+    assert read_block(spare, 0) == before
+    assert mgr.list() == {}
+
+
+def test_resume_refuses_unformatted_device(mgr, spare, kmsg):
+    e = refused(mgr.resume, 0, spare)
+    assert kmsg_has(kmsg, "no valid dm-remap superblock")
+    assert not pool_active(0)
+
+
+def test_resume_refuses_busy_slot(pool, mgr, loopdev, kmsg):
+    other = loopdev(64)
+    mgr.format(other)
+    refused(mgr.resume, pool, other)
+    assert kmsg_has(kmsg, "slot 5 is busy")
+    assert pool_attr(pool, "spare_device") != os.path.basename(other)
+
+
+def test_resume_refuses_spare_active_elsewhere(pool, mgr, spare, kmsg):
+    refused(mgr.resume, 6, spare)
+    assert kmsg_has(kmsg, "spare of active pool 5")
+    assert not pool_active(6)
+
+
+def test_free_refuses_empty_slot(mgr):
+    e = refused(mgr.free, 9)
+    assert "No such file" in e.err
+
+
+def test_free_refuses_while_a_device_is_attached(pool, mgr, dm, loopdev, kmsg):
+    main = loopdev(8)
+    data = dm.create(f"0 16384 remap 1 {main} {pool}", hint="data")
+    assert pool_attr(pool, "attached_devices") == "1"
+    e = refused(mgr.free, pool)
+    assert "busy" in e.err
+    assert kmsg_has(kmsg, "attached")
+    assert pool_active(pool)
+    dm.remove(data)
+    assert pool_attr(pool, "attached_devices") == "0"
+
+
+def test_remap_refuses_inactive_pool(dm, loopdev):
+    main = loopdev(8)
+    with pytest.raises(CmdError):
+        dm.create(f"0 16384 remap 1 {main} 12", hint="data")
+
+
+# ---- redundancy: damaged copies ------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7])
+def test_resume_with_damaged_superblock_copies(mgr, spare, n):
+    mgr.format(spare)
+    mgr.resume(0, spare)
+    uuid = pool_attr(0, "uuid")
+    mgr.free(0)
+    for i in range(n):
+        corrupt_block(spare, i * 1 if n < SB_COPIES else i)
+    mgr.resume(0, spare)
+    assert pool_attr(0, "uuid") == uuid
+    # The first commit after resume rewrote every copy.
+    seqs = {sb_seq(read_block(spare, i)) for i in range(SB_COPIES)}
+    assert seqs == {int(pool_attr(0, "metadata_seq"))}
+    mgr.free(0)
+
+
+def test_resume_refuses_when_every_superblock_copy_is_damaged(mgr, spare, kmsg):
+    mgr.format(spare)
+    for i in range(SB_COPIES):
+        corrupt_block(spare, i)
+    refused(mgr.resume, 0, spare)
+    assert kmsg_has(kmsg, "no valid dm-remap superblock")
+    assert not pool_active(0)
+
+
+def test_resume_prefers_the_highest_valid_sequence(mgr, spare):
+    mgr.format(spare)
+    mgr.resume(0, spare)
+    mgr.free(0)
+    old = read_block(spare, 3)
+    mgr.resume(0, spare)   # commits a newer seq to every copy
+    new_seq = int(pool_attr(0, "metadata_seq"))
+    mgr.free(0)
+    write_block(spare, 3, old)  # one stale (valid, older) copy
+    assert sb_seq(old) < new_seq
+    mgr.resume(0, spare)
+    assert int(pool_attr(0, "metadata_seq")) > new_seq
+    mgr.free(0)
+
+
+def test_resume_survives_any_single_table_block_damage(mgr, spare):
+    mgr.format(spare)
+    table_start, nr_logical = table_geometry(spare)
+    for blocknr in range(table_start, table_start + 4 * nr_logical,
+                         max(1, nr_logical // 3)):
+        corrupt_block(spare, blocknr)
+        mgr.resume(0, spare)   # heals the damaged block
+        mgr.free(0)
+
+
+def test_resume_refuses_lost_table_block(mgr, spare, kmsg):
+    mgr.format(spare)
+    table_start, nr_logical = table_geometry(spare)
+    # Both copies of the committed pair of logical 1 (format writes pair 0).
+    corrupt_block(spare, table_start + 2 * 1 + 0)
+    corrupt_block(spare, table_start + 2 * nr_logical + 2 * 1 + 0)
+    refused(mgr.resume, 0, spare)
+    assert kmsg_has(kmsg, "table block 1 has no valid copy")
