@@ -8,6 +8,7 @@
  *   resume_spare <dev>
  *   free_spare
  *   list
+ *   list_devices
  *
  * Pools live in the module-wide registry (pool.c), not in this target: the
  * only state here is which slot the next resume_spare/free_spare works on.
@@ -163,6 +164,15 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 		}
 		dmr_pool_list(result, maxlen, false);
 		return 1;
+	}
+
+	if (!strcasecmp(argv[0], "list_devices")) {
+		if (argc != 1) {
+			DMERR("usage: list_devices (of the pool selected by switch_to)");
+			return -EINVAL;
+		}
+		r = dmr_pool_list_devices(READ_ONCE(mc->slot), result, maxlen);
+		return r ? r : 1;
 	}
 
 	DMERR("unknown message '%s'", argv[0]);

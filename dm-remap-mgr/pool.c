@@ -408,6 +408,107 @@ void dmr_pool_detach(struct dmr_pool *pool)
 	kobject_put(&pool->kobj);
 }
 
+/* Free every entry of dev_id (its remaps and pending blocks).  md_lock held. */
+static u64 __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
+{
+	u64 i, ticket = 0;
+
+	lockdep_assert_held(&pool->md_lock);
+	for (i = 0; i < pool->sb.geo.nr_blocks; i++) {
+		struct rm_entry *e = &pool->entries[i];
+
+		if ((e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING) ||
+		    e->dev_id != dev_id)
+			continue;
+		if (e->state == RM_ENTRY_MAPPED)
+			pool->nr_mapped--;
+		else
+			pool->nr_pending--;
+		memset(e, 0, sizeof(*e));
+		pool->nr_free++;
+		ticket = dmr_md_dirty(pool, rm_entry_logical(i));
+	}
+	return ticket;
+}
+
+/* Number of entries (remaps and pending blocks) of dev_id.  md_lock held. */
+static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
+{
+	u64 i, n = 0;
+
+	lockdep_assert_held(&pool->md_lock);
+	for (i = 0; i < pool->sb.geo.nr_blocks; i++)
+		n += (pool->entries[i].state == RM_ENTRY_MAPPED ||
+		      pool->entries[i].state == RM_ENTRY_PENDING) &&
+		     pool->entries[i].dev_id == dev_id;
+	return n;
+}
+
+/*
+ * Record the identity (size) of the main device behind dev_id, durably.
+ * A dev_id seen before with another size is a different disk: its remaps
+ * would serve another disk's data, so it is refused, unless force, which
+ * forgets the old remaps.  Sleeps until the record is committed.
+ */
+int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
+			  bool force, char **error)
+{
+	struct rm_dev *d = NULL;
+	u64 ticket = 0, n;
+	int i, r;
+
+	mutex_lock(&pool->md_lock);
+	if (pool->md_error) {
+		*error = "Pool metadata has failed";
+		r = -EIO;
+		goto out;
+	}
+	i = rm_dev_find(pool->devs, dev_id);
+	if (i >= 0) {
+		d = &pool->devs[i];
+		if (d->size_sectors == size) {
+			r = 0;
+			goto out;
+		}
+		n = __dev_blocks(pool, dev_id);
+		if (n && !force) {
+			DMERR("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
+			      dev_id, (unsigned long long)d->size_sectors,
+			      (unsigned long long)size, (unsigned long long)n);
+			*error = "Other device under a dev_id with remaps ('force' drops them)";
+			r = -EINVAL;
+			goto out;
+		}
+		if (n)
+			DMWARN("dev_id %u: forced: dropping %llu remapped blocks of the old device",
+			       dev_id, (unsigned long long)n);
+		ticket = __forget_dev_blocks(pool, dev_id);
+	} else {
+		for (i = 0; i < RM_MAX_DEVS && !d; i++)
+			if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
+				d = &pool->devs[i];
+		if (!d) {
+			*error = "Pool has no room for another device";
+			r = -ENOSPC;
+			goto out;
+		}
+		memset(d, 0, sizeof(*d));
+		d->dev_id = dev_id;
+		d->flags = RM_DEV_F_IN_USE;
+	}
+	d->size_sectors = size;
+	ticket = dmr_md_dirty(pool, 0);
+	r = 0;
+out:
+	mutex_unlock(&pool->md_lock);
+	if (!r && ticket) {
+		r = dmr_md_wait(pool, ticket);
+		if (r)
+			*error = "Cannot commit the device record";
+	}
+	return r;
+}
+
 /* ---- Listing -------------------------------------------------------------------- */
 
 unsigned int dmr_pool_count(void)
@@ -453,6 +554,41 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 	}
 	mutex_unlock(&registry_lock);
 	return sz;
+}
+
+/*
+ * The device identity records of pool id, one line each:
+ * "<dev_id> sectors=<n> blocks=<remapped+pending>".  -ENOENT without pool.
+ */
+int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
+{
+	struct dmr_pool *pool;
+	unsigned int sz = 0, i;
+
+	/* A plain reference: keeps the memory, does not count as attached. */
+	mutex_lock(&registry_lock);
+	pool = pools[id];
+	if (pool)
+		kobject_get(&pool->kobj);
+	mutex_unlock(&registry_lock);
+
+	if (!pool) {
+		DMERR("list_devices: no pool in slot %u", id);
+		return -ENOENT;
+	}
+	mutex_lock(&pool->md_lock);
+	for (i = 0; i < RM_MAX_DEVS; i++) {
+		struct rm_dev *d = &pool->devs[i];
+
+		if (!(d->flags & RM_DEV_F_IN_USE))
+			continue;
+		DMEMIT("%u sectors=%llu blocks=%llu\n", d->dev_id,
+		       (unsigned long long)d->size_sectors,
+		       (unsigned long long)__dev_blocks(pool, d->dev_id));
+	}
+	mutex_unlock(&pool->md_lock);
+	kobject_put(&pool->kobj);
+	return 0;
 }
 
 /* ---- Module init --------------------------------------------------------------- */

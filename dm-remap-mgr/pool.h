@@ -65,6 +65,8 @@ int dmr_pool_registry_init(void);
 void dmr_pool_registry_exit(void);
 struct dmr_pool *dmr_pool_attach(unsigned int id);
 void dmr_pool_detach(struct dmr_pool *pool);
+int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
+			  bool force, char **error);
 
 /* Manager operations (pool.c); called with no locks held, may sleep. */
 int dmr_pool_format(const char *path, u32 block_size, bool force);
@@ -73,6 +75,7 @@ int dmr_pool_free(unsigned int id);
 /* Text for the list message and the manager status. */
 unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table);
 unsigned int dmr_pool_count(void);
+int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
 
 /* Metadata engine (metadata.c). */

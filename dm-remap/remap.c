@@ -23,9 +23,44 @@ struct remap_c {
 	u32 pool_id;
 };
 
+/* Optional arguments: [<#opt_args> force] */
+static int parse_features(struct dm_arg_set *as, bool *force,
+			  struct dm_target *ti)
+{
+	static const struct dm_arg _args[] = {
+		{0, 1, "Invalid number of optional arguments"},
+	};
+	unsigned int argc;
+	const char *arg;
+	int r;
+
+	if (!as->argc)
+		return 0;
+	r = dm_read_arg_group(_args, as, &argc, &ti->error);
+	if (r)
+		return r;
+	while (argc--) {
+		arg = dm_shift_arg(as);
+		if (!strcasecmp(arg, "force") && !*force) {
+			*force = true;
+			continue;
+		}
+		ti->error = *force ? "Duplicate optional argument" :
+				     "Unknown optional argument";
+		return -EINVAL;
+	}
+	if (as->argc) {
+		ti->error = "Too many arguments";
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
+	struct dm_arg_set as;
 	struct remap_c *rc;
+	bool force = false;
 	char dummy;
 	int r;
 
@@ -51,6 +86,12 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
+	as.argc = argc - 3;
+	as.argv = argv + 3;
+	r = parse_features(&as, &force, ti);
+	if (r)
+		goto bad;
+
 	r = dm_get_device(ti, argv[1], dm_table_get_mode(ti->table),
 			  &rc->main_dev);
 	if (r) {
@@ -65,11 +106,19 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_pool;
 	}
 
+	r = dmr_pool_register_dev(rc->pool, rc->dev_id,
+				  bdev_nr_sectors(rc->main_dev->bdev), force,
+				  &ti->error);
+	if (r)
+		goto bad_register;
+
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->private = rc;
 	return 0;
 
+bad_register:
+	dmr_pool_detach(rc->pool);
 bad_pool:
 	dm_put_device(ti, rc->main_dev);
 bad:

@@ -92,3 +92,13 @@ def table_geometry(dev):
     """(table_start, nr_logical) from superblock copy 0."""
     blk = read_block(dev, 0)
     return struct.unpack_from("<Q", blk, 72)[0], struct.unpack_from("<Q", blk, 80)[0]
+
+
+def devices(mgr, slot):
+    """{dev_id: {"sectors": n, "blocks": n}} from list_devices."""
+    mgr.msg("switch_to", slot)
+    out = {}
+    for line in mgr.msg("list_devices").splitlines():
+        f = line.split()
+        out[int(f[0])] = {k: int(v) for k, v in (x.split("=") for x in f[1:])}
+    return out

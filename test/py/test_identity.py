@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Device identity records: written durably on attach, group-committed."""
+import concurrent.futures
+
+import pytest
+
+from dmtools import CmdError, blockdev_sectors, dmsetup
+from pools import Manager, devices, pool_active, pool_attr
+
+
+@pytest.fixture
+def mgr(dm):
+    return Manager(dm)
+
+
+def free_pool(mgr, dm, slot, keep=()):
+    """Remove the test's remap devices, then free the pool."""
+    for name in reversed(list(dm.names)):
+        if name != mgr.name and name not in keep:
+            dm.remove(name)
+    if pool_active(slot):
+        mgr.free(slot)
+
+
+@pytest.fixture
+def pool(mgr, dm, loopdev):
+    spare = loopdev(64)
+    mgr.format(spare)
+    mgr.resume(3, spare)
+    yield 3
+    free_pool(mgr, dm, 3)
+
+
+def test_attach_records_identity_durably(mgr, pool, dm, loopdev):
+    main = loopdev(8)
+    seq = int(pool_attr(pool, "metadata_seq"))
+    name = dm.create(f"0 1024 remap 7 {main} {pool}", hint="data")
+    assert devices(mgr, pool) == {7: {"sectors": blockdev_sectors(main), "blocks": 0}}
+    assert int(pool_attr(pool, "metadata_seq")) > seq
+    dm.remove(name)
+    spare = "/dev/" + pool_attr(pool, "spare_device")
+    mgr.free(pool)
+    mgr.resume(pool, spare)
+    assert devices(mgr, pool) == {7: {"sectors": blockdev_sectors(main), "blocks": 0}}
+
+
+def test_same_device_again_commits_nothing(mgr, pool, dm, loopdev):
+    main = loopdev(8)
+    dm.remove(dm.create(f"0 1024 remap 7 {main} {pool}", hint="data"))
+    commits = int(pool_attr(pool, "commits"))
+    dm.remove(dm.create(f"0 1024 remap 7 {main} {pool}", hint="data"))
+    assert int(pool_attr(pool, "commits")) == commits
+
+
+def test_other_device_without_remaps_updates_identity(mgr, pool, dm, loopdev):
+    a, b = loopdev(8), loopdev(16)
+    dm.remove(dm.create(f"0 1024 remap 7 {a} {pool}", hint="data"))
+    dm.remove(dm.create(f"0 1024 remap 7 {b} {pool}", hint="data"))
+    assert devices(mgr, pool)[7]["sectors"] == blockdev_sectors(b)
+
+
+def test_concurrent_attaches_share_commits(mgr, dm, loopdev):
+    """With a slow spare (every write delayed), attaches that arrive while
+    a commit is in flight are covered together by the next one."""
+    backing, main = loopdev(64), loopdev(8)
+    n = blockdev_sectors(backing)
+    slow = dm.create(f"0 {n} delay {backing} 0 0 {backing} 0 150", hint="slowspare")
+    spare = dm.path(slow)
+    mgr.format(spare)
+    pool = 3
+    mgr.resume(pool, spare)
+    n = 24
+    commits = int(pool_attr(pool, "commits"))
+    names = [dm.name(f"c{i}") for i in range(n)]
+
+    def create(i):
+        dmsetup("create", names[i], "--table", f"0 64 remap {100 + i} {main} {pool}")
+
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        list(ex.map(create, range(n)))
+    dm.names.extend(names)
+    assert set(devices(mgr, pool)) == {100 + i for i in range(n)}
+    used = int(pool_attr(pool, "commits")) - commits
+    assert 1 <= used < n // 2, f"{n} concurrent attaches took {used} commits"
+    free_pool(mgr, dm, pool, keep=[slow])
+
+
+def test_device_table_full_is_refused(mgr, pool, dm, loopdev):
+    main = loopdev(1)
+    for i in range(63):
+        dm.remove(dm.create(f"0 8 remap {i} {main} {pool}", hint="d"))
+    assert len(devices(mgr, pool)) == 63
+    with pytest.raises(CmdError):
+        dm.create(f"0 8 remap 63 {main} {pool}", hint="d")
+    assert 63 not in devices(mgr, pool)
+
+
+@pytest.mark.parametrize("opts", ["1", "1 bogus", "2 force force", "1 force extra", "x force"])
+def test_bad_optional_arguments(pool, dm, loopdev, opts):
+    main = loopdev(1)
+    with pytest.raises(CmdError):
+        dm.create(f"0 8 remap 1 {main} {pool} {opts}", hint="d")
+
+
+def test_force_option_accepted(mgr, pool, dm, loopdev):
+    main = loopdev(1)
+    dm.remove(dm.create(f"0 8 remap 1 {main} {pool} 1 force", hint="d"))
+    assert 1 in devices(mgr, pool)
+
+
+def test_list_devices_without_pool(mgr):
+    mgr.msg("switch_to", 40)
+    with pytest.raises(CmdError):
+        mgr.msg("list_devices")
