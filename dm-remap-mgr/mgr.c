@@ -78,9 +78,7 @@ static void mgr_status(struct dm_target *ti, status_type_t type,
 
 static int parse_slot(const char *s, unsigned int *slot)
 {
-	char dummy;
-
-	if (sscanf(s, "%u%c", slot, &dummy) != 1 || *slot >= DMR_MAX_POOLS) {
+	if (kstrtouint(s, 10, slot) || *slot >= DMR_MAX_POOLS) {
 		DMERR("invalid pool id '%s' (0..%u)", s, DMR_MAX_POOLS - 1);
 		return -EINVAL;
 	}
@@ -92,7 +90,6 @@ static int msg_format(unsigned int argc, char **argv)
 	u32 block_size = RM_DEFAULT_BLOCK_SIZE;
 	bool force = false, have_bs = false;
 	unsigned int i;
-	char dummy;
 
 	if (argc < 2 || argc > 4) {
 		DMERR("usage: format_spare <dev> [force] [block_size=<bytes>]");
@@ -102,7 +99,7 @@ static int msg_format(unsigned int argc, char **argv)
 		if (!strcmp(argv[i], "force") && !force) {
 			force = true;
 		} else if (!strncmp(argv[i], "block_size=", 11) && !have_bs) {
-			if (sscanf(argv[i] + 11, "%u%c", &block_size, &dummy) != 1 ||
+			if (kstrtou32(argv[i] + 11, 10, &block_size) ||
 			    !rm_block_size_valid(block_size)) {
 				DMERR("format_spare: invalid %s (a power of two from %u to %u)",
 				      argv[i], RM_MIN_BLOCK_SIZE, RM_MAX_BLOCK_SIZE);

@@ -61,7 +61,6 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	struct dm_arg_set as;
 	struct remap_c *rc;
 	bool force = false;
-	char dummy;
 	int r;
 
 	if (argc < 3) {
@@ -75,12 +74,12 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -ENOMEM;
 	}
 
-	if (sscanf(argv[0], "%u%c", &rc->dev_id, &dummy) != 1) {
+	if (kstrtou32(argv[0], 10, &rc->dev_id)) {
 		ti->error = "Invalid dev_id";
 		r = -EINVAL;
 		goto bad;
 	}
-	if (sscanf(argv[2], "%u%c", &rc->pool_id, &dummy) != 1) {
+	if (kstrtou32(argv[2], 10, &rc->pool_id)) {
 		ti->error = "Invalid pool_id";
 		r = -EINVAL;
 		goto bad;

@@ -54,3 +54,11 @@ case $rc in
 124) fail "the guest crashed or timed out (see the console above)" ;;
 *) fail "pytest exited $rc" ;;
 esac
+
+if [ "$VM" = 1 ]; then
+	step "multi-boot tests: reboot and kill -9 of the guest (pytest on the host)"
+	/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs \
+		--junitxml=build/results/junit-host.xml test/host
+	rc=$?
+	[ $rc = 0 ] || fail "multi-boot tests (pytest exited $rc)"
+fi

@@ -6,7 +6,8 @@ import os
 import pytest
 
 from conftest import load_module, module_loaded, module_refcnt, unload_module
-from dmtools import CmdError, dmsetup, linear_table, pattern, pread, pwrite, run
+from dmtools import CmdError, dmsetup, pattern, pread, pwrite, run
+from pools import Manager
 
 
 def targets():
@@ -64,7 +65,21 @@ def test_mgr_bad_table_rejected(dm, table, why):
     assert e.value.rc != 0
 
 
-def test_remap_create_io_remove(dm, loopdev):
+@pytest.fixture
+def pool0(dm, loopdev):
+    """An active pool in slot 0 for the remap devices of these tests."""
+    mgr = Manager(dm)
+    spare = loopdev(32)
+    mgr.format(spare)
+    mgr.resume(0, spare)
+    yield 0
+    for name in reversed(list(dm.names)):
+        if name != mgr.name:
+            dm.remove(name)
+    mgr.free(0)
+
+
+def test_remap_create_io_remove(dm, loopdev, pool0):
     main = loopdev(8)
     sectors = 8 << 11
     name = dm.create(f"0 {sectors} remap 1 {main} 0", hint="remap")
@@ -85,8 +100,11 @@ def test_remap_create_io_remove(dm, loopdev):
     "x {main} 0",             # bad dev_id
     "1 {main} y",             # bad pool id
     "1 /dev/nonexistent 0",   # missing device
+    "1 {main} 1",             # no pool in that slot
+    "1 {main} 64",            # pool id out of range
+    "4294967296 {main} 0",    # dev_id out of range
 ])
-def test_remap_bad_table_rejected(dm, loopdev, args):
+def test_remap_bad_table_rejected(dm, loopdev, pool0, args):
     main = loopdev(1)
     with pytest.raises(CmdError):
         dm.create(f"0 2048 remap {args.format(main=main)}".rstrip(), hint="remap")
