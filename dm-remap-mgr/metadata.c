@@ -20,6 +20,7 @@
  * WQ_MEM_RECLAIM workqueue; it is the only writer of metadata blocks.
  */
 #include <linux/blkdev.h>
+#include <linux/delay.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uuid.h>
@@ -659,7 +660,7 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	return md_batch_wait(&b);
 }
 
-/* One commit; 1 if it committed, 0 if nothing to do, <0 on failure. */
+/* One commit; 1 if it committed or must retry, 0 if nothing to do, <0 on failure. */
 static int md_commit_once(struct dmr_pool *pool)
 {
 	struct rm_sb sb;
@@ -675,6 +676,12 @@ static int md_commit_once(struct dmr_pool *pool)
 	target = pool->change_gen;
 	nb = md_snapshot(pool, &sb);
 	mutex_unlock(&pool->md_lock);
+	if (nb == -ENOMEM) {
+		/* Nothing was consumed: wait for memory and try again. */
+		DMWARN_LIMIT("pool %u: commit waiting for memory", pool->id);
+		msleep(20);
+		return 1;
+	}
 	if (nb < 0) {
 		md_fail(pool, (int)nb, "encoding");
 		return (int)nb;
@@ -727,9 +734,14 @@ static bool md_done(struct dmr_pool *pool, u64 ticket)
 	       READ_ONCE(pool->md_error);
 }
 
-int dmr_md_wait(struct dmr_pool *pool, u64 ticket)
+void dmr_md_kick(struct dmr_pool *pool)
 {
 	queue_work(pool->wq, &pool->commit_work);
+}
+
+int dmr_md_wait(struct dmr_pool *pool, u64 ticket)
+{
+	dmr_md_kick(pool);
 	wait_event(pool->commit_waitq, md_done(pool, ticket));
 	if (READ_ONCE(pool->durable_gen) >= ticket)
 		return 0;

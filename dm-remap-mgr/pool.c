@@ -409,9 +409,9 @@ void dmr_pool_detach(struct dmr_pool *pool)
 }
 
 /* Free every entry of dev_id (its remaps and pending blocks).  md_lock held. */
-static u64 __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
+static void __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 {
-	u64 i, ticket = 0;
+	u64 i;
 
 	lockdep_assert_held(&pool->md_lock);
 	for (i = 0; i < pool->sb.geo.nr_blocks; i++) {
@@ -426,9 +426,8 @@ static u64 __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 			pool->nr_pending--;
 		memset(e, 0, sizeof(*e));
 		pool->nr_free++;
-		ticket = dmr_md_dirty(pool, rm_entry_logical(i));
+		dmr_md_dirty(pool, rm_entry_logical(i));
 	}
-	return ticket;
 }
 
 /* Number of entries (remaps and pending blocks) of dev_id.  md_lock held. */
@@ -445,18 +444,21 @@ static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 }
 
 /*
- * Record the identity (size) of the main device behind dev_id, durably.
- * A dev_id seen before with another size is a different disk: its remaps
- * would serve another disk's data, so it is refused, unless force, which
- * forgets the old remaps.  Sleeps until the record is committed.
+ * Record the identity (size) of the main device behind dev_id.  A dev_id
+ * seen before with another size is a different disk: its remaps would serve
+ * another disk's data, so it is refused, unless force, which forgets the
+ * old remaps.  No I/O here (it runs in a table constructor): the change is
+ * queued for commit and *ticket says what to wait for before the device
+ * goes live (0: nothing changed).
  */
 int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
-			  bool force, char **error)
+			  bool force, u64 *ticket, char **error)
 {
 	struct rm_dev *d = NULL;
-	u64 ticket = 0, n;
-	int i, r;
+	u64 n;
+	int i, r = 0;
 
+	*ticket = 0;
 	mutex_lock(&pool->md_lock);
 	if (pool->md_error) {
 		*error = "Pool metadata has failed";
@@ -466,10 +468,8 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	i = rm_dev_find(pool->devs, dev_id);
 	if (i >= 0) {
 		d = &pool->devs[i];
-		if (d->size_sectors == size) {
-			r = 0;
+		if (d->size_sectors == size)
 			goto out;
-		}
 		n = __dev_blocks(pool, dev_id);
 		if (n && !force) {
 			DMERR("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
@@ -482,7 +482,7 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		if (n)
 			DMWARN("dev_id %u: forced: dropping %llu remapped blocks of the old device",
 			       dev_id, (unsigned long long)n);
-		ticket = __forget_dev_blocks(pool, dev_id);
+		__forget_dev_blocks(pool, dev_id);
 	} else {
 		for (i = 0; i < RM_MAX_DEVS && !d; i++)
 			if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
@@ -497,15 +497,11 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		d->flags = RM_DEV_F_IN_USE;
 	}
 	d->size_sectors = size;
-	ticket = dmr_md_dirty(pool, 0);
-	r = 0;
+	*ticket = dmr_md_dirty(pool, 0);
 out:
 	mutex_unlock(&pool->md_lock);
-	if (!r && ticket) {
-		r = dmr_md_wait(pool, ticket);
-		if (r)
-			*error = "Cannot commit the device record";
-	}
+	if (*ticket)
+		dmr_md_kick(pool);
 	return r;
 }
 

@@ -66,7 +66,7 @@ void dmr_pool_registry_exit(void);
 struct dmr_pool *dmr_pool_attach(unsigned int id);
 void dmr_pool_detach(struct dmr_pool *pool);
 int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
-			  bool force, char **error);
+			  bool force, u64 *ticket, char **error);
 
 /* Manager operations (pool.c); called with no locks held, may sleep. */
 int dmr_pool_format(const char *path, u32 block_size, bool force);
@@ -86,6 +86,8 @@ void dmr_md_release(struct dmr_pool *pool);
 void dmr_md_commit_work(struct work_struct *ws);
 /* Caller holds md_lock: record that logical changed, returns a ticket. */
 u64 dmr_md_dirty(struct dmr_pool *pool, u32 logical);
+/* Start a commit of what has changed (does not wait). */
+void dmr_md_kick(struct dmr_pool *pool);
 /* Wait until the change with this ticket is on stable storage. */
 int dmr_md_wait(struct dmr_pool *pool, u64 ticket);
 /* Commit everything changed so far and wait for it. */

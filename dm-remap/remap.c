@@ -21,6 +21,7 @@ struct remap_c {
 	struct dm_dev *main_dev;
 	u32 dev_id;
 	u32 pool_id;
+	u64 id_ticket;			/* commit of the identity record */
 };
 
 /* Optional arguments: [<#opt_args> force] */
@@ -107,7 +108,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	r = dmr_pool_register_dev(rc->pool, rc->dev_id,
 				  bdev_nr_sectors(rc->main_dev->bdev), force,
-				  &ti->error);
+				  &rc->id_ticket, &ti->error);
 	if (r)
 		goto bad_register;
 
@@ -132,6 +133,28 @@ static void remap_dtr(struct dm_target *ti)
 	dmr_pool_detach(rc->pool);
 	dm_put_device(ti, rc->main_dev);
 	kfree(rc);
+}
+
+/*
+ * The identity record queued by the constructor must be durable before the
+ * device goes live.  Waiting here, not in the constructor, keeps table
+ * loads free of I/O (a loader may hold other devices suspended).
+ */
+static int remap_preresume(struct dm_target *ti)
+{
+	struct remap_c *rc = ti->private;
+	int r;
+
+	if (!rc->id_ticket)
+		return 0;
+	r = dmr_md_wait(rc->pool, rc->id_ticket);
+	if (r) {
+		DMERR_LIMIT("dev_id %u: cannot commit its identity record (%d)",
+			    rc->dev_id, r);
+		return r;
+	}
+	rc->id_ticket = 0;
+	return 0;
 }
 
 static int remap_map(struct dm_target *ti, struct bio *bio)
@@ -182,6 +205,7 @@ static struct target_type remap_target = {
 	.ctr = remap_ctr,
 	.dtr = remap_dtr,
 	.map = remap_map,
+	.preresume = remap_preresume,
 	.status = remap_status,
 	.iterate_devices = remap_iterate_devices,
 };

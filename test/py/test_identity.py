@@ -112,3 +112,33 @@ def test_list_devices_without_pool(mgr):
     mgr.msg("switch_to", 40)
     with pytest.raises(CmdError):
         mgr.msg("list_devices")
+
+
+def test_table_load_does_no_io_and_resume_waits_for_the_record(mgr, dm, loopdev):
+    """With the spare suspended, loading a remap table must not block (the
+    constructor does no I/O); resuming the device waits for the commit."""
+    backing, main = loopdev(64), loopdev(8)
+    n = blockdev_sectors(backing)
+    lin = dm.create(f"0 {n} linear {backing} 0", hint="spare")
+    mgr.format(dm.path(lin))
+    mgr.resume(3, dm.path(lin))
+    name = dm.name("late")
+    dmsetup("create", name, "--notable")
+    dm.names.append(name)
+    dmsetup("suspend", lin)
+    try:
+        dmsetup("load", name, "--table", f"0 64 remap 9 {main} 3", timeout=30)
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(dmsetup, "resume", name, timeout=60)
+            try:
+                fut.result(timeout=3)
+                resumed_early = True
+            except concurrent.futures.TimeoutError:
+                resumed_early = False
+            dmsetup("resume", lin)
+            fut.result(timeout=60)
+    finally:
+        dmsetup("resume", lin, check=False)
+    assert not resumed_early, "the device went live before its record was durable"
+    assert 9 in devices(mgr, 3)
+    free_pool(mgr, dm, 3, keep=[lin])
