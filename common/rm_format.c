@@ -33,6 +33,8 @@ static const char * const rm_err_names[RM_E_MAX] = {
 	[RM_E_NO_VALID] = "no valid copy",
 	[RM_E_DIGEST] = "table digest mismatch (committed block lost)",
 	[RM_E_INVAL] = "invalid argument",
+	[RM_E_FULL] = "remap index full",
+	[RM_E_NOENT] = "no such remap index entry",
 };
 
 const char *rm_strerror(int err)

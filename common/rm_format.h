@@ -150,6 +150,8 @@ enum rm_err {
 	RM_E_NO_VALID,		/* no valid copy found */
 	RM_E_DIGEST,		/* table digest mismatch: committed block lost */
 	RM_E_INVAL,		/* invalid argument */
+	RM_E_FULL,		/* remap index needs a bigger table */
+	RM_E_NOENT,		/* no such remap index entry */
 	RM_E_MAX
 };
 

@@ -334,8 +334,11 @@ static int md_alloc_tables(struct dmr_pool *pool)
 	pool->dirty = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
 	pool->committing = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
 	pool->cbufs = kvcalloc(2 * nl + RM_SB_COPIES, sizeof(void *), GFP_KERNEL);
+	pool->reserved = kvcalloc(BITS_TO_LONGS(pool->sb.geo.nr_blocks),
+				  sizeof(long), GFP_KERNEL);
 	if (!pool->entries || !pool->cur_pair || !pool->cur_seq ||
-	    !pool->dirty || !pool->committing || !pool->cbufs)
+	    !pool->dirty || !pool->committing || !pool->cbufs ||
+	    !pool->reserved)
 		return -ENOMEM;
 	return 0;
 }
@@ -525,6 +528,7 @@ void dmr_md_release(struct dmr_pool *pool)
 			kfree(pool->cbufs[i]);
 	}
 	kvfree(pool->cbufs);
+	kvfree(pool->reserved);
 	kvfree(pool->committing);
 	kvfree(pool->dirty);
 	kvfree(pool->cur_seq);

@@ -194,6 +194,7 @@ static int lookup_spare(const char *what, const char *path, dev_t *dev)
 static void pool_destroy(struct dmr_pool *pool, bool in_sysfs)
 {
 	if (in_sysfs) {
+		kobject_put(pool->devices_kobj);
 		sysfs_remove_link(&pool->kobj, "spare");
 		kobject_del(&pool->kobj);	/* waits for sysfs readers */
 	}
@@ -215,6 +216,8 @@ static struct dmr_pool *pool_alloc(unsigned int id)
 	kobject_init(&pool->kobj, &pool_ktype);
 	pool->id = id;
 	mutex_init(&pool->md_lock);
+	mutex_init(&pool->pdev_lock);
+	INIT_LIST_HEAD(&pool->pdevs);
 	init_waitqueue_head(&pool->commit_waitq);
 	INIT_WORK(&pool->commit_work, dmr_md_commit_work);
 	return pool;
@@ -259,6 +262,12 @@ static int pool_publish(struct dmr_pool *pool)
 	if (r) {
 		kobject_del(&pool->kobj);
 		return r;
+	}
+	pool->devices_kobj = kobject_create_and_add("devices", &pool->kobj);
+	if (!pool->devices_kobj) {
+		sysfs_remove_link(&pool->kobj, "spare");
+		kobject_del(&pool->kobj);
+		return -ENOMEM;
 	}
 	mutex_lock(&registry_lock);
 	pools[pool->id] = pool;
@@ -430,6 +439,18 @@ static void __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 	}
 }
 
+/* Has dev_id a live remap device?  Caller holds pdev_lock. */
+static bool __pdev_live(struct dmr_pool *pool, u32 dev_id)
+{
+	struct dmr_pdev *pdev;
+
+	lockdep_assert_held(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list)
+		if (pdev->dev_id == dev_id)
+			return true;
+	return false;
+}
+
 /* Number of entries (remaps and pending blocks) of dev_id.  md_lock held. */
 static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 {
@@ -445,9 +466,11 @@ static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 
 /*
  * Record the identity (size) of the main device behind dev_id.  A dev_id
- * seen before with another size is a different disk: its remaps would serve
- * another disk's data, so it is refused, unless force, which forgets the
- * old remaps.  No I/O here (it runs in a table constructor): the change is
+ * seen before with a smaller size is a different disk (or a shrunk one):
+ * its remaps would serve another disk's data, so it is refused, unless
+ * force, which forgets the old remaps.  A bigger size is taken as the same
+ * disk grown (resize) and keeps the remaps.  No I/O here (it runs in a
+ * table constructor): the change is
  * queued for commit and *ticket says what to wait for before the device
  * goes live (0: nothing changed).
  */
@@ -459,6 +482,7 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	int i, r = 0;
 
 	*ticket = 0;
+	mutex_lock(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	mutex_lock(&pool->md_lock);
 	if (pool->md_error) {
 		*error = "Pool metadata has failed";
@@ -471,6 +495,9 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		if (d->size_sectors == size)
 			goto out;
 		n = __dev_blocks(pool, dev_id);
+		/* A grown device (resize) is the same device. */
+		if (size > d->size_sectors)
+			n = 0;
 		if (n && !force) {
 			DMERR("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
 			      dev_id, (unsigned long long)d->size_sectors,
@@ -479,10 +506,16 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 			r = -EINVAL;
 			goto out;
 		}
-		if (n)
+		if (n && __pdev_live(pool, dev_id)) {
+			*error = "Cannot drop the remaps of a dev_id in use";
+			r = -EBUSY;
+			goto out;
+		}
+		if (n) {
 			DMWARN("dev_id %u: forced: dropping %llu remapped blocks of the old device",
 			       dev_id, (unsigned long long)n);
-		__forget_dev_blocks(pool, dev_id);
+			__forget_dev_blocks(pool, dev_id);
+		}
 	} else {
 		for (i = 0; i < RM_MAX_DEVS && !d; i++)
 			if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
@@ -500,6 +533,7 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	*ticket = dmr_md_dirty(pool, 0);
 out:
 	mutex_unlock(&pool->md_lock);
+	mutex_unlock(&pool->pdev_lock);
 	if (*ticket)
 		dmr_md_kick(pool);
 	return r;

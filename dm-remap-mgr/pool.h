@@ -6,13 +6,18 @@
 #ifndef DM_REMAP_POOL_H
 #define DM_REMAP_POOL_H
 
+#include <linux/bio.h>
 #include <linux/kobject.h>
+#include <linux/list.h>
 #include <linux/mutex.h>
+#include <linux/rcupdate.h>
+#include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
 #include "dm-remap-compat.h"
 #include "rm_format.h"
+#include "rm_index.h"
 
 #define DMR_MAX_POOLS		64	/* registry slots 0..63 */
 
@@ -53,11 +58,74 @@ struct dmr_pool {
 	int md_error;			/* sticky: first metadata write error */
 	u64 nr_free, nr_mapped, nr_pending, nr_retired;
 	u64 commits;
+	/*
+	 * Spare blocks handed out but not yet recorded: still FREE in
+	 * entries[] (a commit must not persist them), skipped by allocation.
+	 */
+	unsigned long *reserved;
+	u64 alloc_cursor;		/* next entry the allocator looks at */
 
 	wait_queue_head_t commit_waitq;	/* waiters for durable_gen/md_error */
 
 	/* Protected by the registry lock. */
 	unsigned int nr_attached;	/* remap devices holding the pool */
+
+	/*
+	 * Per-device state of attached devices; protected by pdev_lock.
+	 * Lock order: pdev_lock, then md_lock.
+	 */
+	struct mutex pdev_lock;
+	struct list_head pdevs;
+	struct kobject *devices_kobj;	/* pools/<id>/devices */
+};
+
+/* A remap index published for lock-free readers (RCU). */
+struct dmr_ix {
+	struct rcu_head rcu;
+	struct rm_index ix;
+};
+
+/*
+ * Per-device state of a dev_id in a pool, shared by the table instances of
+ * one dm device (a reload constructs the new table before the old one is
+ * destroyed).  Lives in pools/<id>/devices/<dev_id>/.
+ */
+struct dmr_pdev {
+	struct kobject kobj;		/* its release frees the pdev */
+	struct list_head list;		/* in pool->pdevs */
+	struct dmr_pool *pool;
+	u32 dev_id;
+	unsigned int users;		/* table instances; pool->pdev_lock */
+	struct mapped_device *md;	/* the dm device that owns dev_id */
+	dev_t main_dev;			/* main device of the latest table */
+	bool linked;			/* sysfs link "dm" made; pdev_lock */
+
+	/*
+	 * The remap index: readers (map) under rcu_read_lock; the writer
+	 * holds ix_lock, which also serializes migrations of blocks.
+	 */
+	struct dmr_ix __rcu *ix;
+	struct mutex ix_lock;		/* index writer, one migration at a time */
+
+	/*
+	 * Writes in flight to the main device, counted per epoch so that a
+	 * migration can wait for the writes issued before it marked its
+	 * block busy (see remap.c, "Migrations").
+	 */
+	atomic_t inflight[2];
+	unsigned int epoch;
+	wait_queue_head_t drain_wq;
+
+	/* Bios held while their block is busy; protected by defer_lock. */
+	spinlock_t defer_lock;
+	struct bio_list deferred;
+
+	/* Statistics. */
+	atomic64_t read_errors;
+	atomic64_t write_errors;
+	atomic64_t remapped_ios;
+	u64 nr_mapped;			/* protected by ix_lock */
+	u64 nr_pending;			/* protected by ix_lock */
 };
 
 /* Registry (pool.c). */
@@ -77,6 +145,22 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table);
 unsigned int dmr_pool_count(void);
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
+
+/* Per-device state (pdev.c). */
+struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
+			      struct mapped_device *md, dev_t main_dev,
+			      char **error);
+void dmr_pdev_put(struct dmr_pdev *pdev);
+void dmr_pdev_link(struct dmr_pdev *pdev);
+int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
+		    unsigned int state);
+int dmr_pdev_ix_delete(struct dmr_pdev *pdev, u64 block);
+int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare);
+void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare);
+u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
+		    unsigned int state);
+sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare);
+unsigned int dmr_pool_block_shift(struct dmr_pool *pool);
 
 /* Metadata engine (metadata.c). */
 int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,

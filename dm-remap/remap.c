@@ -2,14 +2,32 @@
 /*
  * remap: the per-device data target.
  *
- * Table: <dev_id> <main_dev> <pool_id> [<#opt_args> <opt_args>...]
+ * Table: <dev_id> <main_dev> <pool_id> [<#opt_args> force]
  *
- * The device attaches to an active pool (taking a reference, so the pool
- * cannot be freed under it).  Lookup and redirect are not implemented yet:
- * for now every bio goes straight to the main device.
+ * The device attaches to an active pool by id and redirects the blocks the
+ * pool has remapped for its dev_id to their spare blocks.  map() only looks
+ * the bio's blocks up in the lock-free remap index: a bio touching no
+ * remapped block goes whole to the main device; otherwise it is cut at the
+ * first block boundary where its destination changes (dm core resubmits
+ * the rest).  Anything slow (copying, metadata commits) happens in message
+ * or worker context.
+ *
+ * Migrations.  Moving a block to the spare must not lose a write that is
+ * in flight to the main device.  The block is first entered in the index
+ * as BUSY: from then on map() holds every bio touching it on a list.  The
+ * writes already sent to the main device are counted per epoch
+ * (pdev->inflight[epoch & 1]); the migration flips the epoch and waits for
+ * the old epoch's count to drain, then copies the block, commits the remap
+ * and finally switches the entry to MAPPED and releases the held bios.
+ * map() counts a write before it looks the index up and the migration
+ * marks the block BUSY before it flips the epoch, both with full barriers,
+ * so a write either sees BUSY or is counted in the epoch being drained.
  */
 #include <linux/module.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/sort.h>
+#include <linux/vmalloc.h>
 
 #include "dm-remap-core.h"
 #include "pool.h"
@@ -17,12 +35,25 @@
 #define DM_MSG_PREFIX "remap"
 
 struct remap_c {
+	struct dm_target *ti;
 	struct dmr_pool *pool;		/* attached: holds a pool reference */
+	struct dmr_pdev *pdev;		/* shared with our other table instances */
 	struct dm_dev *main_dev;
+	struct dm_io_client *io;	/* for copying blocks */
 	u32 dev_id;
 	u32 pool_id;
+	bool force;
+	unsigned int shift;		/* log2(sectors per block) */
 	u64 id_ticket;			/* commit of the identity record */
 };
+
+/* Per-bio data. */
+struct remap_io {
+	u8 counted;			/* in pdev->inflight[epoch] */
+	u8 epoch;
+};
+
+/* ---- Table ------------------------------------------------------------------ */
 
 /* Optional arguments: [<#opt_args> force] */
 static int parse_features(struct dm_arg_set *as, bool *force,
@@ -61,7 +92,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct dm_arg_set as;
 	struct remap_c *rc;
-	bool force = false;
+	struct dmr_pdev *pdev;
 	int r;
 
 	if (argc < 3) {
@@ -74,6 +105,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Cannot allocate context";
 		return -ENOMEM;
 	}
+	rc->ti = ti;
 
 	if (kstrtou32(argv[0], 10, &rc->dev_id)) {
 		ti->error = "Invalid dev_id";
@@ -85,10 +117,9 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -EINVAL;
 		goto bad;
 	}
-
 	as.argc = argc - 3;
 	as.argv = argv + 3;
-	r = parse_features(&as, &force, ti);
+	r = parse_features(&as, &rc->force, ti);
 	if (r)
 		goto bad;
 
@@ -105,18 +136,44 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -ENODEV;
 		goto bad_pool;
 	}
+	rc->shift = dmr_pool_block_shift(rc->pool);
+	if (bdev_logical_block_size(rc->main_dev->bdev) >
+	    rc->pool->sb.geo.block_size) {
+		ti->error = "Main device sectors are larger than the pool's blocks";
+		r = -EINVAL;
+		goto bad_register;
+	}
 
 	r = dmr_pool_register_dev(rc->pool, rc->dev_id,
-				  bdev_nr_sectors(rc->main_dev->bdev), force,
+				  bdev_nr_sectors(rc->main_dev->bdev), rc->force,
 				  &rc->id_ticket, &ti->error);
 	if (r)
 		goto bad_register;
 
-	ti->num_flush_bios = 1;
+	pdev = dmr_pdev_get(rc->pool, rc->dev_id, dm_table_get_md(ti->table),
+			    rc->main_dev->bdev->bd_dev, &ti->error);
+	if (IS_ERR(pdev)) {
+		r = PTR_ERR(pdev);
+		goto bad_register;
+	}
+	rc->pdev = pdev;
+
+	rc->io = dm_io_client_create();
+	if (IS_ERR(rc->io)) {
+		r = PTR_ERR(rc->io);
+		ti->error = "Cannot create dm-io client";
+		goto bad_io;
+	}
+
+	ti->num_flush_bios = 2;		/* bio 0: main device, bio 1: spare */
 	ti->num_discard_bios = 1;
+	ti->num_write_zeroes_bios = 1;
+	ti->per_io_data_size = sizeof(struct remap_io);
 	ti->private = rc;
 	return 0;
 
+bad_io:
+	dmr_pdev_put(rc->pdev);
 bad_register:
 	dmr_pool_detach(rc->pool);
 bad_pool:
@@ -130,6 +187,8 @@ static void remap_dtr(struct dm_target *ti)
 {
 	struct remap_c *rc = ti->private;
 
+	dm_io_client_destroy(rc->io);
+	dmr_pdev_put(rc->pdev);
 	dmr_pool_detach(rc->pool);
 	dm_put_device(ti, rc->main_dev);
 	kfree(rc);
@@ -145,6 +204,7 @@ static int remap_preresume(struct dm_target *ti)
 	struct remap_c *rc = ti->private;
 	int r;
 
+	dmr_pdev_link(rc->pdev);
 	if (!rc->id_ticket)
 		return 0;
 	r = dmr_md_wait(rc->pool, rc->id_ticket);
@@ -157,15 +217,294 @@ static int remap_preresume(struct dm_target *ti)
 	return 0;
 }
 
+/* ---- I/O path ------------------------------------------------------------------ */
+
+static void uncount(struct dmr_pdev *pdev, struct remap_io *io)
+{
+	if (!io->counted)
+		return;
+	io->counted = 0;
+	/* A drain waits for zero; wake it only if someone sleeps. */
+	if (atomic_dec_and_test(&pdev->inflight[io->epoch]) &&
+	    wq_has_sleeper(&pdev->drain_wq))
+		wake_up(&pdev->drain_wq);
+}
+
+/*
+ * Hold a bio whose block is being migrated.  Returns false if the block
+ * is no longer busy (the caller routes the bio again).
+ */
+static bool defer_bio(struct dmr_pdev *pdev, struct bio *bio, u64 block)
+{
+	unsigned int state = 0;
+	struct dmr_ix *x;
+	bool held = false;
+
+	spin_lock_irq(&pdev->defer_lock);
+	rcu_read_lock();
+	x = rcu_dereference(pdev->ix);
+	if (rm_index_lookup(&x->ix, block, NULL, &state) &&
+	    state == RM_IX_BUSY) {
+		bio_list_add(&pdev->deferred, bio);
+		held = true;
+	}
+	rcu_read_unlock();
+	spin_unlock_irq(&pdev->defer_lock);
+	return held;
+}
+
+/*
+ * Decide where a data bio goes (bi_sector already relative to the target).
+ * In map() the bio may be cut with dm_accept_partial_bio(); a bio released
+ * after a migration covers a single block and needs no cut.
+ */
+static int remap_route(struct remap_c *rc, struct bio *bio, bool in_map)
+{
+	struct remap_io *io = dm_per_bio_data(bio, sizeof(struct remap_io));
+	struct dmr_pdev *pdev = rc->pdev;
+	sector_t s = bio->bi_iter.bi_sector;
+	u64 first = s >> rc->shift;
+	u64 last = (s + bio_sectors(bio) - 1) >> rc->shift;
+	unsigned int state = 0;
+	struct dmr_ix *x;
+	sector_t bend;
+	u64 found;
+	u32 spare;
+	int hit;
+
+again:
+	if (op_is_write(bio_op(bio))) {
+		/* Acquire: a flipped epoch comes with its BUSY entry. */
+		io->epoch = smp_load_acquire(&pdev->epoch) & 1;
+		atomic_inc(&pdev->inflight[io->epoch]);
+		io->counted = 1;
+		/* Counted before the lookup: pairs with drain_writes(). */
+		smp_mb__after_atomic();
+	}
+
+	rcu_read_lock();
+	x = rcu_dereference(pdev->ix);
+	hit = rm_index_may_contain(&x->ix, first, last) &&
+	      rm_index_first_in_range(&x->ix, first, last, &found, &spare,
+				      &state);
+	rcu_read_unlock();
+
+	if (!hit)
+		goto to_main;
+	if (found > first) {
+		/* Up to the first remapped block the main device serves it. */
+		if (!WARN_ON_ONCE(!in_map))
+			dm_accept_partial_bio(bio, (found << rc->shift) - s);
+		goto to_main;
+	}
+
+	/* The first block is remapped: this bio covers that block only. */
+	bend = (first + 1) << rc->shift;
+	if (in_map && s + bio_sectors(bio) > bend)
+		dm_accept_partial_bio(bio, bend - s);
+	uncount(pdev, io);
+
+	switch (state) {
+	case RM_IX_MAPPED:
+		bio_set_dev(bio, rc->pool->spare.bdev);
+		bio->bi_iter.bi_sector = dmr_pool_spare_sector(rc->pool, spare) +
+					 (s - (first << rc->shift));
+		atomic64_inc(&pdev->remapped_ios);
+		return DM_MAPIO_REMAPPED;
+	case RM_IX_BUSY:
+		if (defer_bio(pdev, bio, first))
+			return DM_MAPIO_SUBMITTED;
+		last = first;
+		goto again;
+	default:
+		/* PENDING: the block's data is lost; reads fail. */
+		DMERR_LIMIT("dev_id %u: block %llu is unreadable (pending)",
+			    rc->dev_id, (unsigned long long)first);
+		return DM_MAPIO_KILL;
+	}
+
+to_main:
+	bio_set_dev(bio, rc->main_dev->bdev);
+	return DM_MAPIO_REMAPPED;
+}
+
 static int remap_map(struct dm_target *ti, struct bio *bio)
 {
 	struct remap_c *rc = ti->private;
+	struct remap_io *io = dm_per_bio_data(bio, sizeof(struct remap_io));
 
-	bio_set_dev(bio, rc->main_dev->bdev);
-	if (bio_sectors(bio) || op_is_zone_mgmt(bio_op(bio)))
-		bio->bi_iter.bi_sector = dm_target_offset(ti,
-							  bio->bi_iter.bi_sector);
-	return DM_MAPIO_REMAPPED;
+	io->counted = 0;
+	if (unlikely(!bio_sectors(bio))) {
+		/* An empty flush: one copy for each device. */
+		if (dm_bio_get_target_bio_nr(bio) == 1)
+			bio_set_dev(bio, rc->pool->spare.bdev);
+		else
+			bio_set_dev(bio, rc->main_dev->bdev);
+		return DM_MAPIO_REMAPPED;
+	}
+	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	return remap_route(rc, bio, true);
+}
+
+static int remap_end_io(struct dm_target *ti, struct bio *bio,
+			blk_status_t *error)
+{
+	struct remap_c *rc = ti->private;
+	struct remap_io *io = dm_per_bio_data(bio, sizeof(struct remap_io));
+
+	uncount(rc->pdev, io);
+	if (*error && bio_sectors(bio)) {
+		if (op_is_write(bio_op(bio)))
+			atomic64_inc(&rc->pdev->write_errors);
+		else
+			atomic64_inc(&rc->pdev->read_errors);
+	}
+	return DM_ENDIO_DONE;
+}
+
+/* Route the bios held for a block whose migration ended. */
+static void release_deferred(struct remap_c *rc)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	struct bio_list bios;
+	struct bio *bio;
+
+	spin_lock_irq(&pdev->defer_lock);
+	bios = pdev->deferred;
+	bio_list_init(&pdev->deferred);
+	spin_unlock_irq(&pdev->defer_lock);
+
+	while ((bio = bio_list_pop(&bios))) {
+		switch (remap_route(rc, bio, false)) {
+		case DM_MAPIO_REMAPPED:
+			submit_bio_noacct(bio);
+			break;
+		case DM_MAPIO_KILL:
+			bio_io_error(bio);
+			break;
+		default:	/* held again */
+			break;
+		}
+	}
+}
+
+/* ---- Migrations ----------------------------------------------------------------- */
+
+/* Wait until no write sent to the main device before now is in flight. */
+static void drain_writes(struct dmr_pdev *pdev)
+{
+	unsigned int old = pdev->epoch & 1;
+
+	smp_mb();	/* the BUSY entry is visible before the flip */
+	smp_store_release(&pdev->epoch, pdev->epoch + 1);
+	smp_mb();	/* the flip is visible before we read the count */
+	wait_event(pdev->drain_wq, !atomic_read(&pdev->inflight[old]));
+}
+
+static int copy_block(struct remap_c *rc, u64 block, u32 spare, void *buf)
+{
+	sector_t count = (sector_t)1 << rc->shift;
+	sector_t start = block << rc->shift;
+	sector_t end = bdev_nr_sectors(rc->main_dev->bdev);
+	struct dm_io_region where = {
+		.bdev = rc->main_dev->bdev,
+		.sector = start,
+		.count = min(count, end - start),
+	};
+	struct dm_io_request req = {
+		.bi_opf = REQ_OP_READ,
+		.mem.type = DM_IO_VMA,
+		.mem.ptr.vma = buf,
+		.client = rc->io,
+	};
+	int r;
+
+	memset(buf, 0, count << SECTOR_SHIFT);
+	r = rm_dm_io(&req, 1, &where, NULL);
+	if (r) {
+		DMERR_LIMIT("dev_id %u: cannot read block %llu to copy it (%d)",
+			    rc->dev_id, (unsigned long long)block, r);
+		return -EIO;
+	}
+	where.bdev = rc->pool->spare.bdev;
+	where.sector = dmr_pool_spare_sector(rc->pool, spare);
+	where.count = count;
+	req.bi_opf = REQ_OP_WRITE;
+	r = rm_dm_io(&req, 1, &where, NULL);
+	if (r) {
+		DMERR_LIMIT("dev_id %u: cannot write spare block %u (%d)",
+			    rc->dev_id, spare, r);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Move a block to a new spare block: copy its data, commit the remap, then
+ * redirect.  I/O to the block is held meanwhile, never lost or reordered.
+ */
+static int migrate_block(struct remap_c *rc, u64 block)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	struct dmr_pool *pool = rc->pool;
+	unsigned int state;
+	struct dmr_ix *x;
+	void *buf;
+	u32 spare;
+	int r;
+
+	buf = vmalloc((size_t)1 << (rc->shift + SECTOR_SHIFT));
+	if (!buf)
+		return -ENOMEM;
+
+	mutex_lock(&pdev->ix_lock);
+	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
+	if (rm_index_lookup(&x->ix, block, NULL, &state)) {
+		DMERR("force_remap: block %llu is already %s", block,
+		      state == RM_IX_PENDING ? "pending" : "remapped");
+		r = -EEXIST;
+		goto out;
+	}
+	r = dmr_pool_reserve(pool, &spare);
+	if (r) {
+		DMERR("force_remap: pool %u has no free spare block", rc->pool_id);
+		goto out;
+	}
+	r = dmr_pdev_ix_set(pdev, block, spare, RM_IX_BUSY);
+	if (r) {
+		dmr_pool_unreserve(pool, spare);
+		goto out;
+	}
+	drain_writes(pdev);
+
+	r = copy_block(rc, block, spare, buf);
+	if (!r)
+		r = dmr_md_wait(pool, dmr_pool_record(pool, spare, rc->dev_id,
+						      block, RM_ENTRY_MAPPED));
+	else
+		dmr_pool_unreserve(pool, spare);
+	if (r) {
+		dmr_pdev_ix_delete(pdev, block);
+	} else {
+		dmr_pdev_ix_set(pdev, block, spare, RM_IX_MAPPED);
+		WRITE_ONCE(pdev->nr_mapped, pdev->nr_mapped + 1);
+	}
+	release_deferred(rc);
+out:
+	mutex_unlock(&pdev->ix_lock);
+	vfree(buf);
+	return r;
+}
+
+/* ---- Status and messages --------------------------------------------------------------- */
+
+static const char *remap_state(struct remap_c *rc)
+{
+	if (READ_ONCE(rc->pool->md_error))
+		return "fail";
+	if (READ_ONCE(rc->pdev->nr_pending))
+		return "degraded";
+	return "ok";
 }
 
 static void remap_status(struct dm_target *ti, status_type_t type,
@@ -173,21 +512,103 @@ static void remap_status(struct dm_target *ti, status_type_t type,
 			 unsigned int maxlen)
 {
 	struct remap_c *rc = ti->private;
+	struct dmr_pdev *pdev = rc->pdev;
 	unsigned int sz = 0;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%u %u", rc->pool_id, rc->dev_id);
+		DMEMIT("%u %u %llu %llu %lld %lld %lld %s", rc->pool_id,
+		       rc->dev_id, READ_ONCE(pdev->nr_mapped),
+		       READ_ONCE(pdev->nr_pending),
+		       (long long)atomic64_read(&pdev->read_errors),
+		       (long long)atomic64_read(&pdev->write_errors),
+		       (long long)atomic64_read(&pdev->remapped_ios),
+		       remap_state(rc));
 		break;
 	case STATUSTYPE_TABLE:
-		DMEMIT("%u %s %u", rc->dev_id, rc->main_dev->name,
-		       rc->pool_id);
+		DMEMIT("%u %s %u", rc->dev_id, rc->main_dev->name, rc->pool_id);
+		if (rc->force)
+			DMEMIT(" 1 force");
 		break;
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",dev_id=%u,pool_id=%u;", rc->dev_id, rc->pool_id);
+		DMEMIT(",dev_id=%u,pool_id=%u,main_device_name=%s;", rc->dev_id,
+		       rc->pool_id, rc->main_dev->name);
 		break;
 	}
+}
+
+struct remap_line {
+	u64 block;
+	u32 spare;
+	u32 state;
+};
+
+static int cmp_line(const void *a, const void *b)
+{
+	const struct remap_line *x = a, *y = b;
+
+	return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* "<main block> <spare block> mapped|pending" per line, by main block. */
+static int list_remaps(struct remap_c *rc, char *result, unsigned int maxlen)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	struct remap_line *lines;
+	unsigned int sz = 0, state;
+	u64 n = 0, i, cap;
+	struct dmr_ix *x;
+	u32 pos = 0;
+
+	mutex_lock(&pdev->ix_lock);
+	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
+	cap = x->ix.live;
+	lines = kvmalloc_array(max_t(u64, cap, 1), sizeof(*lines), GFP_KERNEL);
+	if (!lines) {
+		mutex_unlock(&pdev->ix_lock);
+		return -ENOMEM;
+	}
+	while (n < cap && rm_index_next(&x->ix, &pos, &lines[n].block,
+					&lines[n].spare, &state)) {
+		lines[n].state = state;
+		n++;
+	}
+	mutex_unlock(&pdev->ix_lock);
+
+	sort(lines, n, sizeof(*lines), cmp_line, NULL);
+	for (i = 0; i < n; i++)
+		DMEMIT("%llu %u %s\n", lines[i].block, lines[i].spare,
+		       lines[i].state == RM_IX_PENDING ? "pending" : "mapped");
+	kvfree(lines);
+	return 1;
+}
+
+static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
+			 char *result, unsigned int maxlen)
+{
+	struct remap_c *rc = ti->private;
+	u64 sector;
+
+	if (argc == 2 && !strcasecmp(argv[0], "force_remap")) {
+		if (kstrtou64(argv[1], 10, &sector) || sector >= ti->len) {
+			DMERR("force_remap: invalid sector '%s' (0..%llu)", argv[1],
+			      (unsigned long long)ti->len - 1);
+			return -EINVAL;
+		}
+		return migrate_block(rc, sector >> rc->shift);
+	}
+	if (argc == 1 && !strcasecmp(argv[0], "list_remaps"))
+		return list_remaps(rc, result, maxlen);
+	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
+		atomic64_set(&rc->pdev->read_errors, 0);
+		atomic64_set(&rc->pdev->write_errors, 0);
+		atomic64_set(&rc->pdev->remapped_ios, 0);
+		return 0;
+	}
+	DMERR("unknown message or wrong arguments: '%s' (see Documentation/admin-guide.md)",
+	      argc ? argv[0] : "");
+	return -EINVAL;
 }
 
 static int remap_iterate_devices(struct dm_target *ti,
@@ -198,16 +619,28 @@ static int remap_iterate_devices(struct dm_target *ti,
 	return fn(ti, rc->main_dev, 0, ti->len, data);
 }
 
+/* Remapped I/O goes to the spare too: respect its limits as well. */
+static void remap_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct remap_c *rc = ti->private;
+
+	blk_stack_limits(limits, &bdev_get_queue(rc->pool->spare.bdev)->limits,
+			 0);
+}
+
 static struct target_type remap_target = {
 	.name = "remap",
-	.version = {0, 1, 0},
+	.version = {0, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = remap_ctr,
 	.dtr = remap_dtr,
 	.map = remap_map,
+	.end_io = remap_end_io,
 	.preresume = remap_preresume,
 	.status = remap_status,
+	.message = remap_message,
 	.iterate_devices = remap_iterate_devices,
+	.io_hints = remap_io_hints,
 };
 
 int dm_remap_target_init(void)

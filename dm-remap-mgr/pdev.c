@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pdev.c - per-device state of a dev_id attached to a pool: the remap index
+ * (built from the pool's entries, read lock-free by the remap target), the
+ * spare block allocator, and pools/<id>/devices/<dev_id>/ in sysfs.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "pool.h"
+
+#define DM_MSG_PREFIX "remap"
+
+/* Region filter size: one bit per region, at most this many bits. */
+#define PDEV_REGION_BITS	(64 * 1024)
+
+unsigned int dmr_pool_block_shift(struct dmr_pool *pool)
+{
+	return rm_block_sector_shift(pool->sb.geo.block_size);
+}
+
+sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare)
+{
+	return pool->sb.geo.data_start +
+	       ((sector_t)spare << dmr_pool_block_shift(pool));
+}
+
+/* ---- Spare allocation ------------------------------------------------------ */
+
+/*
+ * Hand out a free spare block.  It stays FREE in entries[] (so no commit
+ * persists it) and is marked reserved until dmr_pool_record() or
+ * dmr_pool_unreserve().  -ENOSPC when the pool is exhausted.
+ */
+int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
+{
+	u64 n = pool->sb.geo.nr_blocks, i, k;
+	int r = -ENOSPC;
+
+	mutex_lock(&pool->md_lock);
+	if (pool->md_error) {
+		r = -EIO;
+		goto out;
+	}
+	for (k = 0, i = pool->alloc_cursor; k < n; k++, i = i + 1 < n ? i + 1 : 0) {
+		if (pool->entries[i].state != RM_ENTRY_FREE ||
+		    test_bit(i, pool->reserved))
+			continue;
+		set_bit(i, pool->reserved);
+		pool->nr_free--;
+		pool->alloc_cursor = i + 1 < n ? i + 1 : 0;
+		*spare = i;
+		r = 0;
+		break;
+	}
+out:
+	mutex_unlock(&pool->md_lock);
+	return r;
+}
+
+void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare)
+{
+	mutex_lock(&pool->md_lock);
+	if (!WARN_ON(!test_and_clear_bit(spare, pool->reserved)))
+		pool->nr_free++;
+	mutex_unlock(&pool->md_lock);
+}
+
+/*
+ * Record a reserved spare block as MAPPED or PENDING for (dev_id, block).
+ * Returns the ticket to wait for (dmr_md_wait) before relying on it.
+ */
+u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
+		    unsigned int state)
+{
+	struct rm_entry *e = &pool->entries[spare];
+	u64 ticket;
+
+	mutex_lock(&pool->md_lock);
+	WARN_ON(!test_and_clear_bit(spare, pool->reserved));
+	e->main_block = block;
+	e->dev_id = dev_id;
+	e->state = state;
+	e->flags = 0;
+	if (state == RM_ENTRY_MAPPED)
+		pool->nr_mapped++;
+	else
+		pool->nr_pending++;
+	ticket = dmr_md_dirty(pool, rm_entry_logical(spare));
+	mutex_unlock(&pool->md_lock);
+	return ticket;
+}
+
+/* ---- The index -------------------------------------------------------------- */
+
+static struct dmr_ix *ix_alloc(u64 nr_entries, u64 nr_main_blocks)
+{
+	unsigned int shift = rm_index_region_shift_for(nr_main_blocks,
+						       PDEV_REGION_BITS);
+	u32 words = rm_index_region_words_for(nr_main_blocks, shift);
+	u32 cap = rm_index_cap_for(min_t(u64, nr_entries, RM_INDEX_MAX_ENTRIES));
+	size_t slots = rm_index_bytes(cap);
+	struct dmr_ix *x;
+
+	if (!cap)
+		return NULL;
+	x = kvzalloc(sizeof(*x) + slots + words * sizeof(u64), GFP_NOIO);
+	if (!x)
+		return NULL;
+	if (rm_index_init(&x->ix, (struct rm_index_slot *)(x + 1), cap,
+			  (u64 *)((char *)(x + 1) + slots), words, shift)) {
+		kvfree(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* Blocks the region filter tells apart (later ones share its last bit). */
+static u64 ix_coverage(const struct rm_index *ix)
+{
+	u64 regions = (u64)ix->region_words * 64;
+
+	if (ix->region_shift >= 63 || regions > (U64_MAX >> ix->region_shift))
+		return U64_MAX;
+	return regions << ix->region_shift;
+}
+
+/*
+ * Replace the index by a bigger copy covering at least nr_main_blocks.
+ * Caller holds ix_lock; readers keep using the old copy until a grace
+ * period has passed.
+ */
+static int ix_grow(struct dmr_pdev *pdev, u64 nr_main_blocks)
+{
+	struct dmr_ix *old = rcu_dereference_protected(pdev->ix,
+				lockdep_is_held(&pdev->ix_lock));
+	struct dmr_ix *x;
+	int r;
+
+	x = ix_alloc(old->ix.live + 1, max(nr_main_blocks, ix_coverage(&old->ix)));
+	if (!x)
+		return -ENOMEM;
+	r = rm_index_copy(&x->ix, &old->ix);
+	if (r) {
+		kvfree(x);
+		return -EINVAL;
+	}
+	rcu_assign_pointer(pdev->ix, x);
+	kvfree_rcu(old, rcu);
+	return 0;
+}
+
+/* Insert or update block -> (spare, state).  Caller holds ix_lock. */
+int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
+		    unsigned int state)
+{
+	struct dmr_ix *x = rcu_dereference_protected(pdev->ix,
+				lockdep_is_held(&pdev->ix_lock));
+	int r;
+
+	if (block >= ix_coverage(&x->ix)) {
+		r = ix_grow(pdev, block + 1);
+		if (r)
+			return r;
+		x = rcu_dereference_protected(pdev->ix, 1);
+	}
+	r = rm_index_set(&x->ix, block, spare, state);
+	if (r == -RM_E_FULL) {
+		r = ix_grow(pdev, 0);
+		if (r)
+			return r;
+		x = rcu_dereference_protected(pdev->ix, 1);
+		r = rm_index_set(&x->ix, block, spare, state);
+	}
+	return r ? -EINVAL : 0;
+}
+
+int dmr_pdev_ix_delete(struct dmr_pdev *pdev, u64 block)
+{
+	struct dmr_ix *x = rcu_dereference_protected(pdev->ix,
+				lockdep_is_held(&pdev->ix_lock));
+
+	return rm_index_delete(&x->ix, block) ? -ENOENT : 0;
+}
+
+/* Build the index of dev_id from the pool's entries. */
+static int pdev_build_index(struct dmr_pdev *pdev, u64 main_sectors)
+{
+	struct dmr_pool *pool = pdev->pool;
+	u64 blocks = main_sectors >> dmr_pool_block_shift(pool);
+	u64 i, n = 0, top = 0;
+	struct dmr_ix *x;
+	int r = 0;
+
+	mutex_lock(&pool->md_lock);
+	for (i = 0; i < pool->sb.geo.nr_blocks; i++) {
+		struct rm_entry *e = &pool->entries[i];
+
+		if ((e->state == RM_ENTRY_MAPPED || e->state == RM_ENTRY_PENDING) &&
+		    e->dev_id == pdev->dev_id) {
+			n++;
+			top = max(top, e->main_block + 1);
+		}
+	}
+	x = ix_alloc(n, max(blocks, top));
+	if (!x) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < pool->sb.geo.nr_blocks && !r; i++) {
+		struct rm_entry *e = &pool->entries[i];
+
+		if (e->dev_id != pdev->dev_id)
+			continue;
+		if (e->state == RM_ENTRY_MAPPED) {
+			r = rm_index_set(&x->ix, e->main_block, i, RM_IX_MAPPED);
+			pdev->nr_mapped++;
+		} else if (e->state == RM_ENTRY_PENDING) {
+			r = rm_index_set(&x->ix, e->main_block, i, RM_IX_PENDING);
+			pdev->nr_pending++;
+		}
+	}
+	if (r) {
+		kvfree(x);
+		r = -EINVAL;
+		goto out;
+	}
+	RCU_INIT_POINTER(pdev->ix, x);
+out:
+	mutex_unlock(&pool->md_lock);
+	return r;
+}
+
+/* ---- sysfs ------------------------------------------------------------------------ */
+
+struct pdev_attr {
+	struct attribute attr;
+	ssize_t (*show)(struct dmr_pdev *pdev, char *buf);
+};
+
+static ssize_t pdev_show_dev(struct dmr_pdev *pdev, char *buf)
+{
+	dev_t d = disk_devt(dm_disk(pdev->md));
+
+	return sysfs_emit(buf, "%u:%u\n", MAJOR(d), MINOR(d));
+}
+
+static ssize_t pdev_show_main_dev(struct dmr_pdev *pdev, char *buf)
+{
+	return sysfs_emit(buf, "%u:%u\n", MAJOR(pdev->main_dev),
+			  MINOR(pdev->main_dev));
+}
+
+/* Counters written under ix_lock, read here without it. */
+static ssize_t pdev_show_u64(struct dmr_pdev *pdev, char *buf, u64 *v)
+{
+	return sysfs_emit(buf, "%llu\n", (unsigned long long)READ_ONCE(*v));
+}
+
+static ssize_t pdev_show_remaps(struct dmr_pdev *pdev, char *buf)
+{
+	return pdev_show_u64(pdev, buf, &pdev->nr_mapped);
+}
+
+static ssize_t pdev_show_pending(struct dmr_pdev *pdev, char *buf)
+{
+	return pdev_show_u64(pdev, buf, &pdev->nr_pending);
+}
+
+static ssize_t pdev_show_atomic(char *buf, atomic64_t *v)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(v));
+}
+
+static ssize_t pdev_show_read_errors(struct dmr_pdev *pdev, char *buf)
+{
+	return pdev_show_atomic(buf, &pdev->read_errors);
+}
+
+static ssize_t pdev_show_write_errors(struct dmr_pdev *pdev, char *buf)
+{
+	return pdev_show_atomic(buf, &pdev->write_errors);
+}
+
+static ssize_t pdev_show_remapped_ios(struct dmr_pdev *pdev, char *buf)
+{
+	return pdev_show_atomic(buf, &pdev->remapped_ios);
+}
+
+#define PDEV_ATTR(_name)						\
+static struct pdev_attr pdev_attr_##_name = {				\
+	.attr = { .name = #_name, .mode = 0444 },			\
+	.show = pdev_show_##_name,					\
+}
+
+PDEV_ATTR(dev);
+PDEV_ATTR(main_dev);
+PDEV_ATTR(remaps);
+PDEV_ATTR(pending);
+PDEV_ATTR(read_errors);
+PDEV_ATTR(write_errors);
+PDEV_ATTR(remapped_ios);
+
+static struct attribute *pdev_attrs[] = {
+	&pdev_attr_dev.attr,
+	&pdev_attr_main_dev.attr,
+	&pdev_attr_remaps.attr,
+	&pdev_attr_pending.attr,
+	&pdev_attr_read_errors.attr,
+	&pdev_attr_write_errors.attr,
+	&pdev_attr_remapped_ios.attr,
+	NULL,
+};
+ATTRIBUTE_GROUPS(pdev);
+
+static ssize_t pdev_attr_show(struct kobject *kobj, struct attribute *attr,
+			      char *buf)
+{
+	struct pdev_attr *pa = container_of(attr, struct pdev_attr, attr);
+
+	return pa->show(container_of(kobj, struct dmr_pdev, kobj), buf);
+}
+
+static const struct sysfs_ops pdev_sysfs_ops = {
+	.show = pdev_attr_show,
+};
+
+static void pdev_release(struct kobject *kobj)
+{
+	struct dmr_pdev *pdev = container_of(kobj, struct dmr_pdev, kobj);
+
+	kvfree(rcu_dereference_protected(pdev->ix, 1));
+	kfree(pdev);
+}
+
+static const struct kobj_type pdev_ktype = {
+	.release = pdev_release,
+	.sysfs_ops = &pdev_sysfs_ops,
+	.default_groups = pdev_groups,
+};
+
+/* ---- Life cycle ---------------------------------------------------------------------- */
+
+static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
+				    struct mapped_device *md, dev_t main_dev,
+				    u64 main_sectors, char **error)
+{
+	struct dmr_pdev *pdev = kzalloc(sizeof(*pdev), GFP_KERNEL);
+	int r;
+
+	if (!pdev) {
+		*error = "Cannot allocate device state";
+		return ERR_PTR(-ENOMEM);
+	}
+	kobject_init(&pdev->kobj, &pdev_ktype);
+	pdev->pool = pool;
+	pdev->dev_id = dev_id;
+	pdev->md = md;
+	pdev->main_dev = main_dev;
+	mutex_init(&pdev->ix_lock);
+	atomic_set(&pdev->inflight[0], 0);
+	atomic_set(&pdev->inflight[1], 0);
+	init_waitqueue_head(&pdev->drain_wq);
+	spin_lock_init(&pdev->defer_lock);
+	bio_list_init(&pdev->deferred);
+
+	r = pdev_build_index(pdev, main_sectors);
+	if (r) {
+		*error = "Cannot build the remap index";
+		goto bad;
+	}
+	r = kobject_add(&pdev->kobj, pool->devices_kobj, "%u", dev_id);
+	if (r) {
+		*error = "Cannot create the sysfs directory";
+		goto bad;
+	}
+	return pdev;
+bad:
+	kobject_put(&pdev->kobj);
+	return ERR_PTR(r);
+}
+
+/*
+ * The state of dev_id for a table of dm device md: shared with md's other
+ * table instances, refused (-EBUSY) if another dm device has dev_id.
+ */
+struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
+			      struct mapped_device *md, dev_t main_dev,
+			      char **error)
+{
+	struct dmr_pdev *pdev;
+	int i;
+	u64 size = 0;
+
+	mutex_lock(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list) {
+		if (pdev->dev_id != dev_id)
+			continue;
+		if (pdev->md != md) {
+			*error = "dev_id is attached to another device";
+			pdev = ERR_PTR(-EBUSY);
+		} else {
+			pdev->users++;
+			pdev->main_dev = main_dev;
+		}
+		goto out;
+	}
+	mutex_lock(&pool->md_lock);
+	i = rm_dev_find(pool->devs, dev_id);
+	if (i >= 0)
+		size = pool->devs[i].size_sectors;
+	mutex_unlock(&pool->md_lock);
+	pdev = pdev_create(pool, dev_id, md, main_dev, size, error);
+	if (!IS_ERR(pdev)) {
+		pdev->users = 1;
+		list_add(&pdev->list, &pool->pdevs);
+	}
+out:
+	mutex_unlock(&pool->pdev_lock);
+	return pdev;
+}
+
+/*
+ * Link devices/<dev_id>/dm to the dm device.  Its disk is only in sysfs
+ * once the first table is live, so this is done on resume, not in ctr.
+ */
+void dmr_pdev_link(struct dmr_pdev *pdev)
+{
+	struct dmr_pool *pool = pdev->pool;
+
+	mutex_lock(&pool->pdev_lock);
+	if (!pdev->linked &&
+	    !sysfs_create_link(&pdev->kobj, &disk_to_dev(dm_disk(pdev->md))->kobj,
+			       "dm"))
+		pdev->linked = true;
+	mutex_unlock(&pool->pdev_lock);
+}
+
+void dmr_pdev_put(struct dmr_pdev *pdev)
+{
+	struct dmr_pool *pool = pdev->pool;
+	bool last;
+
+	mutex_lock(&pool->pdev_lock);
+	last = !--pdev->users;
+	if (last)
+		list_del(&pdev->list);
+	mutex_unlock(&pool->pdev_lock);
+	if (!last)
+		return;
+	WARN_ON(!bio_list_empty(&pdev->deferred));
+	if (pdev->linked)
+		sysfs_remove_link(&pdev->kobj, "dm");
+	kobject_del(&pdev->kobj);
+	kobject_put(&pdev->kobj);
+}
