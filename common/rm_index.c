@@ -344,17 +344,14 @@ static int rm_ix_scan_range(const struct rm_index *ix, uint64_t first,
 	return 1;
 }
 
-int rm_index_first_in_range(const struct rm_index *ix, uint64_t first_block,
+/* rm_index_first_in_range() for ranges of more than one block. */
+static int rm_ix_first_slow(const struct rm_index *ix, uint64_t first_block,
 			    uint64_t last_block, uint64_t *found,
 			    uint32_t *spare, unsigned int *state)
 {
 	const struct rm_index_slot *s;
 	uint64_t b = first_block, end, r, rlast, val = 0;
 
-	if (last_block > RM_INDEX_MAX_BLOCK)
-		last_block = RM_INDEX_MAX_BLOCK;
-	if (first_block > last_block || !RM_READ_ONCE(ix->live))
-		return 0;
 	if (last_block - first_block >= ix->cap) {
 		if (!rm_index_may_contain(ix, first_block, last_block) ||
 		    !rm_ix_scan_range(ix, first_block, last_block, &b, &val))
@@ -397,6 +394,43 @@ next:
 out:
 	if (found)
 		*found = b;
+	if (spare)
+		*spare = (uint32_t)(val & RM_IX_SPARE_MASK);
+	if (state)
+		*state = rm_ix_state(val);
+	return 1;
+}
+
+int rm_index_first_in_range(const struct rm_index *ix, uint64_t first_block,
+			    uint64_t last_block, uint64_t *found,
+			    uint32_t *spare, unsigned int *state)
+{
+	const struct rm_index_slot *s;
+	uint64_t r, val;
+
+	if (last_block > RM_INDEX_MAX_BLOCK)
+		last_block = RM_INDEX_MAX_BLOCK;
+	if (first_block > last_block || !RM_READ_ONCE(ix->live))
+		return 0;
+	/* The common miss: a range inside one region whose bit is clear. */
+	if (ix->region_words &&
+	    first_block >> ix->region_shift == last_block >> ix->region_shift) {
+		r = rm_ix_region(ix, first_block);
+		if (!((RM_READ_ONCE(ix->regions[r >> 6]) >> (r & 63)) & 1))
+			return 0;
+	}
+	if (first_block != last_block)
+		return rm_ix_first_slow(ix, first_block, last_block, found,
+					spare, state);
+	/* One block: a plain lookup. */
+	s = rm_ix_probe(ix, first_block + 1);
+	if (!s)
+		return 0;
+	val = RM_READ_ONCE(s->val);
+	if (rm_ix_state(val) == RM_IX_DELETED)
+		return 0;
+	if (found)
+		*found = first_block;
 	if (spare)
 		*spare = (uint32_t)(val & RM_IX_SPARE_MASK);
 	if (state)

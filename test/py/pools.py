@@ -102,3 +102,46 @@ def devices(mgr, slot):
         f = line.split()
         out[int(f[0])] = {k: int(v) for k, v in (x.split("=") for x in f[1:])}
     return out
+
+
+def data_start(spare):
+    """First data sector of the pool on spare (superblock copy 0)."""
+    return struct.unpack_from("<Q", read_block(spare, 0), 88)[0]
+
+
+class RemapDev:
+    """A remap device in a pool, with its messages and status."""
+
+    def __init__(self, dm, main, pool, dev_id=1, sectors=None, opts=""):
+        from dmtools import blockdev_sectors
+        self.dm, self.main, self.pool, self.dev_id = dm, main, pool, dev_id
+        self.sectors = sectors or blockdev_sectors(main)
+        self.name = dm.create(f"0 {self.sectors} remap {dev_id} {main} {pool} {opts}".rstrip(),
+                              hint="remap")
+        self.path = dm.path(self.name)
+
+    def msg(self, *args):
+        return dmsetup("message", self.name, "0", *args).strip()
+
+    def force(self, sector):
+        return self.msg("force_remap", sector)
+
+    def remaps(self):
+        """{main block: (spare block, state)}"""
+        out = {}
+        for line in self.msg("list_remaps").splitlines():
+            b, s, st = line.split()
+            out[int(b)] = (int(s), st)
+        return out
+
+    def status(self):
+        f = dmsetup("status", self.name).split()[3:]
+        keys = ["pool_id", "dev_id", "remaps", "pending", "read_errors", "write_errors",
+                "remapped_ios", "state"]
+        st = dict(zip(keys, f))
+        for k in keys[:-1]:
+            st[k] = int(st[k])
+        return st
+
+    def remove(self):
+        self.dm.remove(self.name)

@@ -1,0 +1,340 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The remap target: redirect of remapped blocks, forced remaps, listing,
+status, persistence and bad input."""
+import concurrent.futures
+import os
+import threading
+
+import pytest
+
+from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
+from pools import (Manager, RemapDev, data_start, devices, pool_active, pool_attr,
+                   read_block)
+
+BLOCK = 4096
+BS = BLOCK // 512          # sectors per block
+
+
+@pytest.fixture
+def env(dm, loopdev):
+    """A pool (slot 1) on a 64 MiB spare and a 16 MiB main device."""
+    mgr = Manager(dm)
+    spare, main = loopdev(64), loopdev(16)
+    mgr.format(spare)
+    mgr.resume(1, spare)
+    e = type("Env", (), {})()
+    e.mgr, e.spare, e.main, e.pool, e.dm = mgr, spare, main, 1, dm
+    yield e
+    for name in reversed(list(dm.names)):
+        if name != mgr.name:
+            dm.remove(name)
+    if pool_active(1):
+        mgr.free(1)
+
+
+def spare_block(env, spare_idx, length=BLOCK, offset=0):
+    return pread(env.spare, (data_start(env.spare) + spare_idx * BS) * 512 + offset, length)
+
+
+def test_forced_remaps_copy_and_redirect(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    old = pattern("old", 1 << 20)
+    pwrite(dev.path, 0, old)
+    chosen = [3, 10, 11, 100, 255]
+    for b in chosen:
+        dev.force(b * BS + 1)          # any sector of the block
+    remaps = dev.remaps()
+    assert sorted(remaps) == chosen
+    assert all(st == "mapped" for _, st in remaps.values())
+    # The copies are exact and reads are redirected.
+    assert pread(dev.path, 0, len(old)) == old
+    for b in chosen:
+        assert spare_block(env, remaps[b][0]) == old[b * BLOCK:(b + 1) * BLOCK]
+    # New writes land on the side each block belongs to.
+    new = pattern("new", 1 << 20)
+    pwrite(dev.path, 0, new)
+    assert pread(dev.path, 0, len(new)) == new
+    on_main = pread(env.main, 0, len(new))
+    for b in range(256):
+        blk = slice(b * BLOCK, (b + 1) * BLOCK)
+        if b in chosen:
+            assert on_main[blk] == old[blk], f"block {b} written to main"
+            assert spare_block(env, remaps[b][0]) == new[blk]
+        else:
+            assert on_main[blk] == new[blk], f"block {b} not on main"
+    st = dev.status()
+    assert st["remaps"] == len(chosen) and st["pending"] == 0 and st["state"] == "ok"
+    assert st["remapped_ios"] > 0
+    assert pool_attr(env.pool, "blocks_used") == str(len(chosen))
+
+
+@pytest.mark.parametrize("offset, length", [
+    (5 * 512, 64 << 10),            # unaligned start, spans remapped and normal blocks
+    (3 * BLOCK + 512, 512),         # one sector inside a remapped block
+    (3 * BLOCK - 512, 1024),        # straddles the start of a remapped block
+    (11 * BLOCK + 3584, 1536),      # straddles the end of a remapped block
+    (0, 1 << 20),                   # big bio over everything
+])
+def test_partial_and_spanning_io(env, offset, length):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    pwrite(dev.path, 0, pattern("base", 1 << 20))
+    for b in (3, 4, 11, 13):
+        dev.force(b * BS)
+    data = pattern(f"io{offset}", length)
+    pwrite(dev.path, offset, data)
+    assert pread(dev.path, offset, length) == data
+    base = pattern("base", 1 << 20)
+    expect = bytearray(base)
+    expect[offset:offset + length] = data
+    assert pread(dev.path, 0, 1 << 20) == bytes(expect)
+
+
+def test_buffered_io_and_filesystem(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    for b in (0, 1, 2, 50, 1000, 4000):
+        dev.force(b * BS)
+    run("mkfs.ext4", "-q", "-F", "-b", "4096", dev.path)
+    mnt = "/tmp/rmt-mnt"
+    os.makedirs(mnt, exist_ok=True)
+    run("mount", dev.path, mnt)
+    try:
+        with open(f"{mnt}/f", "wb") as f:
+            f.write(pattern("fs", 3 << 20))
+        run("sync")
+    finally:
+        run("umount", mnt)
+    run("fsck.ext4", "-n", "-f", dev.path)
+    run("mount", dev.path, mnt)
+    try:
+        with open(f"{mnt}/f", "rb") as f:
+            assert f.read() == pattern("fs", 3 << 20)
+    finally:
+        run("umount", mnt)
+
+
+def test_list_remaps_sorted(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    for b in (40, 7, 2000, 1):
+        dev.force(b * BS)
+    lines = dev.msg("list_remaps").splitlines()
+    assert [int(x.split()[0]) for x in lines] == [1, 7, 40, 2000]
+
+
+def test_clear_stats(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    dev.force(0)
+    pread(dev.path, 0, BLOCK)
+    assert dev.status()["remapped_ios"] > 0
+    dev.msg("clear_stats")
+    st = dev.status()
+    assert st["remapped_ios"] == 0 and st["remaps"] == 1
+
+
+def test_table_status_gives_the_table_back(env):
+    dev = RemapDev(env.dm, env.main, env.pool, dev_id=9, opts="1 force")
+    st = os.stat(env.main)
+    assert dmsetup("table", dev.name).split()[2:] == [
+        "remap", "9", f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}", "1", "1", "force"]
+
+
+@pytest.mark.parametrize("args", [
+    ["force_remap"],
+    ["force_remap", "x"],
+    ["force_remap", "-1"],
+    ["force_remap", "32768"],           # == device size in sectors
+    ["force_remap", "1", "2"],
+    ["list_remaps", "x"],
+    ["clear_stats", "now"],
+    ["bogus"],
+])
+def test_bad_messages_rejected(env, args):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    with pytest.raises(CmdError):
+        dev.msg(*args)
+    assert dev.remaps() == {}
+    assert pool_attr(env.pool, "blocks_used") == "0"
+
+
+def test_force_remap_twice_is_refused(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    dev.force(8)
+    with pytest.raises(CmdError):
+        dev.force(9)
+    assert list(dev.remaps()) == [1]
+
+
+def test_exhaustion_is_a_clear_error_and_changes_nothing(dm, loopdev, kmsg):
+    mgr = Manager(dm)
+    backing, main = loopdev(8), loopdev(16)
+    # A spare that holds just a few more blocks than the minimum.
+    small = run("losetup", "--sizelimit", str(20 * BLOCK + 5 * 4096 * 4), "-f", "--show",
+                run("losetup", "-n", "-O", "BACK-FILE", backing).strip()).strip()
+    try:
+        mgr.format(small)
+        mgr.resume(1, small)
+        total = int(pool_attr(1, "blocks_total"))
+        dev = RemapDev(dm, main, 1)
+        for b in range(total):
+            dev.force(b * BS)
+        with pytest.raises(CmdError) as e:
+            dev.force(total * BS)
+        assert "No space" in e.value.err
+        assert any("no free spare block" in ln for ln in kmsg.read())
+        assert len(dev.remaps()) == total
+        assert pool_attr(1, "blocks_free") == "0"
+        dev.remove()
+        mgr.free(1)
+    finally:
+        run("losetup", "-d", small)
+
+
+def test_remaps_survive_remove_recreate_and_free_resume(env):
+    dev = RemapDev(env.dm, env.main, env.pool, dev_id=4)
+    data = pattern("keep", 1 << 20)
+    pwrite(dev.path, 0, data)
+    for b in (5, 6, 77):
+        dev.force(b * BS)
+    pwrite(dev.path, 0, pattern("keep2", 1 << 20))
+    before = dev.remaps()
+    dev.remove()
+    dev = RemapDev(env.dm, env.main, env.pool, dev_id=4)
+    assert dev.remaps() == before
+    assert pread(dev.path, 0, 1 << 20) == pattern("keep2", 1 << 20)
+    dev.remove()
+    env.mgr.free(env.pool)
+    env.mgr.resume(env.pool, env.spare)
+    dev = RemapDev(env.dm, env.main, env.pool, dev_id=4)
+    assert dev.remaps() == before
+    assert pread(dev.path, 0, 1 << 20) == pattern("keep2", 1 << 20)
+
+
+def test_devices_do_not_see_each_others_remaps(env, loopdev):
+    other = loopdev(16)
+    a = RemapDev(env.dm, env.main, env.pool, dev_id=1)
+    b = RemapDev(env.dm, other, env.pool, dev_id=2)
+    pwrite(a.path, 0, pattern("a", 64 << 10))
+    pwrite(b.path, 0, pattern("b", 64 << 10))
+    a.force(0)
+    assert b.remaps() == {}
+    assert pread(b.path, 0, 64 << 10) == pattern("b", 64 << 10)
+    assert pread(a.path, 0, 64 << 10) == pattern("a", 64 << 10)
+
+
+def test_dev_id_owned_by_another_device_is_refused(env, loopdev):
+    RemapDev(env.dm, env.main, env.pool, dev_id=1)
+    with pytest.raises(CmdError):
+        RemapDev(env.dm, env.main, env.pool, dev_id=1)
+
+
+def test_shrunk_device_with_remaps_needs_force(env, loopdev):
+    dev = RemapDev(env.dm, env.main, env.pool, dev_id=3)
+    dev.force(0)
+    dev.remove()
+    small = loopdev(8)
+    with pytest.raises(CmdError):
+        RemapDev(env.dm, small, env.pool, dev_id=3)
+    assert devices(env.mgr, env.pool)[3]["blocks"] == 1
+    dev = RemapDev(env.dm, small, env.pool, dev_id=3, opts="1 force")
+    assert dev.remaps() == {}
+    assert pool_attr(env.pool, "blocks_used") == "0"
+
+
+def test_grown_device_keeps_its_remaps(env, dm, loopdev):
+    backing = loopdev(32)
+    lin = dm.create(f"0 {16 << 11} linear {backing} 0", hint="lv")
+    dev = RemapDev(env.dm, dm.path(lin), env.pool, dev_id=5, sectors=16 << 11)
+    dev.force(0)
+    pwrite(dev.path, 0, pattern("g", BLOCK))
+    dev.remove()
+    dm.reload(lin, f"0 {32 << 11} linear {backing} 0")    # lvextend
+    dev = RemapDev(env.dm, dm.path(lin), env.pool, dev_id=5)
+    assert list(dev.remaps()) == [0]
+    assert pread(dev.path, 0, BLOCK) == pattern("g", BLOCK)
+
+
+def diskstat(dev, field):
+    with open(f"/sys/block/{os.path.basename(os.path.realpath(dev))}/stat") as f:
+        return int(f.read().split()[field])
+
+
+def test_flush_reaches_both_devices(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    dev.force(0)
+    flushes = (diskstat(env.main, 15), diskstat(env.spare, 15))
+    fd = os.open(dev.path, os.O_WRONLY)
+    try:
+        os.write(fd, pattern("f", BLOCK))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert diskstat(env.main, 15) > flushes[0]
+    assert diskstat(env.spare, 15) > flushes[1]
+
+
+def test_discard_and_write_zeroes_reach_both_devices(env):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    pwrite(dev.path, 0, pattern("d", 64 << 10))
+    dev.force(2 * BS)
+    spare_idx = dev.remaps()[2][0]
+    run("blkdiscard", "-o", "0", "-l", str(64 << 10), dev.path)
+    assert spare_block(env, spare_idx) == bytes(BLOCK)
+    on_main = pread(env.main, 0, 64 << 10)
+    # Block 2 lives on the spare: its stale copy on main is left alone.
+    assert on_main[:2 * BLOCK] + on_main[3 * BLOCK:] == bytes(15 * BLOCK)
+    pwrite(dev.path, 0, pattern("z", 64 << 10))
+    run("blkdiscard", "-z", "-o", "0", "-l", str(64 << 10), dev.path)
+    assert pread(dev.path, 0, 64 << 10) == bytes(64 << 10)
+    assert spare_block(env, spare_idx) == bytes(BLOCK)
+
+
+def test_writes_racing_a_forced_remap_are_not_lost(env):
+    """A writer hammers one block while it is being remapped; the last
+    acknowledged write must be what the block holds afterwards."""
+    dev = RemapDev(env.dm, env.main, env.pool)
+    stop = threading.Event()
+    last = {}
+
+    def writer(block):
+        i = 0
+        while not stop.is_set():
+            pwrite(dev.path, block * BLOCK, pattern(f"{block}:{i}", BLOCK))
+            last[block] = i
+            i += 1
+
+    blocks = [20, 21, 22, 23]
+    with concurrent.futures.ThreadPoolExecutor(len(blocks)) as ex:
+        futs = [ex.submit(writer, b) for b in blocks]
+        try:
+            for b in blocks:
+                dev.force(b * BS)
+        finally:
+            stop.set()
+        for f in futs:
+            f.result()
+    for b in blocks:
+        assert pread(dev.path, b * BLOCK, BLOCK) == pattern(f"{b}:{last[b]}", BLOCK)
+    assert sorted(dev.remaps()) == blocks
+
+
+def test_fio_verify_while_blocks_are_remapped(env, tmp_path):
+    dev = RemapDev(env.dm, env.main, env.pool)
+    fio = subprocess_fio(dev.path, tmp_path, size="8M", runtime=20)
+    try:
+        for b in range(0, 2048, 97):
+            dev.force(b * BS)
+    finally:
+        rc = fio.wait(timeout=300)
+    out = fio.stdout.read()
+    assert rc == 0, out
+    assert "verify" not in out.lower() or "err=0" in out.replace(" ", ""), out
+    assert len(dev.remaps()) == len(range(0, 2048, 97))
+
+
+def subprocess_fio(path, tmp_path, size, runtime):
+    import subprocess
+    return subprocess.Popen(
+        ["fio", "--name=v", f"--filename={path}", "--direct=1", "--ioengine=psync",
+         "--rw=randrw", "--bs=4k", f"--size={size}", "--numjobs=2", "--time_based",
+         f"--runtime={runtime}", "--verify=crc32c", "--verify_fatal=1",
+         "--do_verify=1", "--verify_backlog=64", "--group_reporting"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
