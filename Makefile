@@ -53,7 +53,7 @@ unit: $(BUILD)/unit
 
 $(BUILD)/unit: $(UNIT_SRC) $(COMMON_SRC) $(COMMON_HDR) test/unit/unit.h
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -Icommon \
+	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -pthread -Icommon \
 		$(UNIT_SRC) $(COMMON_SRC) -o $@
 
 # libFuzzer targets (clang).  FUZZ_SECONDS per target; corpus under build/.

@@ -35,9 +35,10 @@ static inline int rm_bdev_open(const char *path, void *holder,
 	return 0;
 }
 
+/* bdev_fput() (6.10+) gives the exclusive claim back before returning. */
 static inline void rm_bdev_close(struct rm_bdev *b, void *holder)
 {
-	fput(b->file);
+	bdev_fput(b->file);
 }
 #elif LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
 struct rm_bdev {

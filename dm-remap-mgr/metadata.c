@@ -109,6 +109,35 @@ static const char *md_err(int err)
 	return rm_strerror(err);
 }
 
+/*
+ * Read nr md blocks; if that fails, read them one by one and zero the
+ * ones that cannot be read (a zeroed block is an invalid copy, so the
+ * load rule falls back to the other copies).  Returns the number of
+ * unreadable blocks.
+ */
+static unsigned int md_read_tolerant(struct dmr_pool *pool, void *buf,
+				     u64 blocknr, unsigned int nr)
+{
+	unsigned int i, bad = 0;
+
+	if (!md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf, blocknr, nr,
+		   NULL))
+		return 0;
+	for (i = 0; i < nr; i++) {
+		void *blk = buf + (size_t)i * RM_MD_BLOCK_SIZE;
+
+		if (md_io(pool->io, pool->spare.bdev, REQ_OP_READ, blk,
+			  blocknr + i, 1, NULL)) {
+			memset(blk, 0, RM_MD_BLOCK_SIZE);
+			DMWARN_LIMIT("%s: metadata block %llu is unreadable",
+				     pool->spare_name,
+				     (unsigned long long)(blocknr + i));
+			bad++;
+		}
+	}
+	return bad;
+}
+
 /* ---- Format -------------------------------------------------------------- */
 
 /* Does the device already hold a pool with a valid superblock copy? */
@@ -290,11 +319,9 @@ static int md_load_sb(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	unsigned int i;
 	int best, r;
 
-	r = md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf, 0,
-		  RM_SB_COPIES, NULL);
-	if (r) {
-		DMERR("resume_spare: cannot read the superblocks of %s",
-		      pool->spare_name);
+	if (md_read_tolerant(pool, buf, 0, RM_SB_COPIES) == RM_SB_COPIES) {
+		DMERR_LIMIT("resume_spare: cannot read any superblock of %s",
+			    pool->spare_name);
 		return -EIO;
 	}
 	for (i = 0; i < RM_SB_COPIES; i++) {
@@ -393,23 +420,14 @@ static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
 {
 	const struct rm_geometry *g = &pool->sb.geo;
 	void *copy1 = buf + 2 * MD_LOAD_BATCH * RM_MD_BLOCK_SIZE;
-	struct md_batch b;
 	u32 l, n, i;
 	int r;
 
 	for (l = 0; l < g->nr_logical; l += n) {
 		n = min_t(u64, MD_LOAD_BATCH, g->nr_logical - l);
 		/* Both pairs of n logicals are 2n consecutive blocks per copy. */
-		md_batch_init(&b);
-		md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf,
-		      rm_slot_blocknr(g, l, 0), 2 * n, &b);
-		md_io(pool->io, pool->spare.bdev, REQ_OP_READ, copy1,
-		      rm_slot_blocknr(g, l, 1), 2 * n, &b);
-		if (md_batch_wait(&b)) {
-			DMERR("resume_spare: read error in the table of %s",
-			      pool->spare_name);
-			return -EIO;
-		}
+		md_read_tolerant(pool, buf, rm_slot_blocknr(g, l, 0), 2 * n);
+		md_read_tolerant(pool, copy1, rm_slot_blocknr(g, l, 1), 2 * n);
 		for (i = 0; i < n; i++) {
 			r = md_load_logical(pool, l + i,
 					    buf + 2 * i * RM_MD_BLOCK_SIZE,
@@ -639,29 +657,52 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 {
 	const struct rm_geometry *g = &pool->sb.geo;
 	u64 nl = g->nr_logical, l;
-	struct md_batch b;
-	unsigned int c, i;
+	struct md_batch b[2];
+	unsigned int c, i, h, ok = 0;
 	long k = 0;
 
-	md_batch_init(&b);
+	/* One batch per copy: the commit stands if either copy is written. */
+	md_batch_init(&b[0]);
+	md_batch_init(&b[1]);
 	for_each_set_bit(l, pool->committing, nl) {
 		unsigned int pair = pool->cur_pair[l] ^ 1;
 
 		for (c = 0; c < 2; c++, k++)
 			md_io(pool->io, pool->spare.bdev, REQ_OP_WRITE | REQ_SYNC,
 			      pool->cbufs[k],
-			      rm_slot_blocknr(g, l, rm_slot_index(pair, c)), 1, &b);
+			      rm_slot_blocknr(g, l, rm_slot_index(pair, c)), 1,
+			      &b[c]);
 	}
 	WARN_ON(k != nb);
-	if (md_batch_wait(&b))
+	c = !!md_batch_wait(&b[0]) + !!md_batch_wait(&b[1]);
+	if (c == 2)
 		return -EIO;
+	if (c) {
+		DMWARN_LIMIT("pool %u: a table copy write failed; the next commit redoes it",
+			     pool->id);
+		pool->lost_copy = true;
+	}
 
-	md_batch_init(&b);
-	for (i = 0; i < RM_SB_COPIES; i++)
-		md_io(pool->io, pool->spare.bdev,
-		      REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC,
-		      pool->cbufs[2 * nl + i], rm_sb_blocknr(i), 1, &b);
-	return md_batch_wait(&b);
+	/*
+	 * The superblocks in two halves, so that a power cut cannot catch
+	 * every copy in the middle of a write.  Each write carries PREFLUSH
+	 * (the table blocks are stable before any superblock names them)
+	 * and FUA.  One copy written is enough to commit.
+	 */
+	for (h = 0; h < 2; h++) {
+		for (i = h * RM_SB_COPIES / 2; i < (h + 1) * RM_SB_COPIES / 2; i++) {
+			md_batch_init(&b[0]);
+			md_io(pool->io, pool->spare.bdev,
+			      REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC,
+			      pool->cbufs[2 * nl + i], rm_sb_blocknr(i), 1, &b[0]);
+			if (!md_batch_wait(&b[0]))
+				ok++;
+			else
+				DMWARN_LIMIT("pool %u: superblock copy %u could not be written",
+					     pool->id, i);
+		}
+	}
+	return ok ? 0 : -EIO;
 }
 
 /* One commit; 1 if it committed or must retry, 0 if nothing to do, <0 on failure. */
@@ -673,7 +714,8 @@ static int md_commit_once(struct dmr_pool *pool)
 	int r;
 
 	mutex_lock(&pool->md_lock);
-	if (pool->md_error || pool->durable_gen == pool->change_gen) {
+	if (pool->md_error ||
+	    atomic64_read(&pool->durable_gen) == pool->change_gen) {
 		mutex_unlock(&pool->md_lock);
 		return 0;
 	}
@@ -705,10 +747,14 @@ static int md_commit_once(struct dmr_pool *pool)
 	for_each_set_bit(l, pool->committing, pool->sb.geo.nr_logical) {
 		pool->cur_pair[l] ^= 1;
 		pool->cur_seq[l] = sb.seq;
+		/* A copy was lost: write both again with the next commit. */
+		if (pool->lost_copy)
+			set_bit(l, pool->dirty);
 	}
+	pool->lost_copy = false;
 	pool->sb = sb;
 	pool->next_seq = sb.seq + 1;
-	WRITE_ONCE(pool->durable_gen, target);
+	atomic64_set(&pool->durable_gen, target);
 	pool->commits++;
 	mutex_unlock(&pool->md_lock);
 	wake_up_all(&pool->commit_waitq);
@@ -734,7 +780,7 @@ u64 dmr_md_dirty(struct dmr_pool *pool, u32 logical)
 
 static bool md_done(struct dmr_pool *pool, u64 ticket)
 {
-	return READ_ONCE(pool->durable_gen) >= ticket ||
+	return atomic64_read(&pool->durable_gen) >= ticket ||
 	       READ_ONCE(pool->md_error);
 }
 
@@ -747,7 +793,21 @@ int dmr_md_wait(struct dmr_pool *pool, u64 ticket)
 {
 	dmr_md_kick(pool);
 	wait_event(pool->commit_waitq, md_done(pool, ticket));
-	if (READ_ONCE(pool->durable_gen) >= ticket)
+	if (atomic64_read(&pool->durable_gen) >= ticket)
+		return 0;
+	return READ_ONCE(pool->md_error);
+}
+
+/* As dmr_md_wait(), but a fatal signal ends the wait with -EINTR. */
+int dmr_md_wait_killable(struct dmr_pool *pool, u64 ticket)
+{
+	int r;
+
+	dmr_md_kick(pool);
+	r = wait_event_killable(pool->commit_waitq, md_done(pool, ticket));
+	if (r)
+		return -EINTR;
+	if (atomic64_read(&pool->durable_gen) >= ticket)
 		return 0;
 	return READ_ONCE(pool->md_error);
 }

@@ -64,8 +64,7 @@ static void mgr_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		DMEMIT("%u", dmr_pool_count());
-		sz += dmr_pool_list(result + sz, maxlen - sz, true);
+		dmr_pool_list(result, maxlen, true);
 		break;
 	case STATUSTYPE_TABLE:
 		break;
@@ -79,7 +78,7 @@ static void mgr_status(struct dm_target *ti, status_type_t type,
 static int parse_slot(const char *s, unsigned int *slot)
 {
 	if (kstrtouint(s, 10, slot) || *slot >= DMR_MAX_POOLS) {
-		DMERR("invalid pool id '%s' (0..%u)", s, DMR_MAX_POOLS - 1);
+		DMERR_LIMIT("invalid pool id '%s' (0..%u)", s, DMR_MAX_POOLS - 1);
 		return -EINVAL;
 	}
 	return 0;
@@ -92,7 +91,7 @@ static int msg_format(unsigned int argc, char **argv)
 	unsigned int i;
 
 	if (argc < 2 || argc > 4) {
-		DMERR("usage: format_spare <dev> [force] [block_size=<bytes>]");
+		DMERR_LIMIT("usage: format_spare <dev> [force] [block_size=<bytes>]");
 		return -EINVAL;
 	}
 	for (i = 2; i < argc; i++) {
@@ -101,13 +100,13 @@ static int msg_format(unsigned int argc, char **argv)
 		} else if (!strncmp(argv[i], "block_size=", 11) && !have_bs) {
 			if (kstrtou32(argv[i] + 11, 10, &block_size) ||
 			    !rm_block_size_valid(block_size)) {
-				DMERR("format_spare: invalid %s (a power of two from %u to %u)",
-				      argv[i], RM_MIN_BLOCK_SIZE, RM_MAX_BLOCK_SIZE);
+				DMERR_LIMIT("format_spare: bad %s (power of two, %u..%u)",
+					    argv[i], RM_MIN_BLOCK_SIZE, RM_MAX_BLOCK_SIZE);
 				return -EINVAL;
 			}
 			have_bs = true;
 		} else {
-			DMERR("format_spare: unknown or repeated option '%s'", argv[i]);
+			DMERR_LIMIT("format_spare: unknown or repeated option '%s'", argv[i]);
 			return -EINVAL;
 		}
 	}
@@ -121,15 +120,17 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 	unsigned int slot;
 	int r;
 
-	if (!argc)
+	if (!argc) {
+		DMERR_LIMIT("empty message");
 		return -EINVAL;
+	}
 
 	if (!strcasecmp(argv[0], "format_spare"))
 		return msg_format(argc, argv);
 
 	if (!strcasecmp(argv[0], "switch_to")) {
 		if (argc != 2) {
-			DMERR("usage: switch_to <id>");
+			DMERR_LIMIT("usage: switch_to <id>");
 			return -EINVAL;
 		}
 		r = parse_slot(argv[1], &slot);
@@ -140,7 +141,7 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	if (!strcasecmp(argv[0], "resume_spare")) {
 		if (argc != 2) {
-			DMERR("usage: resume_spare <dev>");
+			DMERR_LIMIT("usage: resume_spare <dev>");
 			return -EINVAL;
 		}
 		return dmr_pool_resume(READ_ONCE(mc->slot), argv[1]);
@@ -148,7 +149,7 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	if (!strcasecmp(argv[0], "free_spare")) {
 		if (argc != 1) {
-			DMERR("usage: free_spare (frees the pool selected by switch_to)");
+			DMERR_LIMIT("usage: free_spare (frees the pool selected by switch_to)");
 			return -EINVAL;
 		}
 		return dmr_pool_free(READ_ONCE(mc->slot));
@@ -156,7 +157,7 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	if (!strcasecmp(argv[0], "list")) {
 		if (argc != 1) {
-			DMERR("usage: list");
+			DMERR_LIMIT("usage: list");
 			return -EINVAL;
 		}
 		dmr_pool_list(result, maxlen, false);
@@ -165,14 +166,14 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	if (!strcasecmp(argv[0], "list_devices")) {
 		if (argc != 1) {
-			DMERR("usage: list_devices (of the pool selected by switch_to)");
+			DMERR_LIMIT("usage: list_devices (of the pool selected by switch_to)");
 			return -EINVAL;
 		}
 		r = dmr_pool_list_devices(READ_ONCE(mc->slot), result, maxlen);
 		return r ? r : 1;
 	}
 
-	DMERR("unknown message '%s'", argv[0]);
+	DMERR_LIMIT("unknown message '%s'", argv[0]);
 	return -EINVAL;
 }
 
@@ -195,7 +196,7 @@ int dm_remap_mgr_init(void)
 		return r;
 	r = dm_register_target(&mgr_target);
 	if (r) {
-		DMERR("register failed %d", r);
+		DMERR_LIMIT("register failed %d", r);
 		dmr_pool_registry_exit();
 	}
 	return r;

@@ -127,18 +127,18 @@ static u64 ix_coverage(const struct rm_index *ix)
 }
 
 /*
- * Replace the index by a bigger copy covering at least nr_main_blocks.
- * Caller holds ix_lock; readers keep using the old copy until a grace
- * period has passed.
+ * Replace the index by a copy sized for nr_entries, covering at least
+ * nr_main_blocks.  Caller holds ix_lock; readers keep using the old copy
+ * until a grace period has passed.
  */
-static int ix_grow(struct dmr_pdev *pdev, u64 nr_main_blocks)
+static int ix_rebuild(struct dmr_pdev *pdev, u64 nr_entries, u64 nr_main_blocks)
 {
 	struct dmr_ix *old = rcu_dereference_protected(pdev->ix,
 				lockdep_is_held(&pdev->ix_lock));
 	struct dmr_ix *x;
 	int r;
 
-	x = ix_alloc(old->ix.live + 1, max(nr_main_blocks, ix_coverage(&old->ix)));
+	x = ix_alloc(nr_entries, max(nr_main_blocks, ix_coverage(&old->ix)));
 	if (!x)
 		return -ENOMEM;
 	r = rm_index_copy(&x->ix, &old->ix);
@@ -160,14 +160,14 @@ int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
 	int r;
 
 	if (block >= ix_coverage(&x->ix)) {
-		r = ix_grow(pdev, block + 1);
+		r = ix_rebuild(pdev, x->ix.live + 1, block + 1);
 		if (r)
 			return r;
 		x = rcu_dereference_protected(pdev->ix, 1);
 	}
 	r = rm_index_set(&x->ix, block, spare, state);
 	if (r == -RM_E_FULL) {
-		r = ix_grow(pdev, 0);
+		r = ix_rebuild(pdev, x->ix.live + 1, 0);
 		if (r)
 			return r;
 		x = rcu_dereference_protected(pdev->ix, 1);
@@ -181,7 +181,12 @@ int dmr_pdev_ix_delete(struct dmr_pdev *pdev, u64 block)
 	struct dmr_ix *x = rcu_dereference_protected(pdev->ix,
 				lockdep_is_held(&pdev->ix_lock));
 
-	return rm_index_delete(&x->ix, block) ? -ENOENT : 0;
+	if (rm_index_delete(&x->ix, block))
+		return -ENOENT;
+	/* Keep the table within 32 bytes per entry; a failed shrink is harmless. */
+	if (rm_index_wants_shrink(&x->ix))
+		ix_rebuild(pdev, x->ix.live, 0);
+	return 0;
 }
 
 /* Build the index of dev_id from the pool's entries. */

@@ -177,17 +177,36 @@ static int lookup_spare(const char *what, const char *path, dev_t *dev)
 	int slot;
 
 	if (r) {
-		DMERR("%s: cannot find block device %s (%d)", what, path, r);
+		DMERR_LIMIT("%s: cannot find block device %s (%d)", what, path, r);
 		return -ENODEV;
 	}
 	mutex_lock(&registry_lock);
 	slot = __slot_of_spare(*dev);
 	mutex_unlock(&registry_lock);
 	if (slot >= 0) {
-		DMERR("%s: %s is the spare of active pool %d", what, path, slot);
+		DMERR_LIMIT("%s: %s is the spare of active pool %d", what, path, slot);
 		return -EBUSY;
 	}
 	return 0;
+}
+
+/* The same pool seen through another path must not be active twice. */
+static int check_uuid_unique(struct dmr_pool *pool)
+{
+	unsigned int i;
+	int r = 0;
+
+	mutex_lock(&registry_lock);
+	for (i = 0; i < DMR_MAX_POOLS && !r; i++) {
+		if (pools[i] && !memcmp(pools[i]->sb.uuid, pool->sb.uuid,
+					RM_UUID_SIZE)) {
+			DMERR_LIMIT("resume_spare: pool %pUb on %s is already active in slot %u",
+				    pool->sb.uuid, pool->spare_name, i);
+			r = -EBUSY;
+		}
+	}
+	mutex_unlock(&registry_lock);
+	return r;
 }
 
 /* Undo everything resume set up; the memory goes with the last kobject ref. */
@@ -229,8 +248,8 @@ static int pool_open(struct dmr_pool *pool, const char *path)
 
 	if (r) {
 		pool->spare.bdev = NULL;
-		DMERR("resume_spare: cannot open %s exclusively (%d); is it in use?",
-		      path, r);
+		DMERR_LIMIT("resume_spare: cannot open %s exclusively (%d); is it in use?",
+			    path, r);
 		return r == -EBUSY ? -EBUSY : -ENODEV;
 	}
 	pool->spare_dev = pool->spare.bdev->bd_dev;
@@ -287,7 +306,7 @@ int dmr_pool_resume(unsigned int id, const char *path)
 	r = pools[id] ? -EBUSY : 0;
 	mutex_unlock(&registry_lock);
 	if (r) {
-		DMERR("resume_spare: slot %u is busy (free_spare it first)", id);
+		DMERR_LIMIT("resume_spare: slot %u is busy (free_spare it first)", id);
 		goto out;
 	}
 	r = lookup_spare("resume_spare", path, &dev);
@@ -306,9 +325,11 @@ int dmr_pool_resume(unsigned int id, const char *path)
 		/* The first commit heals damaged copies before anything else. */
 		r = dmr_md_sync(pool);
 		if (r)
-			DMERR("resume_spare: %s: cannot write metadata (%d)",
-			      pool->spare_name, r);
+			DMERR_LIMIT("resume_spare: %s: cannot write metadata (%d)",
+				    pool->spare_name, r);
 	}
+	if (!r)
+		r = check_uuid_unique(pool);
 	if (!r)
 		r = pool_publish(pool);
 	if (r) {
@@ -335,11 +356,11 @@ int dmr_pool_free(unsigned int id)
 	pool = pools[id];
 	if (!pool) {
 		r = -ENOENT;
-		DMERR("free_spare: no pool in slot %u", id);
+		DMERR_LIMIT("free_spare: no pool in slot %u", id);
 	} else if (pool->nr_attached) {
 		r = -EBUSY;
-		DMERR("free_spare: pool %u has %u attached devices", id,
-		      pool->nr_attached);
+		DMERR_LIMIT("free_spare: pool %u has %u attached devices", id,
+			    pool->nr_attached);
 	} else {
 		pools[id] = NULL;	/* no new attach from here on */
 	}
@@ -349,12 +370,13 @@ int dmr_pool_free(unsigned int id)
 
 	r = dmr_md_sync(pool);
 	if (r)
-		DMWARN("free_spare: pool %u: last commit failed (%d); releasing it anyway",
-		       id, r);
+		DMERR_LIMIT("free_spare: pool %u: last commit failed (%d); released anyway",
+			    id, r);
 	pool_destroy(pool, true);
 	module_put(THIS_MODULE);
 	DMINFO("pool %u: freed", id);
-	r = 0;
+	/* Released either way; an error says the last changes were lost. */
+	r = r ? -EIO : 0;
 out:
 	mutex_unlock(&ops_lock);
 	return r;
@@ -373,8 +395,8 @@ int dmr_pool_format(const char *path, u32 block_size, bool force)
 		goto out;
 	r = rm_bdev_open(path, &format_holder, &b);
 	if (r) {
-		DMERR("format_spare: cannot open %s exclusively (%d); is it in use?",
-		      path, r);
+		DMERR_LIMIT("format_spare: cannot open %s exclusively (%d); is it in use?",
+			    path, r);
 		r = r == -EBUSY ? -EBUSY : -ENODEV;
 		goto out;
 	}
@@ -492,16 +514,20 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	i = rm_dev_find(pool->devs, dev_id);
 	if (i >= 0) {
 		d = &pool->devs[i];
-		if (d->size_sectors == size)
+		if (d->size_sectors == size) {
+			/* Unchanged, but maybe not yet durable. */
+			if (pool->dev_gen[i] > atomic64_read(&pool->durable_gen))
+				*ticket = pool->dev_gen[i];
 			goto out;
+		}
 		n = __dev_blocks(pool, dev_id);
 		/* A grown device (resize) is the same device. */
 		if (size > d->size_sectors)
 			n = 0;
 		if (n && !force) {
-			DMERR("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
-			      dev_id, (unsigned long long)d->size_sectors,
-			      (unsigned long long)size, (unsigned long long)n);
+			DMERR_LIMIT("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
+				    dev_id, (unsigned long long)d->size_sectors,
+				    (unsigned long long)size, (unsigned long long)n);
 			*error = "Other device under a dev_id with remaps ('force' drops them)";
 			r = -EINVAL;
 			goto out;
@@ -531,6 +557,7 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	}
 	d->size_sectors = size;
 	*ticket = dmr_md_dirty(pool, 0);
+	pool->dev_gen[d - pool->devs] = *ticket;
 out:
 	mutex_unlock(&pool->md_lock);
 	mutex_unlock(&pool->pdev_lock);
@@ -541,17 +568,6 @@ out:
 
 /* ---- Listing -------------------------------------------------------------------- */
 
-unsigned int dmr_pool_count(void)
-{
-	unsigned int i, n = 0;
-
-	mutex_lock(&registry_lock);
-	for (i = 0; i < DMR_MAX_POOLS; i++)
-		n += !!pools[i];
-	mutex_unlock(&registry_lock);
-	return n;
-}
-
 /*
  * One record per active pool: "<id> <spare> <used>/<total> <state> <scanner>",
  * newline separated for the list message (table = false) or space
@@ -559,9 +575,14 @@ unsigned int dmr_pool_count(void)
  */
 unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 {
-	unsigned int i, sz = 0;
+	unsigned int i, sz = 0, n = 0;
 
 	mutex_lock(&registry_lock);
+	if (table) {
+		for (i = 0; i < DMR_MAX_POOLS; i++)
+			n += !!pools[i];
+		DMEMIT("%u", n);
+	}
 	for (i = 0; i < DMR_MAX_POOLS; i++) {
 		struct dmr_pool *pool = pools[i];
 		u64 used, total;
@@ -603,7 +624,7 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 	mutex_unlock(&registry_lock);
 
 	if (!pool) {
-		DMERR("list_devices: no pool in slot %u", id);
+		DMERR_LIMIT("list_devices: no pool in slot %u", id);
 		return -ENOENT;
 	}
 	mutex_lock(&pool->md_lock);

@@ -52,9 +52,9 @@ struct dmr_pool {
 	/* Commit worker only: logicals of the commit in flight, buffers. */
 	unsigned long *committing;
 	void **cbufs;			/* 2 per logical + RM_SB_COPIES */
+	bool lost_copy;			/* a table copy write failed */
 	u64 next_seq;			/* seq of the next commit */
 	u64 change_gen;			/* bumped by every metadata change */
-	u64 durable_gen;		/* change_gen covered by the last commit */
 	int md_error;			/* sticky: first metadata write error */
 	u64 nr_free, nr_mapped, nr_pending, nr_retired;
 	u64 commits;
@@ -65,7 +65,10 @@ struct dmr_pool {
 	unsigned long *reserved;
 	u64 alloc_cursor;		/* next entry the allocator looks at */
 
+	/* change_gen covered by the last commit; read without md_lock */
+	atomic64_t durable_gen;
 	wait_queue_head_t commit_waitq;	/* waiters for durable_gen/md_error */
+	u64 dev_gen[RM_MAX_DEVS];	/* change_gen of each record's last change */
 
 	/* Protected by the registry lock. */
 	unsigned int nr_attached;	/* remap devices holding the pool */
@@ -142,7 +145,6 @@ int dmr_pool_resume(unsigned int id, const char *path);
 int dmr_pool_free(unsigned int id);
 /* Text for the list message and the manager status. */
 unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table);
-unsigned int dmr_pool_count(void);
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
 
@@ -174,6 +176,7 @@ u64 dmr_md_dirty(struct dmr_pool *pool, u32 logical);
 void dmr_md_kick(struct dmr_pool *pool);
 /* Wait until the change with this ticket is on stable storage. */
 int dmr_md_wait(struct dmr_pool *pool, u64 ticket);
+int dmr_md_wait_killable(struct dmr_pool *pool, u64 ticket);
 /* Commit everything changed so far and wait for it. */
 int dmr_md_sync(struct dmr_pool *pool);
 

@@ -207,7 +207,7 @@ static int remap_preresume(struct dm_target *ti)
 	dmr_pdev_link(rc->pdev);
 	if (!rc->id_ticket)
 		return 0;
-	r = dmr_md_wait(rc->pool, rc->id_ticket);
+	r = dmr_md_wait_killable(rc->pool, rc->id_ticket);
 	if (r) {
 		DMERR_LIMIT("dev_id %u: cannot commit its identity record (%d)",
 			    rc->dev_id, r);
