@@ -97,6 +97,86 @@ def phase_attach_loop():
 
 PHASES = {"format": phase_format, "check": phase_check, "attach-loop": phase_attach_loop}
 
+MAIN = "/dev/vdb"
+BLOCK = 4096
+NBLOCKS = 64
+
+
+def block_data(b, v):
+    from dmtools import pattern
+    return pattern(f"{b}-{v}", BLOCK)
+
+
+def phase_remap_burst():
+    """Writes to blocks 0..63 of a remap device over /dev/vdb (each
+    acknowledged after an O_SYNC write) while blocks are force-remapped
+    one after another (each acknowledged once the message returned).
+    Runs until the host kills QEMU."""
+    import threading
+    from dmtools import pwrite
+    msg("format_spare", SPARE)
+    msg("switch_to", SLOT)
+    msg("resume_spare", SPARE)
+    sectors = int(run("blockdev", "--getsz", MAIN))
+    dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {MAIN} {SLOT}")
+    dev = "/dev/mapper/burst"
+    for b in range(NBLOCKS):
+        pwrite(dev, b * BLOCK, block_data(b, 0))
+    log = os.open(os.path.join(OUT, "acked.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    lock = threading.Lock()
+
+    def ack(line):
+        with lock:
+            os.write(log, (line + "\n").encode())
+            os.fsync(log)
+
+    for b in range(NBLOCKS):
+        ack(f"w {b} 0")
+
+    def writer(first):
+        v = 1
+        while True:
+            for b in range(first, NBLOCKS, 2):
+                pwrite(dev, b * BLOCK, block_data(b, v))
+                ack(f"w {b} {v}")
+            v += 1
+
+    for first in (0, 1):
+        threading.Thread(target=writer, args=(first,), daemon=True).start()
+    for b in range(NBLOCKS):
+        dmsetup("message", "burst", "0", "force_remap", str(b * 8))
+        ack(f"r {b}")
+    ack("done")
+    threading.Event().wait()
+
+
+def phase_verify_burst():
+    """After the kill: every acknowledged remap is there and every block
+    holds its last acknowledged write or a later one."""
+    from dmtools import pread
+    msg("switch_to", SLOT)
+    msg("resume_spare", SPARE)
+    sectors = int(run("blockdev", "--getsz", MAIN))
+    dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {MAIN} {SLOT}")
+    remaps = sorted(int(line.split()[0]) for line in
+                    dmsetup("message", "burst", "0", "list_remaps").splitlines())
+    versions = {}
+    for b in range(NBLOCKS):
+        data = pread("/dev/mapper/burst", b * BLOCK, BLOCK)
+        vs = set()
+        for s in range(0, BLOCK, 512):
+            seed = data[s:s + 512].split(b":")[0].decode(errors="replace")
+            bb, _, v = seed.partition("-")
+            vs.add(int(v) if bb == str(b) and v.isdigit() else -1)
+        versions[b] = min(vs)
+    save("verify.json", {"remaps": remaps, "versions": versions})
+    dmsetup("remove", "burst")
+    msg("free_spare")
+
+
+PHASES.update({"remap-burst": phase_remap_burst, "verify-burst": phase_verify_burst})
+
+
 if __name__ == "__main__":
     setup()
     PHASES[sys.argv[1]]()

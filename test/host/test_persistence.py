@@ -85,3 +85,55 @@ def test_kill_9_right_after_commits_loses_nothing(tmp_path, disk):
     missing = set(done) - set(after["devices"])
     assert not missing, f"acknowledged device records lost after kill -9: {sorted(missing)}"
     assert after["state"] == "ok"
+
+
+def read_acked(out):
+    writes, remaps, done = {}, set(), False
+    try:
+        with open(out / "acked.txt") as f:
+            for line in f:
+                p = line.split()
+                if p[:1] == ["w"]:
+                    writes[int(p[1])] = max(writes.get(int(p[1]), -1), int(p[2]))
+                elif p[:1] == ["r"]:
+                    remaps.add(int(p[1]))
+                elif p[:1] == ["done"]:
+                    done = True
+    except FileNotFoundError:
+        pass
+    return writes, remaps, done
+
+
+def test_kill_9_during_forced_remaps_under_write_load(tmp_path, disk):
+    main = str(tmp_path / "main.img")
+    with open(main, "wb") as f:
+        f.truncate(16 << 20)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [VM_RUN, "--quiet", "--timeout", "600", "--out", str(out), "--disk", disk,
+            "--disk", main, "--pidfile", str(tmp_path / "qemu.pid"), "--",
+            "/usr/bin/python3", os.path.join(ROOT, "test/host/guest.py"), "remap-burst"]
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    want = random.randint(5, 40)
+    deadline = time.monotonic() + 400
+    while len(read_acked(out)[1]) < want and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    assert p.poll() is None, "the guest stopped before the kill:\n" + p.stdout.read()
+    with open(tmp_path / "qemu.pid") as f:
+        os.kill(int(f.read().strip()), signal.SIGKILL)
+    p.wait(timeout=60)
+    writes, remaps, done = read_acked(out)
+    assert len(remaps) >= want and not done
+    assert len(writes) == 64 and max(writes.values()) >= 1, "no write load ran"
+    argv = [VM_RUN, "--quiet", "--timeout", "600", "--out", str(out), "--disk", disk,
+            "--disk", main, "--", "/usr/bin/python3",
+            os.path.join(ROOT, "test/host/guest.py"), "verify-burst"]
+    v = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    assert v.returncode == 0, v.stdout + v.stderr
+    got = result(out, "verify.json")
+    missing = remaps - set(got["remaps"])
+    assert not missing, f"acknowledged remaps lost: {sorted(missing)}"
+    stale = {b: (got["versions"][str(b)], w) for b, w in writes.items()
+             if got["versions"][str(b)] < w}
+    assert not stale, f"blocks older than their last acknowledged write: {stale}"
