@@ -338,3 +338,61 @@ def subprocess_fio(path, tmp_path, size, runtime):
          f"--runtime={runtime}", "--verify=crc32c", "--verify_fatal=1",
          "--do_verify=1", "--verify_backlog=64", "--group_reporting"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
+
+
+def test_suspend_resume_reload_resize_remove_under_load(env, dm, loopdev, tmp_path):
+    """fio with verification runs while the device is suspended and
+    resumed, its table reloaded, its main device and itself resized, and
+    blocks remapped; nothing hangs, fio sees no error and no bad data."""
+    import time
+    backing = loopdev(32)
+    lv = dm.create(f"0 {16 << 11} linear {backing} 0", hint="lv")
+    dev = RemapDev(env.dm, dm.path(lv), env.pool, dev_id=6, sectors=16 << 11)
+    dev.force(0)
+    table = dmsetup("table", dev.name).strip()
+    fio = subprocess_fio(dev.path, tmp_path, size="8M", runtime=25)
+    try:
+        for i in range(3):
+            dmsetup("suspend", dev.name)
+            time.sleep(0.3)
+            dmsetup("resume", dev.name)
+            dm.reload(dev.name, table)                  # same table again
+            dev.force((100 + i) * BS)
+        dm.reload(lv, f"0 {32 << 11} linear {backing} 0")   # lvextend
+        grown = table.replace(f"0 {16 << 11} remap", f"0 {32 << 11} remap")
+        dm.reload(dev.name, grown)
+        assert blockdev_sectors(dev.path) == 32 << 11
+        dev.force(5000 * BS)                            # beyond the old end
+    finally:
+        rc = fio.wait(timeout=300)
+    out = fio.stdout.read()
+    assert rc == 0, out
+    assert sorted(dev.remaps()) == [0, 100, 101, 102, 5000]
+    dev.remove()
+    assert pool_attr(env.pool, "attached_devices") == "0"
+
+
+def test_sysfs_device_directory(env):
+    dev = RemapDev(env.dm, env.main, env.pool, dev_id=12)
+    base = f"/sys/module/dm_remap/pools/{env.pool}/devices/12"
+    dev.force(0)
+    pread(dev.path, 0, BLOCK)
+
+    def attr(n):
+        with open(f"{base}/{n}") as f:
+            return f.read().strip()
+
+    st = os.stat(env.main)
+    assert attr("main_dev") == f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    dst = os.stat(dev.path)
+    assert attr("dev") == f"{os.major(dst.st_rdev)}:{os.minor(dst.st_rdev)}"
+    assert attr("remaps") == "1" and attr("pending") == "0"
+    assert int(attr("remapped_ios")) >= 1
+    assert attr("read_errors") == "0" and attr("write_errors") == "0"
+    with open(f"{base}/dm/dev") as f:           # the link leads to the dm disk
+        assert f.read().strip() == attr("dev")
+    with pytest.raises(OSError):
+        with open(f"{base}/remaps", "w") as f:
+            f.write("0")
+    dev.remove()
+    assert not os.path.exists(base)
