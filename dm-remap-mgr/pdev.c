@@ -36,6 +36,7 @@ sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare)
 int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
 {
 	u64 n = pool->sb.geo.nr_blocks, i, k;
+	bool low = false;
 	int r = -ENOSPC;
 
 	mutex_lock(&pool->md_lock);
@@ -54,9 +55,77 @@ int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
 		r = 0;
 		break;
 	}
+	if (!r)
+		pool->exhausted = false;
+	if (pool->nr_free >= pool->low_water) {
+		pool->low_signalled = false;
+	} else if (!r && !pool->low_signalled) {
+		pool->low_signalled = true;
+		low = true;
+	}
 out:
 	mutex_unlock(&pool->md_lock);
+	if (low) {
+		DMWARN_LIMIT("pool %u: free spare blocks below the low-water mark (%llu)",
+			     pool->id, (unsigned long long)pool->low_water);
+		dmr_pool_event(pool);
+	}
 	return r;
+}
+
+u64 dmr_pool_free_blocks(struct dmr_pool *pool)
+{
+	u64 n;
+
+	mutex_lock(&pool->md_lock);
+	n = pool->nr_free;
+	mutex_unlock(&pool->md_lock);
+	return n;
+}
+
+/* A repair found the pool empty: say so once and raise a dm event. */
+void dmr_pool_exhausted(struct dmr_pool *pool)
+{
+	bool first;
+
+	mutex_lock(&pool->md_lock);
+	first = !pool->exhausted;
+	pool->exhausted = true;
+	mutex_unlock(&pool->md_lock);
+	if (first) {
+		DMERR_LIMIT("pool %u is out of spare blocks: errors pass through",
+			    pool->id);
+		dmr_pool_event(pool);
+	}
+}
+
+/* A reserved spare block failed a write: never use it again. */
+void dmr_pool_retire(struct dmr_pool *pool, u32 spare)
+{
+	struct rm_entry *e = &pool->entries[spare];
+
+	mutex_lock(&pool->md_lock);
+	WARN_ON(!test_and_clear_bit(spare, pool->reserved));
+	memset(e, 0, sizeof(*e));
+	e->state = RM_ENTRY_RETIRED;
+	pool->nr_retired++;
+	dmr_md_dirty(pool, rm_entry_logical(spare));
+	mutex_unlock(&pool->md_lock);
+}
+
+/* A pending block's spare block now holds its data.  Returns the ticket. */
+u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare)
+{
+	u64 ticket;
+
+	mutex_lock(&pool->md_lock);
+	WARN_ON(pool->entries[spare].state != RM_ENTRY_PENDING);
+	pool->entries[spare].state = RM_ENTRY_MAPPED;
+	pool->nr_pending--;
+	pool->nr_mapped++;
+	ticket = dmr_md_dirty(pool, rm_entry_logical(spare));
+	mutex_unlock(&pool->md_lock);
+	return ticket;
 }
 
 void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare)
@@ -349,7 +418,8 @@ static const struct kobj_type pdev_ktype = {
 
 static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 				    struct mapped_device *md, dev_t main_dev,
-				    u64 main_sectors, char **error)
+				    u64 main_sectors, work_func_t repair,
+				    char **error)
 {
 	struct dmr_pdev *pdev = kzalloc(sizeof(*pdev), GFP_KERNEL);
 	int r;
@@ -369,6 +439,9 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	init_waitqueue_head(&pdev->drain_wq);
 	spin_lock_init(&pdev->defer_lock);
 	bio_list_init(&pdev->deferred);
+	spin_lock_init(&pdev->err_lock);
+	bio_list_init(&pdev->failed);
+	INIT_WORK(&pdev->err_work, repair);
 
 	r = pdev_build_index(pdev, main_sectors);
 	if (r) {
@@ -392,7 +465,7 @@ bad:
  */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct mapped_device *md, dev_t main_dev,
-			      char **error)
+			      work_func_t repair, char **error)
 {
 	struct dmr_pdev *pdev;
 	int i;
@@ -416,7 +489,7 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 	if (i >= 0)
 		size = pool->devs[i].size_sectors;
 	mutex_unlock(&pool->md_lock);
-	pdev = pdev_create(pool, dev_id, md, main_dev, size, error);
+	pdev = pdev_create(pool, dev_id, md, main_dev, size, repair, error);
 	if (!IS_ERR(pdev)) {
 		pdev->users = 1;
 		list_add(&pdev->list, &pool->pdevs);
@@ -442,6 +515,39 @@ void dmr_pdev_link(struct dmr_pdev *pdev)
 	mutex_unlock(&pool->pdev_lock);
 }
 
+/* The table whose events dmsetup wait sees: the one last resumed. */
+void dmr_pdev_set_event_target(struct dmr_pdev *pdev, struct dm_target *ti,
+			       bool live)
+{
+	mutex_lock(&pdev->pool->pdev_lock);
+	if (live)
+		pdev->event_ti = ti;
+	else if (pdev->event_ti == ti)
+		pdev->event_ti = NULL;
+	mutex_unlock(&pdev->pool->pdev_lock);
+}
+
+/* Raise a dm event on the device (process context). */
+void dmr_pdev_event(struct dmr_pdev *pdev)
+{
+	mutex_lock(&pdev->pool->pdev_lock);
+	if (pdev->event_ti)
+		dm_table_event(pdev->event_ti->table);
+	mutex_unlock(&pdev->pool->pdev_lock);
+}
+
+/* Raise a dm event on every device of the pool. */
+void dmr_pool_event(struct dmr_pool *pool)
+{
+	struct dmr_pdev *pdev;
+
+	mutex_lock(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list)
+		if (pdev->event_ti)
+			dm_table_event(pdev->event_ti->table);
+	mutex_unlock(&pool->pdev_lock);
+}
+
 void dmr_pdev_put(struct dmr_pdev *pdev)
 {
 	struct dmr_pool *pool = pdev->pool;
@@ -454,7 +560,9 @@ void dmr_pdev_put(struct dmr_pdev *pdev)
 	mutex_unlock(&pool->pdev_lock);
 	if (!last)
 		return;
+	flush_work(&pdev->err_work);
 	WARN_ON(!bio_list_empty(&pdev->deferred));
+	WARN_ON(!bio_list_empty(&pdev->failed));
 	if (pdev->linked)
 		sysfs_remove_link(&pdev->kobj, "dm");
 	kobject_del(&pdev->kobj);

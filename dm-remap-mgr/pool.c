@@ -36,6 +36,7 @@ struct pool_attr {
 	struct attribute attr;
 	u64 (*value)(struct dmr_pool *pool);	/* called under md_lock */
 	ssize_t (*show)(struct dmr_pool *pool, char *buf);
+	ssize_t (*store)(struct dmr_pool *pool, const char *buf, size_t len);
 };
 
 #define POOL_U64_ATTR(_name, _expr)					\
@@ -94,6 +95,36 @@ static struct pool_attr pool_attr_##_name = {				\
 	.show = _fn,							\
 }
 
+/* Tunable: a dm event when free spare blocks drop below this many. */
+static ssize_t pool_store_low_water(struct dmr_pool *pool, const char *buf,
+				    size_t len)
+{
+	u64 v;
+
+	if (kstrtou64(buf, 10, &v))
+		return -EINVAL;
+	mutex_lock(&pool->md_lock);
+	if (v > pool->sb.geo.nr_blocks) {
+		mutex_unlock(&pool->md_lock);
+		return -EINVAL;
+	}
+	pool->low_water = v;
+	pool->low_signalled = pool->nr_free < v;
+	mutex_unlock(&pool->md_lock);
+	return len;
+}
+
+static u64 pool_val_low_water(struct dmr_pool *pool)
+{
+	return pool->low_water;
+}
+
+static struct pool_attr pool_attr_low_water = {
+	.attr = { .name = "low_water", .mode = 0644 },
+	.value = pool_val_low_water,
+	.store = pool_store_low_water,
+};
+
 POOL_SHOW_ATTR(spare_device, pool_show_spare_device);
 POOL_SHOW_ATTR(dev, pool_show_dev);
 POOL_SHOW_ATTR(state, pool_show_state);
@@ -114,6 +145,7 @@ static struct attribute *pool_attrs[] = {
 	&pool_attr_blocks_retired.attr,
 	&pool_attr_metadata_seq.attr,
 	&pool_attr_commits.attr,
+	&pool_attr_low_water.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(pool);
@@ -133,8 +165,18 @@ static ssize_t pool_attr_show(struct kobject *kobj, struct attribute *attr,
 	return sysfs_emit(buf, "%llu\n", (unsigned long long)v);
 }
 
+static ssize_t pool_attr_store(struct kobject *kobj, struct attribute *attr,
+			       const char *buf, size_t len)
+{
+	struct dmr_pool *pool = container_of(kobj, struct dmr_pool, kobj);
+	struct pool_attr *pa = container_of(attr, struct pool_attr, attr);
+
+	return pa->store ? pa->store(pool, buf, len) : -EPERM;
+}
+
 static const struct sysfs_ops pool_sysfs_ops = {
 	.show = pool_attr_show,
+	.store = pool_attr_store,
 };
 
 /* Last reference gone: the spare is closed already, free the memory. */
@@ -156,7 +198,9 @@ static const struct kobj_type pool_ktype = {
 
 const char *dmr_pool_state_name(struct dmr_pool *pool)
 {
-	return READ_ONCE(pool->md_error) ? "fail" : "ok";
+	if (READ_ONCE(pool->md_error))
+		return "fail";
+	return READ_ONCE(pool->exhausted) ? "exhausted" : "ok";
 }
 
 /* Is dev the spare of an active pool?  Caller holds registry_lock. */
@@ -217,6 +261,8 @@ static void pool_destroy(struct dmr_pool *pool, bool in_sysfs)
 		sysfs_remove_link(&pool->kobj, "spare");
 		kobject_del(&pool->kobj);	/* waits for sysfs readers */
 	}
+	if (pool->err_wq)
+		destroy_workqueue(pool->err_wq);
 	if (pool->wq)
 		destroy_workqueue(pool->wq);
 	if (pool->io)
@@ -265,6 +311,10 @@ static int pool_open(struct dmr_pool *pool, const char *path)
 	pool->wq = alloc_ordered_workqueue("dm-remap-md/%u", WQ_MEM_RECLAIM,
 					   pool->id);
 	if (!pool->wq)
+		return -ENOMEM;
+	pool->err_wq = alloc_workqueue("dm-remap-err/%u",
+				       WQ_MEM_RECLAIM | WQ_UNBOUND, 0, pool->id);
+	if (!pool->err_wq)
 		return -ENOMEM;
 	return 0;
 }
@@ -328,8 +378,10 @@ int dmr_pool_resume(unsigned int id, const char *path)
 			DMERR_LIMIT("resume_spare: %s: cannot write metadata (%d)",
 				    pool->spare_name, r);
 	}
-	if (!r)
+	if (!r) {
+		pool->low_water = max_t(u64, 1, pool->sb.geo.nr_blocks / 100);
 		r = check_uuid_unique(pool);
+	}
 	if (!r)
 		r = pool_publish(pool);
 	if (r) {

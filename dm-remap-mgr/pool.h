@@ -34,6 +34,7 @@ struct dmr_pool {
 	char spare_name[BDEVNAME_SIZE];
 	struct dm_io_client *io;
 	struct workqueue_struct *wq;	/* commit daemon, WQ_MEM_RECLAIM */
+	struct workqueue_struct *err_wq;	/* repairs after I/O errors */
 	struct work_struct commit_work;
 
 	/*
@@ -64,6 +65,9 @@ struct dmr_pool {
 	 */
 	unsigned long *reserved;
 	u64 alloc_cursor;		/* next entry the allocator looks at */
+	u64 low_water;			/* dm event when free blocks drop below */
+	bool low_signalled;		/* event sent, free still below low_water */
+	bool exhausted;			/* a repair found no free block */
 
 	/* change_gen covered by the last commit; read without md_lock */
 	atomic64_t durable_gen;
@@ -123,6 +127,13 @@ struct dmr_pdev {
 	spinlock_t defer_lock;
 	struct bio_list deferred;
 
+	/* Bios that failed on the main device, for the error worker. */
+	spinlock_t err_lock;
+	struct bio_list failed;		/* protected by err_lock */
+	struct work_struct err_work;	/* on pool->err_wq */
+	bool main_failed;		/* main device fails everywhere */
+	struct dm_target *event_ti;	/* live table for dm events; pdev_lock */
+
 	/* Statistics. */
 	atomic64_t read_errors;
 	atomic64_t write_errors;
@@ -151,7 +162,15 @@ const char *dmr_pool_state_name(struct dmr_pool *pool);
 /* Per-device state (pdev.c). */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct mapped_device *md, dev_t main_dev,
-			      char **error);
+			      work_func_t repair, char **error);
+void dmr_pdev_set_event_target(struct dmr_pdev *pdev, struct dm_target *ti,
+			       bool live);
+void dmr_pdev_event(struct dmr_pdev *pdev);
+void dmr_pool_event(struct dmr_pool *pool);
+void dmr_pool_exhausted(struct dmr_pool *pool);
+u64 dmr_pool_free_blocks(struct dmr_pool *pool);
+void dmr_pool_retire(struct dmr_pool *pool, u32 spare);
+u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare);
 void dmr_pdev_put(struct dmr_pdev *pdev);
 void dmr_pdev_link(struct dmr_pdev *pdev);
 int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,

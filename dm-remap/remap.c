@@ -30,28 +30,9 @@
 #include <linux/vmalloc.h>
 
 #include "dm-remap-core.h"
-#include "pool.h"
+#include "remap.h"
 
 #define DM_MSG_PREFIX "remap"
-
-struct remap_c {
-	struct dm_target *ti;
-	struct dmr_pool *pool;		/* attached: holds a pool reference */
-	struct dmr_pdev *pdev;		/* shared with our other table instances */
-	struct dm_dev *main_dev;
-	struct dm_io_client *io;	/* for copying blocks */
-	u32 dev_id;
-	u32 pool_id;
-	bool force;
-	unsigned int shift;		/* log2(sectors per block) */
-	u64 id_ticket;			/* commit of the identity record */
-};
-
-/* Per-bio data. */
-struct remap_io {
-	u8 counted;			/* in pdev->inflight[epoch] */
-	u8 epoch;
-};
 
 /* ---- Table ------------------------------------------------------------------ */
 
@@ -151,7 +132,8 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_register;
 
 	pdev = dmr_pdev_get(rc->pool, rc->dev_id, dm_table_get_md(ti->table),
-			    rc->main_dev->bdev->bd_dev, &ti->error);
+			    rc->main_dev->bdev->bd_dev, remap_repair_work,
+			    &ti->error);
 	if (IS_ERR(pdev)) {
 		r = PTR_ERR(pdev);
 		goto bad_register;
@@ -187,6 +169,7 @@ static void remap_dtr(struct dm_target *ti)
 {
 	struct remap_c *rc = ti->private;
 
+	dmr_pdev_set_event_target(rc->pdev, ti, false);
 	dm_io_client_destroy(rc->io);
 	dmr_pdev_put(rc->pdev);
 	dmr_pool_detach(rc->pool);
@@ -205,21 +188,22 @@ static int remap_preresume(struct dm_target *ti)
 	int r;
 
 	dmr_pdev_link(rc->pdev);
-	if (!rc->id_ticket)
-		return 0;
-	r = dmr_md_wait_killable(rc->pool, rc->id_ticket);
-	if (r) {
-		DMERR_LIMIT("dev_id %u: cannot commit its identity record (%d)",
-			    rc->dev_id, r);
-		return r;
+	if (rc->id_ticket) {
+		r = dmr_md_wait_killable(rc->pool, rc->id_ticket);
+		if (r) {
+			DMERR_LIMIT("dev_id %u: cannot commit its identity record (%d)",
+				    rc->dev_id, r);
+			return r;
+		}
+		rc->id_ticket = 0;
 	}
-	rc->id_ticket = 0;
+	dmr_pdev_set_event_target(rc->pdev, ti, true);
 	return 0;
 }
 
 /* ---- I/O path ------------------------------------------------------------------ */
 
-static void uncount(struct dmr_pdev *pdev, struct remap_io *io)
+void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io)
 {
 	if (!io->counted)
 		return;
@@ -258,9 +242,9 @@ static bool defer_bio(struct dmr_pdev *pdev, struct bio *bio, u64 block)
  * In map() the bio may be cut with dm_accept_partial_bio(); a bio released
  * after a migration covers a single block and needs no cut.
  */
-static int remap_route(struct remap_c *rc, struct bio *bio, bool in_map)
+int remap_route(struct remap_c *rc, struct bio *bio, bool in_map)
 {
-	struct remap_io *io = dm_per_bio_data(bio, sizeof(struct remap_io));
+	struct remap_io *io = remap_io(bio);
 	struct dmr_pdev *pdev = rc->pdev;
 	sector_t s = bio->bi_iter.bi_sector;
 	u64 first = s >> rc->shift;
@@ -272,6 +256,10 @@ static int remap_route(struct remap_c *rc, struct bio *bio, bool in_map)
 	u32 spare;
 	int hit;
 
+	io->rc = rc;
+	io->to_main = 0;
+	io->heal = 0;
+	io->handled = 0;
 again:
 	if (op_is_write(bio_op(bio))) {
 		/* Acquire: a flipped epoch comes with its BUSY entry. */
@@ -302,7 +290,7 @@ again:
 	bend = (first + 1) << rc->shift;
 	if (in_map && s + bio_sectors(bio) > bend)
 		dm_accept_partial_bio(bio, bend - s);
-	uncount(pdev, io);
+	remap_uncount(pdev, io);
 
 	switch (state) {
 	case RM_IX_MAPPED:
@@ -317,7 +305,19 @@ again:
 		last = first;
 		goto again;
 	default:
-		/* PENDING: the block's data is lost; reads fail. */
+		/*
+		 * PENDING: the block's data is lost.  A write of the whole
+		 * block heals it (the error worker moves it to its spare
+		 * block); reads and partial writes fail.
+		 */
+		if (bio_op(bio) == REQ_OP_WRITE && s == first << rc->shift &&
+		    bio_sectors(bio) == (1U << rc->shift)) {
+			io->heal = 1;
+			io->iter = bio->bi_iter;
+			io->status = BLK_STS_IOERR;
+			remap_queue_repair(rc, bio);
+			return DM_MAPIO_SUBMITTED;
+		}
 		DMERR_LIMIT("dev_id %u: block %llu is unreadable (pending)",
 			    rc->dev_id, (unsigned long long)first);
 		return DM_MAPIO_KILL;
@@ -325,15 +325,22 @@ again:
 
 to_main:
 	bio_set_dev(bio, rc->main_dev->bdev);
+	if (bio_op(bio) == REQ_OP_READ || bio_op(bio) == REQ_OP_WRITE) {
+		/* Kept to retry it block by block if the main device fails it. */
+		io->to_main = 1;
+		io->iter = bio->bi_iter;
+	}
 	return DM_MAPIO_REMAPPED;
 }
 
 static int remap_map(struct dm_target *ti, struct bio *bio)
 {
 	struct remap_c *rc = ti->private;
-	struct remap_io *io = dm_per_bio_data(bio, sizeof(struct remap_io));
+	struct remap_io *io = remap_io(bio);
 
 	io->counted = 0;
+	io->to_main = 0;
+	io->handled = 0;
 	if (unlikely(!bio_sectors(bio))) {
 		/* An empty flush: one copy for each device. */
 		if (dm_bio_get_target_bio_nr(bio) == 1)
@@ -350,20 +357,35 @@ static int remap_end_io(struct dm_target *ti, struct bio *bio,
 			blk_status_t *error)
 {
 	struct remap_c *rc = ti->private;
-	struct remap_io *io = dm_per_bio_data(bio, sizeof(struct remap_io));
+	struct remap_io *io = remap_io(bio);
+	struct dmr_pdev *pdev = rc->pdev;
 
-	uncount(rc->pdev, io);
-	if (*error && bio_sectors(bio)) {
-		if (op_is_write(bio_op(bio)))
-			atomic64_inc(&rc->pdev->write_errors);
-		else
-			atomic64_inc(&rc->pdev->read_errors);
+	remap_uncount(pdev, io);
+	if (io->handled)
+		return DM_ENDIO_DONE;	/* completed by the error worker */
+	if (!*error) {
+		if (io->to_main && unlikely(READ_ONCE(pdev->main_failed)))
+			WRITE_ONCE(pdev->main_failed, false);
+		return DM_ENDIO_DONE;
+	}
+	if (!bio_sectors(bio) && !io->to_main)
+		return DM_ENDIO_DONE;	/* a flush: nothing to count */
+	if (op_is_write(bio_op(bio)))
+		atomic64_inc(&pdev->write_errors);
+	else
+		atomic64_inc(&pdev->read_errors);
+	if (io->to_main && remap_medium_error(*error) &&
+	    !READ_ONCE(rc->pool->md_error)) {
+		/* Take the bio back: the error worker repairs and ends it. */
+		io->status = *error;
+		remap_queue_repair(rc, bio);
+		return DM_ENDIO_INCOMPLETE;
 	}
 	return DM_ENDIO_DONE;
 }
 
 /* Route the bios held for a block whose migration ended. */
-static void release_deferred(struct remap_c *rc)
+void remap_release_deferred(struct remap_c *rc)
 {
 	struct dmr_pdev *pdev = rc->pdev;
 	struct bio_list bios;
@@ -388,121 +410,13 @@ static void release_deferred(struct remap_c *rc)
 	}
 }
 
-/* ---- Migrations ----------------------------------------------------------------- */
-
-/* Wait until no write sent to the main device before now is in flight. */
-static void drain_writes(struct dmr_pdev *pdev)
-{
-	unsigned int old = pdev->epoch & 1;
-
-	smp_mb();	/* the BUSY entry is visible before the flip */
-	smp_store_release(&pdev->epoch, pdev->epoch + 1);
-	smp_mb();	/* the flip is visible before we read the count */
-	wait_event(pdev->drain_wq, !atomic_read(&pdev->inflight[old]));
-}
-
-static int copy_block(struct remap_c *rc, u64 block, u32 spare, void *buf)
-{
-	sector_t count = (sector_t)1 << rc->shift;
-	sector_t start = block << rc->shift;
-	sector_t end = bdev_nr_sectors(rc->main_dev->bdev);
-	struct dm_io_region where = {
-		.bdev = rc->main_dev->bdev,
-		.sector = start,
-		.count = min(count, end - start),
-	};
-	struct dm_io_request req = {
-		.bi_opf = REQ_OP_READ,
-		.mem.type = DM_IO_VMA,
-		.mem.ptr.vma = buf,
-		.client = rc->io,
-	};
-	int r;
-
-	memset(buf, 0, count << SECTOR_SHIFT);
-	r = rm_dm_io(&req, 1, &where, NULL);
-	if (r) {
-		DMERR_LIMIT("dev_id %u: cannot read block %llu to copy it (%d)",
-			    rc->dev_id, (unsigned long long)block, r);
-		return -EIO;
-	}
-	where.bdev = rc->pool->spare.bdev;
-	where.sector = dmr_pool_spare_sector(rc->pool, spare);
-	where.count = count;
-	req.bi_opf = REQ_OP_WRITE;
-	r = rm_dm_io(&req, 1, &where, NULL);
-	if (r) {
-		DMERR_LIMIT("dev_id %u: cannot write spare block %u (%d)",
-			    rc->dev_id, spare, r);
-		return -EIO;
-	}
-	return 0;
-}
-
-/*
- * Move a block to a new spare block: copy its data, commit the remap, then
- * redirect.  I/O to the block is held meanwhile, never lost or reordered.
- */
-static int migrate_block(struct remap_c *rc, u64 block)
-{
-	struct dmr_pdev *pdev = rc->pdev;
-	struct dmr_pool *pool = rc->pool;
-	unsigned int state;
-	struct dmr_ix *x;
-	void *buf;
-	u32 spare;
-	int r;
-
-	buf = vmalloc((size_t)1 << (rc->shift + SECTOR_SHIFT));
-	if (!buf)
-		return -ENOMEM;
-
-	mutex_lock(&pdev->ix_lock);
-	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
-	if (rm_index_lookup(&x->ix, block, NULL, &state)) {
-		DMERR("force_remap: block %llu is already %s", block,
-		      state == RM_IX_PENDING ? "pending" : "remapped");
-		r = -EEXIST;
-		goto out;
-	}
-	r = dmr_pool_reserve(pool, &spare);
-	if (r) {
-		DMERR("force_remap: pool %u has no free spare block", rc->pool_id);
-		goto out;
-	}
-	r = dmr_pdev_ix_set(pdev, block, spare, RM_IX_BUSY);
-	if (r) {
-		dmr_pool_unreserve(pool, spare);
-		goto out;
-	}
-	drain_writes(pdev);
-
-	r = copy_block(rc, block, spare, buf);
-	if (!r)
-		r = dmr_md_wait(pool, dmr_pool_record(pool, spare, rc->dev_id,
-						      block, RM_ENTRY_MAPPED));
-	else
-		dmr_pool_unreserve(pool, spare);
-	if (r) {
-		dmr_pdev_ix_delete(pdev, block);
-	} else {
-		dmr_pdev_ix_set(pdev, block, spare, RM_IX_MAPPED);
-		WRITE_ONCE(pdev->nr_mapped, pdev->nr_mapped + 1);
-	}
-	release_deferred(rc);
-out:
-	mutex_unlock(&pdev->ix_lock);
-	vfree(buf);
-	return r;
-}
-
 /* ---- Status and messages --------------------------------------------------------------- */
 
 static const char *remap_state(struct remap_c *rc)
 {
-	if (READ_ONCE(rc->pool->md_error))
+	if (READ_ONCE(rc->pool->md_error) || READ_ONCE(rc->pdev->main_failed))
 		return "fail";
-	if (READ_ONCE(rc->pdev->nr_pending))
+	if (READ_ONCE(rc->pdev->nr_pending) || READ_ONCE(rc->pool->exhausted))
 		return "degraded";
 	return "ok";
 }
@@ -596,7 +510,7 @@ static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
 			      (unsigned long long)ti->len - 1);
 			return -EINVAL;
 		}
-		return migrate_block(rc, sector >> rc->shift);
+		return remap_force(rc, sector >> rc->shift);
 	}
 	if (argc == 1 && !strcasecmp(argv[0], "list_remaps"))
 		return list_remaps(rc, result, maxlen);

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * remap.h - what the remap target's files share: the table context, the
+ * per-bio data, routing (remap.c) and repairs (repair.c).
+ */
+#ifndef DM_REMAP_REMAP_H
+#define DM_REMAP_REMAP_H
+
+#include <linux/device-mapper.h>
+
+#include "pool.h"
+
+struct remap_c {
+	struct dm_target *ti;
+	struct dmr_pool *pool;		/* attached: holds a pool reference */
+	struct dmr_pdev *pdev;		/* shared with our other table instances */
+	struct dm_dev *main_dev;
+	struct dm_io_client *io;	/* for copies and retries */
+	u32 dev_id;
+	u32 pool_id;
+	bool force;
+	unsigned int shift;		/* log2(sectors per block) */
+	u64 id_ticket;			/* commit of the identity record */
+};
+
+/* Per-bio data. */
+struct remap_io {
+	struct remap_c *rc;
+	struct bvec_iter iter;		/* as sent to the main device */
+	blk_status_t status;		/* the error that sent it to repair */
+	u8 counted;			/* in pdev->inflight[epoch] */
+	u8 epoch;
+	u8 to_main;			/* data bio sent to the main device */
+	u8 heal;			/* full-block write to a pending block */
+	u8 handled;			/* completed by repair: end_io lets it go */
+};
+
+static inline struct remap_io *remap_io(struct bio *bio)
+{
+	return dm_per_bio_data(bio, sizeof(struct remap_io));
+}
+
+/* remap.c */
+int remap_route(struct remap_c *rc, struct bio *bio, bool in_map);
+void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io);
+void remap_release_deferred(struct remap_c *rc);
+
+/* repair.c */
+int remap_force(struct remap_c *rc, u64 block);
+void remap_queue_repair(struct remap_c *rc, struct bio *bio);
+void remap_repair_work(struct work_struct *ws);
+bool remap_medium_error(blk_status_t status);
+
+#endif /* DM_REMAP_REMAP_H */

@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * repair.c - moving blocks to the spare: on request (force_remap) and when
+ * the main device fails a read or a write.
+ *
+ * Both run in process context (a message, or the pool's error workqueue)
+ * with the device's ix_lock held, so one device has one repair at a time.
+ *
+ * Migrating a block (see also Documentation/design.md):
+ *   1. reserve a spare block;
+ *   2. enter the block in the index as BUSY: map() now holds every bio
+ *      touching it (remap.c, defer_bio());
+ *   3. drain: wait until no write issued before step 2 is still in flight
+ *      to the main device (per-epoch counters, drain_writes());
+ *   4. write the block's data to the spare block;
+ *   5. record the entry and wait for its commit;
+ *   6. switch the index entry to MAPPED (or PENDING) and route the held
+ *      bios again.
+ * Only then is the bio that caused it completed.
+ *
+ * Error triage: only errors that can mean a bad medium (BLK_STS_MEDIUM,
+ * BLK_STS_IOERR, BLK_STS_PROTECTION) are repaired, and only after the
+ * failing range was retried block by block (a block that works on retry
+ * costs no spare) and a probe of other places of the main device succeeds:
+ * a device that fails everywhere (pulled, dead) must not drain the pool, so
+ * its errors pass through and the device's state says "fail".
+ */
+#include <linux/bio.h>
+#include <linux/dm-io.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+
+#include "remap.h"
+
+#define DM_MSG_PREFIX "remap"
+
+#define READ_RETRIES	3	/* reads of a failing block before giving up */
+#define SPARE_TRIES	4	/* spare blocks tried when writing one fails */
+
+/* ---- Helpers ---------------------------------------------------------------- */
+
+static int sync_io(struct remap_c *rc, struct block_device *bdev,
+		   blk_opf_t opf, void *buf, sector_t sector, sector_t count)
+{
+	struct dm_io_region where = {
+		.bdev = bdev,
+		.sector = sector,
+		.count = count,
+	};
+	struct dm_io_request req = {
+		.bi_opf = opf,
+		.mem.type = DM_IO_VMA,
+		.mem.ptr.vma = buf,
+		.client = rc->io,
+	};
+
+	return rm_dm_io(&req, 1, &where, NULL);
+}
+
+static sector_t block_sectors(struct remap_c *rc)
+{
+	return (sector_t)1 << rc->shift;
+}
+
+/*
+ * Copy len bytes between buf and the bio's data, starting skip bytes into
+ * the range the bio had when it was mapped.
+ */
+static void bio_copy(struct bio *bio, struct bvec_iter start,
+		     unsigned int skip, void *buf, unsigned int len,
+		     bool to_bio)
+{
+	struct bvec_iter iter = start, it;
+	struct bio_vec bv;
+
+	bio_advance_iter(bio, &iter, skip);
+	iter.bi_size = len;
+	__bio_for_each_segment(bv, bio, it, iter) {
+		if (to_bio)
+			memcpy_to_bvec(&bv, buf);
+		else
+			memcpy_from_bvec(buf, &bv);
+		buf += bv.bv_len;
+	}
+}
+
+/* Wait until no write sent to the main device before now is in flight. */
+static void drain_writes(struct dmr_pdev *pdev)
+{
+	unsigned int old = pdev->epoch & 1;
+
+	smp_mb();	/* the BUSY entry is visible before the flip */
+	smp_store_release(&pdev->epoch, pdev->epoch + 1);
+	smp_mb();	/* the flip is visible before we read the count */
+	wait_event(pdev->drain_wq, !atomic_read(&pdev->inflight[old]));
+}
+
+bool remap_medium_error(blk_status_t status)
+{
+	return status == BLK_STS_MEDIUM || status == BLK_STS_IOERR ||
+	       status == BLK_STS_PROTECTION;
+}
+
+/*
+ * Is the main device still there?  Read one block at its start, middle
+ * and end: a device that fails all three is failing wholesale.
+ */
+static bool probe_main(struct remap_c *rc, void *buf)
+{
+	sector_t n = bdev_nr_sectors(rc->main_dev->bdev);
+	sector_t bs = block_sectors(rc);
+	sector_t where[3] = { 0, (n / 2) & ~(bs - 1), (n - bs) & ~(bs - 1) };
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(where); i++)
+		if (where[i] + bs <= n &&
+		    !sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, buf, where[i], bs))
+			return true;
+	return false;
+}
+
+/* ---- Batches of new entries ---------------------------------------------------- */
+
+/*
+ * The entries a repair batch created: kept BUSY (or as they were) in the
+ * index until their commit is durable, then switched to their state.
+ */
+struct fix {
+	u64 block;
+	u32 spare;
+	u8 state;		/* RM_IX_MAPPED or RM_IX_PENDING */
+	u8 healed;		/* was PENDING, now MAPPED */
+};
+
+struct fixes {
+	struct fix *v;
+	unsigned int n, cap;
+	u64 ticket;		/* commit that makes them all durable */
+};
+
+/* Room for one more fix, made before anything changes. */
+static int fixes_reserve(struct fixes *f)
+{
+	struct fix *v;
+
+	if (f->n < f->cap)
+		return 0;
+	v = krealloc_array(f->v, f->cap ? 2 * f->cap : 16, sizeof(*v),
+			   GFP_NOIO);
+	if (!v)
+		return -ENOMEM;
+	f->v = v;
+	f->cap = f->cap ? 2 * f->cap : 16;
+	return 0;
+}
+
+static void fixes_add(struct fixes *f, u64 block, u32 spare,
+		      unsigned int state, bool healed, u64 ticket)
+{
+	f->v[f->n++] = (struct fix){ block, spare, state, healed };
+	f->ticket = max(f->ticket, ticket);
+}
+
+/* The fixes' commit is durable (r == 0) or failed: publish or undo them. */
+static void fixes_finish(struct remap_c *rc, struct fixes *f, int r)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	unsigned int i;
+
+	for (i = 0; i < f->n; i++) {
+		struct fix *x = &f->v[i];
+
+		if (r) {
+			if (!x->healed)
+				dmr_pdev_ix_delete(pdev, x->block);
+			continue;
+		}
+		dmr_pdev_ix_set(pdev, x->block, x->spare, x->state);
+		if (x->state == RM_IX_MAPPED)
+			WRITE_ONCE(pdev->nr_mapped, pdev->nr_mapped + 1);
+		else
+			WRITE_ONCE(pdev->nr_pending, pdev->nr_pending + 1);
+		if (x->healed)
+			WRITE_ONCE(pdev->nr_pending, pdev->nr_pending - 1);
+	}
+	f->n = 0;
+	f->ticket = 0;
+}
+
+/* ---- Moving one block ------------------------------------------------------------ */
+
+/*
+ * Give block a spare block in the index (BUSY) and drain the writes in
+ * flight to it.  -ENOSPC when the pool is exhausted.
+ */
+static int start_move(struct remap_c *rc, u64 block, u32 *spare)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	int r;
+
+	r = dmr_pool_reserve(rc->pool, spare);
+	if (r) {
+		if (r == -ENOSPC)
+			dmr_pool_exhausted(rc->pool);
+		return r;
+	}
+	r = dmr_pdev_ix_set(pdev, block, *spare, RM_IX_BUSY);
+	if (r) {
+		dmr_pool_unreserve(rc->pool, *spare);
+		return r;
+	}
+	drain_writes(pdev);
+	return 0;
+}
+
+/*
+ * Write a whole block's data to its (reserved) spare block; a spare block
+ * that fails is retired and another one takes its place.
+ */
+static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf)
+{
+	unsigned int tries;
+	int r;
+
+	for (tries = 0; ; tries++) {
+		if (!sync_io(rc, rc->pool->spare.bdev, REQ_OP_WRITE, buf,
+			     dmr_pool_spare_sector(rc->pool, *spare),
+			     block_sectors(rc)))
+			return 0;
+		DMERR_LIMIT("dev_id %u: spare block %u failed; retiring it",
+			    rc->dev_id, *spare);
+		dmr_pool_retire(rc->pool, *spare);
+		if (tries + 1 >= SPARE_TRIES)
+			break;
+		r = dmr_pool_reserve(rc->pool, spare);
+		if (r) {
+			if (r == -ENOSPC)
+				dmr_pool_exhausted(rc->pool);
+			break;
+		}
+		dmr_pdev_ix_set(rc->pdev, block, *spare, RM_IX_BUSY);
+	}
+	dmr_pdev_ix_delete(rc->pdev, block);
+	return -EIO;
+}
+
+/*
+ * Move block to the spare with the data in buf (a whole block), recording
+ * it as MAPPED, or record it as PENDING (buf NULL: its data is lost).
+ * If data covers only [off, off + len) of the block, the rest is read from
+ * the main device first.
+ */
+static int move_block(struct remap_c *rc, u64 block, void *buf,
+		      unsigned int off, unsigned int len, void *tmp,
+		      struct fixes *f)
+{
+	unsigned int bbytes = block_sectors(rc) << SECTOR_SHIFT;
+	struct dmr_pool *pool = rc->pool;
+	u32 spare;
+	int r;
+
+	r = fixes_reserve(f);
+	if (r)
+		return r;
+	r = start_move(rc, block, &spare);
+	if (r)
+		return r;
+	if (buf) {
+		if (len < bbytes) {
+			/* Keep the rest of the block: read it, lay the write over it. */
+			if (sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, tmp,
+				    block << rc->shift, block_sectors(rc))) {
+				DMERR_LIMIT("dev_id %u: block %llu: partial write, rest unreadable",
+					    rc->dev_id, (unsigned long long)block);
+				dmr_pdev_ix_delete(rc->pdev, block);
+				dmr_pool_unreserve(pool, spare);
+				return -EIO;
+			}
+			memcpy(tmp + off, buf + off, len);
+			buf = tmp;
+		}
+		r = write_spare(rc, block, &spare, buf);
+		if (r)
+			return r;
+	}
+	fixes_add(f, block, spare, buf ? RM_IX_MAPPED : RM_IX_PENDING, false,
+		  dmr_pool_record(pool, spare, rc->dev_id, block,
+				  buf ? RM_ENTRY_MAPPED : RM_ENTRY_PENDING));
+	return 0;
+}
+
+/* ---- Forced remaps ---------------------------------------------------------------- */
+
+int remap_force(struct remap_c *rc, u64 block)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	struct fixes f = {};
+	unsigned int state;
+	struct dmr_ix *x;
+	void *buf;
+	int r;
+
+	buf = vmalloc(block_sectors(rc) << SECTOR_SHIFT);
+	if (!buf)
+		return -ENOMEM;
+
+	mutex_lock(&pdev->ix_lock);
+	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
+	if (rm_index_lookup(&x->ix, block, NULL, &state)) {
+		DMERR_LIMIT("force_remap: block %llu is already %s", block,
+			    state == RM_IX_PENDING ? "pending" : "remapped");
+		r = -EEXIST;
+		goto out;
+	}
+	if (dmr_pool_free_blocks(rc->pool) == 0) {
+		DMERR_LIMIT("force_remap: pool %u has no free spare block",
+			    rc->pool_id);
+		r = -ENOSPC;
+		goto out;
+	}
+	r = fixes_reserve(&f);
+	if (r)
+		goto out;
+	/* BUSY and drained before the copy is read. */
+	r = start_move(rc, block, &f.v[0].spare);
+	if (r) {
+		if (r == -ENOSPC)
+			DMERR_LIMIT("force_remap: pool %u has no free spare block",
+				    rc->pool_id);
+		goto out;
+	}
+	if (sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, buf,
+		    block << rc->shift, block_sectors(rc))) {
+		DMERR_LIMIT("force_remap: cannot read block %llu; nothing changed",
+			    (unsigned long long)block);
+		dmr_pdev_ix_delete(pdev, block);
+		dmr_pool_unreserve(rc->pool, f.v[0].spare);
+		r = -EIO;
+	} else {
+		u32 spare = f.v[0].spare;
+
+		r = write_spare(rc, block, &spare, buf);
+		if (!r)
+			fixes_add(&f, block, spare, RM_IX_MAPPED, false,
+				  dmr_pool_record(rc->pool, spare, rc->dev_id,
+						  block, RM_ENTRY_MAPPED));
+	}
+	if (f.n) {
+		r = dmr_md_wait(rc->pool, f.ticket);
+		fixes_finish(rc, &f, r);
+	}
+	remap_release_deferred(rc);
+out:
+	mutex_unlock(&pdev->ix_lock);
+	kfree(f.v);
+	vfree(buf);
+	return r;
+}
+
+/* ---- Repairs after I/O errors -------------------------------------------------------- */
+
+struct repair_ctx {
+	struct remap_c *rc;
+	void *buf;		/* one block */
+	void *tmp;		/* one block */
+	struct fixes f;
+	bool probed;		/* the main device answered a probe */
+};
+
+/* An error that is not the medium's: pass it through. */
+static blk_status_t wholesale(struct repair_ctx *c, blk_status_t status)
+{
+	struct dmr_pdev *pdev = c->rc->pdev;
+
+	if (!READ_ONCE(pdev->main_failed)) {
+		WRITE_ONCE(pdev->main_failed, true);
+		DMERR_LIMIT("dev_id %u: main device fails everywhere; passing its errors through",
+			    c->rc->dev_id);
+		dmr_pdev_event(pdev);
+	}
+	return status;
+}
+
+static bool main_alive(struct repair_ctx *c)
+{
+	if (!c->probed)
+		c->probed = probe_main(c->rc, c->tmp);
+	return c->probed;
+}
+
+/* Where the block stands in the index (this batch may have moved it). */
+static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
+{
+	struct dmr_ix *x = rcu_dereference_protected(pdev->ix,
+				lockdep_is_held(&pdev->ix_lock));
+	unsigned int state = 0;
+
+	if (!rm_index_lookup(&x->ix, block, spare, &state))
+		return 0;
+	return state;
+}
+
+static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
+{
+	struct remap_c *rc = c->rc;
+	struct remap_io *io = remap_io(bio);
+	sector_t s = io->iter.bi_sector;
+	sector_t e = s + (io->iter.bi_size >> SECTOR_SHIFT);
+	u64 b;
+	u32 spare;
+
+	for (b = s >> rc->shift; (b << rc->shift) < e; b++) {
+		sector_t bs = max_t(sector_t, s, b << rc->shift);
+		sector_t be = min_t(sector_t, e, (b + 1) << rc->shift);
+		unsigned int off = (bs - (b << rc->shift)) << SECTOR_SHIFT;
+		unsigned int len = (be - bs) << SECTOR_SHIFT;
+		unsigned int state = block_state(rc->pdev, b, &spare);
+
+		bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT, c->buf + off,
+			 len, false);
+		if (state == RM_IX_BUSY) {
+			/* Moved by this batch: its spare block takes the data. */
+			if (sync_io(rc, rc->pool->spare.bdev, REQ_OP_WRITE,
+				    c->buf + off,
+				    dmr_pool_spare_sector(rc->pool, spare) +
+				    (off >> SECTOR_SHIFT), be - bs))
+				return BLK_STS_IOERR;
+			continue;
+		}
+		if (state)		/* pending: lost, cannot be half-written */
+			return BLK_STS_IOERR;
+		/* Retry on the main device first: a good block costs no spare. */
+		if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_WRITE, c->buf + off,
+			     bs, be - bs))
+			continue;
+		if (!main_alive(c))
+			return wholesale(c, io->status);
+		if (move_block(rc, b, c->buf, off, len, c->tmp, &c->f))
+			return io->status;
+		DMINFO_LIMIT("dev_id %u: write error on block %llu: remapped",
+			     rc->dev_id, (unsigned long long)b);
+	}
+	return BLK_STS_OK;
+}
+
+static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
+{
+	struct remap_c *rc = c->rc;
+	struct remap_io *io = remap_io(bio);
+	sector_t s = io->iter.bi_sector;
+	sector_t e = s + (io->iter.bi_size >> SECTOR_SHIFT);
+	blk_status_t status = BLK_STS_OK;
+	unsigned int tries;
+	u64 b;
+	u32 spare;
+
+	for (b = s >> rc->shift; (b << rc->shift) < e; b++) {
+		sector_t bs = max_t(sector_t, s, b << rc->shift);
+		sector_t be = min_t(sector_t, e, (b + 1) << rc->shift);
+		unsigned int len = (be - bs) << SECTOR_SHIFT;
+		int r = -EIO;
+
+		if (block_state(rc->pdev, b, &spare)) {
+			status = BLK_STS_IOERR;	/* found lost by this batch */
+			continue;
+		}
+		for (tries = 0; tries < READ_RETRIES && r; tries++)
+			r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf,
+				    bs, be - bs);
+		if (!r) {
+			bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT, c->buf,
+				 len, true);
+			continue;
+		}
+		if (!main_alive(c))
+			return wholesale(c, io->status);
+		/* The data is gone: remember it, fail exactly this block. */
+		if (move_block(rc, b, NULL, 0, 0, c->tmp, &c->f))
+			return io->status;
+		DMERR_LIMIT("dev_id %u: block %llu is unreadable: now pending",
+			    rc->dev_id, (unsigned long long)b);
+		status = BLK_STS_IOERR;
+	}
+	return status;
+}
+
+/* A whole-block write to a pending block: it becomes a remapped block. */
+static blk_status_t repair_heal(struct repair_ctx *c, struct bio *bio)
+{
+	struct remap_c *rc = c->rc;
+	struct remap_io *io = remap_io(bio);
+	u64 b = io->iter.bi_sector >> rc->shift;
+	u32 spare;
+	int r;
+
+	if (block_state(rc->pdev, b, &spare) != RM_IX_PENDING)
+		return BLK_STS_IOERR;
+	r = fixes_reserve(&c->f);
+	if (r)
+		return BLK_STS_RESOURCE;
+	bio_copy(bio, io->iter, 0, c->buf, block_sectors(rc) << SECTOR_SHIFT,
+		 false);
+	if (sync_io(rc, rc->pool->spare.bdev, REQ_OP_WRITE, c->buf,
+		    dmr_pool_spare_sector(rc->pool, spare), block_sectors(rc)))
+		return BLK_STS_IOERR;
+	fixes_add(&c->f, b, spare, RM_IX_MAPPED, true,
+		  dmr_pool_heal(rc->pool, spare));
+	DMINFO_LIMIT("dev_id %u: pending block %llu overwritten: remapped",
+		     rc->dev_id, (unsigned long long)b);
+	return BLK_STS_OK;
+}
+
+/*
+ * The error worker of a device: repairs every bio queued so far, commits
+ * all the new entries at once, then completes the bios.
+ */
+void remap_repair_work(struct work_struct *ws)
+{
+	struct dmr_pdev *pdev = container_of(ws, struct dmr_pdev, err_work);
+	struct repair_ctx c = {};
+	struct bio_list bios, done;
+	unsigned int noio;
+	struct bio *bio;
+	int r = 0;
+
+	spin_lock_irq(&pdev->err_lock);
+	bios = pdev->failed;
+	bio_list_init(&pdev->failed);
+	spin_unlock_irq(&pdev->err_lock);
+	if (bio_list_empty(&bios))
+		return;
+
+	noio = memalloc_noio_save();
+	bio_list_init(&done);
+	mutex_lock(&pdev->ix_lock);
+	while ((bio = bio_list_pop(&bios))) {
+		struct remap_io *io = remap_io(bio);
+		blk_status_t st;
+
+		if (c.rc != io->rc) {
+			c.rc = io->rc;
+			vfree(c.buf);
+			vfree(c.tmp);
+			c.buf = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
+			c.tmp = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
+			c.probed = false;
+		}
+		if (!c.buf || !c.tmp)
+			st = io->status;
+		else if (io->heal)
+			st = repair_heal(&c, bio);
+		else if (op_is_write(bio_op(bio)))
+			st = repair_write(&c, bio);
+		else
+			st = repair_read(&c, bio);
+		io->status = st;
+		bio_list_add(&done, bio);
+	}
+	if (c.f.n) {
+		r = dmr_md_wait(pdev->pool, c.f.ticket);
+		fixes_finish(c.rc, &c.f, r);
+	}
+	if (c.rc)
+		remap_release_deferred(c.rc);
+	mutex_unlock(&pdev->ix_lock);
+	memalloc_noio_restore(noio);
+
+	while ((bio = bio_list_pop(&done))) {
+		struct remap_io *io = remap_io(bio);
+
+		io->handled = 1;
+		bio->bi_status = r ? BLK_STS_IOERR : io->status;
+		bio_endio(bio);
+	}
+	kfree(c.f.v);
+	vfree(c.buf);
+	vfree(c.tmp);
+}
+
+/* Called from end_io (any context): hand the bio to the error worker. */
+void remap_queue_repair(struct remap_c *rc, struct bio *bio)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	unsigned long flags;
+
+	spin_lock_irqsave(&pdev->err_lock, flags);
+	bio_list_add(&pdev->failed, bio);
+	spin_unlock_irqrestore(&pdev->err_lock, flags);
+	queue_work(rc->pool->err_wq, &pdev->err_work);
+}

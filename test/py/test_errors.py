@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Automatic error handling: write errors remapped, read errors isolated as
+pending blocks, healing by overwrite, triage, exhaustion and dm events."""
+import errno
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from dmtools import (CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run,
+                     segments_table)
+from pools import Manager, RemapDev, pool_active, pool_attr
+
+BLOCK = 4096
+BS = BLOCK // 512
+MiB = 1 << 20
+
+# Kernel log lines these tests provoke on purpose (I/O errors of dm-error).
+pytestmark = pytest.mark.allow_kmsg(r"I/O error|Buffer I/O error")
+
+
+@pytest.fixture
+def env(dm, loopdev):
+    """Pool in slot 2 on a 64 MiB spare; a 16 MiB main backing device."""
+    mgr = Manager(dm)
+    spare, backing = loopdev(64), loopdev(16)
+    mgr.format(spare)
+    mgr.resume(2, spare)
+    e = type("Env", (), {})()
+    e.mgr, e.spare, e.backing, e.pool, e.dm = mgr, spare, backing, 2, dm
+    yield e
+    for name in reversed(list(dm.names)):
+        if name != mgr.name and "bad" not in name:
+            dm.remove(name)
+    if pool_active(2):
+        mgr.free(2)
+
+
+def bad_main(env, bad_blocks):
+    """A main device over env.backing failing the given blocks."""
+    n = blockdev_sectors(env.backing)
+    name = env.dm.create(segments_table(env.backing, n, [(b * BS, BS) for b in bad_blocks]),
+                         hint="bad")
+    return name
+
+
+def set_bad(env, name, bad_blocks):
+    n = blockdev_sectors(env.backing)
+    env.dm.reload(name, segments_table(env.backing, n, [(b * BS, BS) for b in bad_blocks]))
+
+
+def test_writes_across_bad_blocks_succeed_and_only_bad_blocks_are_remapped(env):
+    main = bad_main(env, [8, 9, 100])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    data = pattern("w", MiB)
+    pwrite(dev.path, 0, data)                     # one big write over the bad blocks
+    assert pread(dev.path, 0, MiB) == data
+    assert sorted(dev.remaps()) == [8, 9, 100]
+    st = dev.status()
+    assert st["remaps"] == 3 and st["pending"] == 0 and st["state"] == "ok"
+    assert st["write_errors"] >= 1
+    # Small and partial writes into a bad block are absorbed too.
+    set_bad(env, main, [8, 9, 100, 200])
+    pwrite(dev.path, 0, pattern("base", MiB))
+    pwrite(dev.path, 200 * BLOCK + 1024, pattern("part", 1024))
+    expect = bytearray(pattern("base", MiB))
+    expect[200 * BLOCK + 1024:200 * BLOCK + 2048] = pattern("part", 1024)
+    assert pread(dev.path, 0, MiB) == bytes(expect)
+    assert sorted(dev.remaps()) == [8, 9, 100, 200]
+
+
+def test_read_errors_fail_exactly_the_unreadable_blocks(env):
+    data = pattern("r", MiB)
+    pwrite(env.backing, 0, data)
+    main = bad_main(env, [5, 6])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    with pytest.raises(OSError) as e:
+        pread(dev.path, 0, 16 * BLOCK)            # multi-block read over them
+    assert e.value.errno == errno.EIO
+    for b in range(16):
+        if b in (5, 6):
+            with pytest.raises(OSError) as e:
+                pread(dev.path, b * BLOCK, BLOCK)
+            assert e.value.errno == errno.EIO
+        else:
+            assert pread(dev.path, b * BLOCK, BLOCK) == data[b * BLOCK:(b + 1) * BLOCK]
+    assert dev.remaps() == {5: (dev.remaps()[5][0], "pending"),
+                            6: (dev.remaps()[6][0], "pending")}
+    st = dev.status()
+    assert st["pending"] == 2 and st["state"] == "degraded" and st["read_errors"] >= 1
+    # The medium heals (e.g. the disk reallocated it): the block still fails,
+    # its data is gone; never zeros, never the stale data.
+    set_bad(env, main, [])
+    with pytest.raises(OSError):
+        pread(dev.path, 5 * BLOCK, BLOCK)
+    # Buffered reads return the data before the bad block.
+    fd = os.open(dev.path, os.O_RDONLY)
+    try:
+        got = b""
+        try:
+            got = os.pread(fd, 8 * BLOCK, 0)
+        except OSError as err:
+            assert err.errno == errno.EIO
+        assert got == b"" or got == data[:len(got)]
+    finally:
+        os.close(fd)
+
+
+def test_overwrite_heals_a_pending_block(env):
+    pwrite(env.backing, 0, pattern("h", MiB))
+    main = bad_main(env, [3])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    with pytest.raises(OSError):
+        pread(dev.path, 3 * BLOCK, BLOCK)
+    assert dev.status()["pending"] == 1
+    with pytest.raises(OSError):                  # a partial write cannot heal it
+        pwrite(dev.path, 3 * BLOCK, pattern("x", 512))
+    pwrite(dev.path, 3 * BLOCK, pattern("new", BLOCK))
+    assert pread(dev.path, 3 * BLOCK, BLOCK) == pattern("new", BLOCK)
+    st = dev.status()
+    assert st["pending"] == 0 and st["remaps"] == 1 and st["state"] == "ok"
+    assert list(dev.remaps().values())[0][1] == "mapped"
+
+
+def test_pending_blocks_survive_free_and_resume(env):
+    pwrite(env.backing, 0, pattern("p", MiB))
+    main = bad_main(env, [7])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=3)
+    with pytest.raises(OSError):
+        pread(dev.path, 7 * BLOCK, BLOCK)
+    dev.remove()
+    env.mgr.free(env.pool)
+    set_bad(env, main, [])
+    env.mgr.resume(env.pool, env.spare)
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=3)
+    assert [st for _, st in dev.remaps().values()] == ["pending"]
+    with pytest.raises(OSError):
+        pread(dev.path, 7 * BLOCK, BLOCK)
+
+
+def test_wholesale_failure_does_not_drain_the_pool(env):
+    n = blockdev_sectors(env.backing)
+    dead = env.dm.create(f"0 {n} error", hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(dead), env.pool)
+    for b in range(0, 64, 8):
+        with pytest.raises(OSError) as e:
+            pwrite(dev.path, b * BLOCK, pattern("dead", BLOCK))
+        assert e.value.errno == errno.EIO
+    with pytest.raises(OSError):
+        pread(dev.path, 0, BLOCK)
+    assert dev.remaps() == {}
+    assert pool_attr(env.pool, "blocks_used") == "0"
+    st = dev.status()
+    assert st["state"] == "fail" and st["write_errors"] >= 8
+
+
+def event_nr(name):
+    return int(dmsetup("info", "-c", "--noheadings", "-o", "events", name).strip())
+
+
+def wait_event_in_background(name):
+    nr = event_nr(name)
+    return subprocess.Popen(["dmsetup", "wait", name, str(nr)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def test_exhaustion_passes_errors_and_raises_an_event(env, loopdev):
+    # A second pool with very few spare blocks.
+    small_file = run("losetup", "-n", "-O", "BACK-FILE", loopdev(8)).strip()
+    small = run("losetup", "--sizelimit", str(300 * 1024), "-f", "--show",
+                small_file).strip()
+    try:
+        env.mgr.format(small)
+        env.mgr.resume(9, small)
+        total = int(pool_attr(9, "blocks_total"))
+        bad = list(range(10, 10 + total + 3))
+        main = bad_main(env, bad)
+        dev = RemapDev(env.dm, env.dm.path(main), 9)
+        waiter = wait_event_in_background(dev.name)
+        failed = 0
+        for b in bad:
+            try:
+                pwrite(dev.path, b * BLOCK, pattern(f"e{b}", BLOCK))
+            except OSError as e:
+                assert e.errno == errno.EIO
+                failed += 1
+        assert failed == 3
+        assert len(dev.remaps()) == total
+        assert pool_attr(9, "blocks_free") == "0"
+        assert pool_attr(9, "state") == "exhausted"
+        assert dev.status()["state"] == "degraded"
+        assert waiter.wait(timeout=30) == 0
+        assert "exhausted" in env.mgr.msg("list")
+        dev.remove()
+        env.mgr.free(9)
+    finally:
+        run("losetup", "-d", small)
+
+
+def test_low_water_mark_raises_an_event(env):
+    total = int(pool_attr(env.pool, "blocks_total"))
+    with pytest.raises(OSError):
+        with open(f"/sys/module/dm_remap/pools/{env.pool}/low_water", "w") as f:
+            f.write(str(total + 1))
+    with pytest.raises(OSError):
+        with open(f"/sys/module/dm_remap/pools/{env.pool}/low_water", "w") as f:
+            f.write("many")
+    with open(f"/sys/module/dm_remap/pools/{env.pool}/low_water", "w") as f:
+        f.write(str(total))
+    assert pool_attr(env.pool, "low_water") == str(total)
+    main = bad_main(env, [4, 5])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    waiter = wait_event_in_background(dev.name)
+    pwrite(dev.path, 4 * BLOCK, pattern("lw", BLOCK))
+    assert waiter.wait(timeout=30) == 0
+
+
+def test_fio_verify_while_the_bad_block_set_grows(env, tmp_path):
+    """fio (3 jobs, random reads and writes, verified) over a main device
+    whose set of blocks that fail writes grows during the run."""
+    main = bad_main(env, [])
+    n = blockdev_sectors(env.backing)
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    fio = subprocess.Popen(
+        ["fio", "--name=grow", f"--filename={dev.path}", "--direct=1", "--ioengine=psync",
+         "--rw=randrw", "--bs=4k", "--numjobs=3", "--offset_increment=5M",
+         "--size=4M", "--time_based", "--runtime=25", "--verify=crc32c", "--verify_fatal=1",
+         "--do_verify=1", "--verify_backlog=32", "--group_reporting"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
+    bad = []
+    try:
+        for step in range(6):
+            time.sleep(3)
+            bad += [b for b in (step * 150 + 7, step * 150 + 8, step * 150 + 2077,
+                                step * 150 + 3001) if b * BS < n]
+            env.dm.reload(main, segments_table(
+                env.backing, n, [(b * BS, BS) for b in bad], target="flakey",
+                target_args="{dev} {start} 0 1 1 error_writes"))
+    finally:
+        rc = fio.wait(timeout=300)
+    out = fio.stdout.read()
+    assert rc == 0, out
+    assert "err= 0" in out, out
+    st = dev.status()
+    assert st["read_errors"] == 0 and st["pending"] == 0
+    # Only blocks that failed a write were remapped.
+    assert set(dev.remaps()) <= set(bad)
+    assert st["write_errors"] >= 1 and st["remaps"] >= 1
