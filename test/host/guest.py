@@ -107,21 +107,35 @@ def block_data(b, v):
     return pattern(f"{b}-{v}", BLOCK)
 
 
-def phase_remap_burst():
-    """Writes to blocks 0..63 of a remap device over /dev/vdb (each
-    acknowledged after an O_SYNC write) while blocks are force-remapped
-    one after another (each acknowledged once the message returned).
-    Runs until the host kills QEMU."""
+def bad_main(bad):
+    """/dev/mapper/badmain: /dev/vdb with error segments at the given blocks."""
+    sectors = int(run("blockdev", "--getsz", MAIN))
+    lines, pos = [], 0
+    for b in sorted(bad):
+        if b * 8 > pos:
+            lines.append(f"{pos} {b * 8 - pos} linear {MAIN} {pos}")
+        lines.append(f"{b * 8} 8 error")
+        pos = b * 8 + 8
+    lines.append(f"{pos} {sectors - pos} linear {MAIN} {pos}")
+    dmsetup("create", "badmain", "--table", "\n".join(lines))
+    return "/dev/mapper/badmain", sectors
+
+
+ERROR_BLOCKS = [b for b in range(NBLOCKS) if b % 3 == 1]
+
+
+def burst(main, sectors, force):
+    """Writes to blocks 0..63 of a remap device over main (each acknowledged
+    after an O_SYNC write) while, with force, blocks are force-remapped one
+    after another (each acknowledged once the message returned).  Runs
+    until the host kills QEMU."""
     import threading
     from dmtools import pwrite
     msg("format_spare", SPARE)
     msg("switch_to", SLOT)
     msg("resume_spare", SPARE)
-    sectors = int(run("blockdev", "--getsz", MAIN))
-    dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {MAIN} {SLOT}")
+    dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {main} {SLOT}")
     dev = "/dev/mapper/burst"
-    for b in range(NBLOCKS):
-        pwrite(dev, b * BLOCK, block_data(b, 0))
     log = os.open(os.path.join(OUT, "acked.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     lock = threading.Lock()
 
@@ -131,6 +145,7 @@ def phase_remap_burst():
             os.fsync(log)
 
     for b in range(NBLOCKS):
+        pwrite(dev, b * BLOCK, block_data(b, 0))
         ack(f"w {b} 0")
 
     def writer(first):
@@ -143,26 +158,32 @@ def phase_remap_burst():
 
     for first in (0, 1):
         threading.Thread(target=writer, args=(first,), daemon=True).start()
-    for b in range(NBLOCKS):
-        dmsetup("message", "burst", "0", "force_remap", str(b * 8))
-        ack(f"r {b}")
-    ack("done")
+    if force:
+        for b in range(NBLOCKS):
+            dmsetup("message", "burst", "0", "force_remap", str(b * 8))
+            ack(f"r {b}")
+    else:
+        for b in ERROR_BLOCKS:
+            ack(f"r {b}")       # remapped by the first acknowledged write
     threading.Event().wait()
 
 
-def phase_verify_burst():
+def verify(main, sectors):
     """After the kill: every acknowledged remap is there and every block
     holds its last acknowledged write or a later one."""
     from dmtools import pread
     msg("switch_to", SLOT)
     msg("resume_spare", SPARE)
-    sectors = int(run("blockdev", "--getsz", MAIN))
-    dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {MAIN} {SLOT}")
+    dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {main} {SLOT}")
     remaps = sorted(int(line.split()[0]) for line in
                     dmsetup("message", "burst", "0", "list_remaps").splitlines())
     versions = {}
     for b in range(NBLOCKS):
-        data = pread("/dev/mapper/burst", b * BLOCK, BLOCK)
+        try:
+            data = pread("/dev/mapper/burst", b * BLOCK, BLOCK)
+        except OSError:
+            versions[b] = -2
+            continue
         vs = set()
         for s in range(0, BLOCK, 512):
             seed = data[s:s + 512].split(b":")[0].decode(errors="replace")
@@ -174,7 +195,25 @@ def phase_verify_burst():
     msg("free_spare")
 
 
-PHASES.update({"remap-burst": phase_remap_burst, "verify-burst": phase_verify_burst})
+def phase_remap_burst():
+    burst(MAIN, int(run("blockdev", "--getsz", MAIN)), force=True)
+
+
+def phase_verify_burst():
+    verify(MAIN, int(run("blockdev", "--getsz", MAIN)))
+
+
+def phase_error_burst():
+    burst(*bad_main(ERROR_BLOCKS), force=False)
+
+
+def phase_verify_error_burst():
+    verify(*bad_main(ERROR_BLOCKS))
+
+
+PHASES.update({"remap-burst": phase_remap_burst, "verify-remap-burst": phase_verify_burst,
+               "error-burst": phase_error_burst,
+               "verify-error-burst": phase_verify_error_burst})
 
 
 if __name__ == "__main__":
