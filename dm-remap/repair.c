@@ -430,8 +430,13 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 		}
 		if (state)		/* pending: lost, cannot be half-written */
 			return BLK_STS_IOERR;
-		/* Retry on the main device first: a good block costs no spare. */
-		if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_WRITE, c->buf + off,
+		/*
+		 * Retry on the main device first: a good block costs no
+		 * spare.  FUA is kept; data moved to the spare is made stable
+		 * by the commit's flush.
+		 */
+		if (!sync_io(rc, rc->main_dev->bdev,
+			     REQ_OP_WRITE | (bio->bi_opf & REQ_FUA), c->buf + off,
 			     bs, be - bs))
 			continue;
 		if (!main_alive(c))
