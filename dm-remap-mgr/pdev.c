@@ -460,28 +460,74 @@ bad:
 }
 
 /*
- * The state of dev_id for a table of dm device md: shared with md's other
- * table instances, refused (-EBUSY) if another dm device has dev_id.
+ * May a target of table use dev_id?  Not if another dm device has it, nor
+ * twice in one table, nor in more than two tables (live and loading).
+ * Caller holds pdev_lock.
  */
+static int __pdev_owner_ok(struct dmr_pdev *pdev, struct dm_table *table,
+			   char **error)
+{
+	lockdep_assert_held(&pdev->pool->pdev_lock);
+	if (pdev->md != dm_table_get_md(table)) {
+		*error = "dev_id is attached to another device";
+		return -EBUSY;
+	}
+	if (pdev->tables[0] == table || pdev->tables[1] == table) {
+		*error = "dev_id used twice in one table";
+		return -EBUSY;
+	}
+	if (pdev->tables[0] && pdev->tables[1]) {
+		*error = "dev_id is in two tables already";
+		return -EBUSY;
+	}
+	return 0;
+}
+
+static struct dmr_pdev *__pdev_find(struct dmr_pool *pool, u32 dev_id)
+{
+	struct dmr_pdev *pdev;
+
+	lockdep_assert_held(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list)
+		if (pdev->dev_id == dev_id)
+			return pdev;
+	return NULL;
+}
+
+int dmr_pdev_check_owner(struct dmr_pool *pool, u32 dev_id,
+			 struct dm_table *table, char **error)
+{
+	struct dmr_pdev *pdev;
+	int r = 0;
+
+	mutex_lock(&pool->pdev_lock);
+	pdev = __pdev_find(pool, dev_id);
+	if (pdev)
+		r = __pdev_owner_ok(pdev, table, error);
+	mutex_unlock(&pool->pdev_lock);
+	return r;
+}
+
+/* The state of dev_id for a target of table, shared with md's other tables. */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
-			      struct mapped_device *md, dev_t main_dev,
+			      struct dm_table *table, dev_t main_dev,
 			      work_func_t repair, char **error)
 {
 	struct dmr_pdev *pdev;
-	int i;
+	int i, r;
 	u64 size = 0;
 
 	mutex_lock(&pool->pdev_lock);
-	list_for_each_entry(pdev, &pool->pdevs, list) {
-		if (pdev->dev_id != dev_id)
-			continue;
-		if (pdev->md != md) {
-			*error = "dev_id is attached to another device";
-			pdev = ERR_PTR(-EBUSY);
-		} else {
-			pdev->users++;
-			pdev->main_dev = main_dev;
+	pdev = __pdev_find(pool, dev_id);
+	if (pdev) {
+		r = __pdev_owner_ok(pdev, table, error);
+		if (r) {
+			pdev = ERR_PTR(r);
+			goto out;
 		}
+		pdev->users++;
+		pdev->main_dev = main_dev;
+		pdev->tables[pdev->tables[0] ? 1 : 0] = table;
 		goto out;
 	}
 	mutex_lock(&pool->md_lock);
@@ -489,9 +535,11 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 	if (i >= 0)
 		size = pool->devs[i].size_sectors;
 	mutex_unlock(&pool->md_lock);
-	pdev = pdev_create(pool, dev_id, md, main_dev, size, repair, error);
+	pdev = pdev_create(pool, dev_id, dm_table_get_md(table), main_dev, size,
+			   repair, error);
 	if (!IS_ERR(pdev)) {
 		pdev->users = 1;
+		pdev->tables[0] = table;
 		list_add(&pdev->list, &pool->pdevs);
 	}
 out:
@@ -548,12 +596,16 @@ void dmr_pool_event(struct dmr_pool *pool)
 	mutex_unlock(&pool->pdev_lock);
 }
 
-void dmr_pdev_put(struct dmr_pdev *pdev)
+void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table)
 {
 	struct dmr_pool *pool = pdev->pool;
 	bool last;
 
 	mutex_lock(&pool->pdev_lock);
+	if (pdev->tables[0] == table)
+		pdev->tables[0] = NULL;
+	else if (pdev->tables[1] == table)
+		pdev->tables[1] = NULL;
 	last = !--pdev->users;
 	if (last)
 		list_del(&pdev->list);

@@ -103,6 +103,7 @@ struct dmr_pdev {
 	struct dmr_pool *pool;
 	u32 dev_id;
 	unsigned int users;		/* table instances; pool->pdev_lock */
+	struct dm_table *tables[2];	/* live and loading table; pdev_lock */
 	struct mapped_device *md;	/* the dm device that owns dev_id */
 	dev_t main_dev;			/* main device of the latest table */
 	bool linked;			/* sysfs link "dm" made; pdev_lock */
@@ -160,8 +161,10 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
 
 /* Per-device state (pdev.c). */
+int dmr_pdev_check_owner(struct dmr_pool *pool, u32 dev_id,
+			 struct dm_table *table, char **error);
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
-			      struct mapped_device *md, dev_t main_dev,
+			      struct dm_table *table, dev_t main_dev,
 			      work_func_t repair, char **error);
 void dmr_pdev_set_event_target(struct dmr_pdev *pdev, struct dm_target *ti,
 			       bool live);
@@ -171,7 +174,7 @@ void dmr_pool_exhausted(struct dmr_pool *pool);
 u64 dmr_pool_free_blocks(struct dmr_pool *pool);
 void dmr_pool_retire(struct dmr_pool *pool, u32 spare);
 u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare);
-void dmr_pdev_put(struct dmr_pdev *pdev);
+void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table);
 void dmr_pdev_link(struct dmr_pdev *pdev);
 int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
 		    unsigned int state);

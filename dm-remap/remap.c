@@ -34,6 +34,9 @@
 
 #define DM_MSG_PREFIX "remap"
 
+/* Blocks of one bio that map() looks up before cutting it. */
+#define MAP_SCAN_BLOCKS		256
+
 /* ---- Table ------------------------------------------------------------------ */
 
 /* Optional arguments: [<#opt_args> force] */
@@ -125,13 +128,18 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_register;
 	}
 
+	/* Who owns dev_id is settled before its identity record is touched. */
+	r = dmr_pdev_check_owner(rc->pool, rc->dev_id, ti->table, &ti->error);
+	if (r)
+		goto bad_register;
+
 	r = dmr_pool_register_dev(rc->pool, rc->dev_id,
 				  bdev_nr_sectors(rc->main_dev->bdev), rc->force,
 				  &rc->id_ticket, &ti->error);
 	if (r)
 		goto bad_register;
 
-	pdev = dmr_pdev_get(rc->pool, rc->dev_id, dm_table_get_md(ti->table),
+	pdev = dmr_pdev_get(rc->pool, rc->dev_id, ti->table,
 			    rc->main_dev->bdev->bd_dev, remap_repair_work,
 			    &ti->error);
 	if (IS_ERR(pdev)) {
@@ -155,7 +163,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	return 0;
 
 bad_io:
-	dmr_pdev_put(rc->pdev);
+	dmr_pdev_put(rc->pdev, ti->table);
 bad_register:
 	dmr_pool_detach(rc->pool);
 bad_pool:
@@ -171,7 +179,7 @@ static void remap_dtr(struct dm_target *ti)
 
 	dmr_pdev_set_event_target(rc->pdev, ti, false);
 	dm_io_client_destroy(rc->io);
-	dmr_pdev_put(rc->pdev);
+	dmr_pdev_put(rc->pdev, ti->table);
 	dmr_pool_detach(rc->pool);
 	dm_put_device(ti, rc->main_dev);
 	kfree(rc);
@@ -261,24 +269,43 @@ int remap_route(struct remap_c *rc, struct bio *bio, bool in_map)
 	io->heal = 0;
 	io->handled = 0;
 again:
-	if (op_is_write(bio_op(bio))) {
+	while (op_is_write(bio_op(bio))) {
 		/* Acquire: a flipped epoch comes with its BUSY entry. */
-		io->epoch = smp_load_acquire(&pdev->epoch) & 1;
+		unsigned int epoch = smp_load_acquire(&pdev->epoch);
+
+		io->epoch = epoch & 1;
 		atomic_inc(&pdev->inflight[io->epoch]);
 		io->counted = 1;
 		/* Counted before the lookup: pairs with drain_writes(). */
 		smp_mb__after_atomic();
+		/*
+		 * Counted in the epoch that was current while counting: if a
+		 * drain flipped it meanwhile, it may not wait for us; count
+		 * again in the new one.
+		 */
+		if (likely(READ_ONCE(pdev->epoch) == epoch))
+			break;
+		remap_uncount(pdev, io);
 	}
 
 	rcu_read_lock();
 	x = rcu_dereference(pdev->ix);
-	hit = rm_index_may_contain(&x->ix, first, last) &&
-	      rm_index_first_in_range(&x->ix, first, last, &found, &spare,
-				      &state);
+	hit = rm_index_may_contain(&x->ix, first, last);
+	if (hit) {
+		/* Bounded work in map: look at most MAP_SCAN_BLOCKS blocks. */
+		if (in_map && last - first >= MAP_SCAN_BLOCKS)
+			last = first + MAP_SCAN_BLOCKS - 1;
+		hit = rm_index_first_in_range(&x->ix, first, last, &found,
+					      &spare, &state);
+	}
 	rcu_read_unlock();
 
-	if (!hit)
+	if (!hit) {
+		/* Cut where the scan stopped; dm core sends the rest. */
+		if (in_map && ((last + 1) << rc->shift) < s + bio_sectors(bio))
+			dm_accept_partial_bio(bio, ((last + 1) << rc->shift) - s);
 		goto to_main;
+	}
 	if (found > first) {
 		/* Up to the first remapped block the main device serves it. */
 		if (!WARN_ON_ONCE(!in_map))
@@ -341,7 +368,8 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 	io->counted = 0;
 	io->to_main = 0;
 	io->handled = 0;
-	if (unlikely(!bio_sectors(bio))) {
+	io->flush = !bio_sectors(bio);
+	if (unlikely(io->flush)) {
 		/* An empty flush: one copy for each device. */
 		if (dm_bio_get_target_bio_nr(bio) == 1)
 			bio_set_dev(bio, rc->pool->spare.bdev);
@@ -368,15 +396,20 @@ static int remap_end_io(struct dm_target *ti, struct bio *bio,
 			WRITE_ONCE(pdev->main_failed, false);
 		return DM_ENDIO_DONE;
 	}
-	if (!bio_sectors(bio) && !io->to_main)
-		return DM_ENDIO_DONE;	/* a flush: nothing to count */
-	if (op_is_write(bio_op(bio)))
+	if (io->flush)
+		return DM_ENDIO_DONE;	/* nothing to count or repair */
+	if (op_is_write(bio_op(bio)) || op_is_discard(bio_op(bio)) ||
+	    bio_op(bio) == REQ_OP_WRITE_ZEROES)
 		atomic64_inc(&pdev->write_errors);
 	else
 		atomic64_inc(&pdev->read_errors);
+	/*
+	 * Take the bio back and let the error worker repair and end it,
+	 * unless the main device fails wholesale (then errors pass through
+	 * until an I/O to it succeeds again) or the metadata failed.
+	 */
 	if (io->to_main && remap_medium_error(*error) &&
-	    !READ_ONCE(rc->pool->md_error)) {
-		/* Take the bio back: the error worker repairs and ends it. */
+	    !READ_ONCE(pdev->main_failed) && !READ_ONCE(rc->pool->md_error)) {
 		io->status = *error;
 		remap_queue_repair(rc, bio);
 		return DM_ENDIO_INCOMPLETE;
@@ -397,7 +430,8 @@ void remap_release_deferred(struct remap_c *rc)
 	spin_unlock_irq(&pdev->defer_lock);
 
 	while ((bio = bio_list_pop(&bios))) {
-		switch (remap_route(rc, bio, false)) {
+		/* Routed for the table instance that mapped it. */
+		switch (remap_route(remap_io(bio)->rc, bio, false)) {
 		case DM_MAPIO_REMAPPED:
 			submit_bio_noacct(bio);
 			break;
@@ -475,14 +509,15 @@ static int list_remaps(struct remap_c *rc, char *result, unsigned int maxlen)
 	struct dmr_ix *x;
 	u32 pos = 0;
 
+	/* Allocate before taking ix_lock; entries added meanwhile may be missed. */
+	rcu_read_lock();
+	cap = rcu_dereference(pdev->ix)->ix.live + 64;
+	rcu_read_unlock();
+	lines = kvmalloc_array(cap, sizeof(*lines), GFP_KERNEL);
+	if (!lines)
+		return -ENOMEM;
 	mutex_lock(&pdev->ix_lock);
 	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
-	cap = x->ix.live;
-	lines = kvmalloc_array(max_t(u64, cap, 1), sizeof(*lines), GFP_KERNEL);
-	if (!lines) {
-		mutex_unlock(&pdev->ix_lock);
-		return -ENOMEM;
-	}
 	while (n < cap && rm_index_next(&x->ix, &pos, &lines[n].block,
 					&lines[n].spare, &state)) {
 		lines[n].state = state;
@@ -520,8 +555,8 @@ static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
 		atomic64_set(&rc->pdev->remapped_ios, 0);
 		return 0;
 	}
-	DMERR("unknown message or wrong arguments: '%s' (see Documentation/admin-guide.md)",
-	      argc ? argv[0] : "");
+	DMERR_LIMIT("unknown message or wrong arguments: '%s' (see Documentation/admin-guide.md)",
+		    argc ? argv[0] : "");
 	return -EINVAL;
 }
 

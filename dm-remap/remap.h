@@ -33,6 +33,7 @@ struct remap_io {
 	u8 to_main;			/* data bio sent to the main device */
 	u8 heal;			/* full-block write to a pending block */
 	u8 handled;			/* completed by repair: end_io lets it go */
+	u8 flush;			/* an empty flush */
 };
 
 static inline struct remap_io *remap_io(struct bio *bio)

@@ -365,7 +365,7 @@ struct repair_ctx {
 	void *buf;		/* one block */
 	void *tmp;		/* one block */
 	struct fixes f;
-	bool probed;		/* the main device answered a probe */
+	int alive;		/* probe of the main device: 0 not yet, 1 ok, -1 failed */
 };
 
 /* An error that is not the medium's: pass it through. */
@@ -382,11 +382,12 @@ static blk_status_t wholesale(struct repair_ctx *c, blk_status_t status)
 	return status;
 }
 
+/* Probe the main device once per batch. */
 static bool main_alive(struct repair_ctx *c)
 {
-	if (!c->probed)
-		c->probed = probe_main(c->rc, c->tmp);
-	return c->probed;
+	if (!c->alive)
+		c->alive = probe_main(c->rc, c->tmp) ? 1 : -1;
+	return c->alive > 0;
 }
 
 /* Where the block stands in the index (this batch may have moved it). */
@@ -401,6 +402,74 @@ static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
 	return state;
 }
 
+/* The fix this batch made for block, if any. */
+static struct fix *find_fix(struct repair_ctx *c, u64 block)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->f.n; i++)
+		if (c->f.v[i].block == block)
+			return &c->f.v[i];
+	return NULL;
+}
+
+/* I/O to [bs, be) of a block that lives in spare block @spare. */
+static int spare_io(struct repair_ctx *c, blk_opf_t opf, u32 spare, u64 b,
+		    sector_t bs, sector_t be, void *buf)
+{
+	struct remap_c *rc = c->rc;
+
+	return sync_io(rc, rc->pool->spare.bdev, opf, buf,
+		       dmr_pool_spare_sector(rc->pool, spare) +
+		       (bs - (b << rc->shift)), be - bs);
+}
+
+/*
+ * The data of a write for [bs, be) of block b (in c->buf at its offset in
+ * the block), wherever the block stands now: it may have been remapped,
+ * become pending, or been moved by this batch since the bio was routed.
+ * Returns 0 when written, 1 when the block must be moved, <0 on failure.
+ */
+static int write_where_it_lives(struct repair_ctx *c, struct bio *bio, u64 b,
+				sector_t bs, sector_t be)
+{
+	struct remap_c *rc = c->rc;
+	blk_opf_t opf = REQ_OP_WRITE | (bio->bi_opf & REQ_FUA);
+	unsigned int off = (bs - (b << rc->shift)) << SECTOR_SHIFT;
+	bool whole = be - bs == block_sectors(rc);
+	struct fix *fx = find_fix(c, b);
+	u32 spare;
+	unsigned int state = fx ? fx->state : block_state(rc->pdev, b, &spare);
+	int r;
+
+	if (fx)
+		spare = fx->spare;
+	if (!state)
+		return 1;
+	if (state == RM_IX_PENDING) {
+		/* Lost data: only a write of the whole block brings it back. */
+		if (!whole)
+			return -EIO;
+		r = fixes_reserve(&c->f);
+		if (r)
+			return r;
+		if (spare_io(c, opf, spare, b, bs, be, c->buf + off))
+			return -EIO;
+		if (fx) {
+			fx->state = RM_IX_MAPPED;	/* pending since this batch */
+			c->f.ticket = max(c->f.ticket, dmr_pool_heal(rc->pool, spare));
+		} else {
+			fixes_add(&c->f, b, spare, RM_IX_MAPPED, true,
+				  dmr_pool_heal(rc->pool, spare));
+		}
+		DMINFO_LIMIT("dev_id %u: pending block %llu overwritten: remapped",
+			     rc->dev_id, (unsigned long long)b);
+		return 0;
+	}
+	/* MAPPED, or moved by this batch with its data: the spare takes it. */
+	return spare_io(c, opf, spare, b, bs, be, c->buf + off) ? -EIO : 0;
+}
+
 static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 {
 	struct remap_c *rc = c->rc;
@@ -408,28 +477,21 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 	sector_t s = io->iter.bi_sector;
 	sector_t e = s + (io->iter.bi_size >> SECTOR_SHIFT);
 	u64 b;
-	u32 spare;
+	int r;
 
 	for (b = s >> rc->shift; (b << rc->shift) < e; b++) {
 		sector_t bs = max_t(sector_t, s, b << rc->shift);
 		sector_t be = min_t(sector_t, e, (b + 1) << rc->shift);
 		unsigned int off = (bs - (b << rc->shift)) << SECTOR_SHIFT;
 		unsigned int len = (be - bs) << SECTOR_SHIFT;
-		unsigned int state = block_state(rc->pdev, b, &spare);
 
 		bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT, c->buf + off,
 			 len, false);
-		if (state == RM_IX_BUSY) {
-			/* Moved by this batch: its spare block takes the data. */
-			if (sync_io(rc, rc->pool->spare.bdev, REQ_OP_WRITE,
-				    c->buf + off,
-				    dmr_pool_spare_sector(rc->pool, spare) +
-				    (off >> SECTOR_SHIFT), be - bs))
-				return BLK_STS_IOERR;
-			continue;
-		}
-		if (state)		/* pending: lost, cannot be half-written */
+		r = write_where_it_lives(c, bio, b, bs, be);
+		if (r < 0)
 			return BLK_STS_IOERR;
+		if (!r)
+			continue;
 		/*
 		 * Retry on the main device first: a good block costs no
 		 * spare.  FUA is kept; data moved to the spare is made stable
@@ -449,6 +511,57 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 	return BLK_STS_OK;
 }
 
+/*
+ * Read [bs, be) of block b into c->buf wherever the block lives now.
+ * Returns 0 when read, 1 when the main device must be tried, <0 if lost.
+ */
+static int read_where_it_lives(struct repair_ctx *c, u64 b, sector_t bs,
+			       sector_t be)
+{
+	struct fix *fx = find_fix(c, b);
+	u32 spare;
+	unsigned int state = fx ? fx->state : block_state(c->rc->pdev, b, &spare);
+
+	if (fx)
+		spare = fx->spare;
+	if (!state)
+		return 1;
+	if (state == RM_IX_PENDING)
+		return -EIO;
+	return spare_io(c, REQ_OP_READ, spare, b, bs, be, c->buf) ? -EIO : 0;
+}
+
+/*
+ * Record block b as pending: its data could not be read.  After the drain
+ * no write to it is in flight any more, so it is read once more: a write
+ * that landed meanwhile may have made it readable, and then nothing is
+ * lost.  Returns 0 if recorded, 1 if it read after all (data in c->buf).
+ */
+static int record_lost(struct repair_ctx *c, u64 b, sector_t bs, sector_t be)
+{
+	struct remap_c *rc = c->rc;
+	u32 spare;
+	int r;
+
+	r = fixes_reserve(&c->f);
+	if (r)
+		return r;
+	r = start_move(rc, b, &spare);
+	if (r)
+		return r;
+	if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf, bs, be - bs)) {
+		dmr_pdev_ix_delete(rc->pdev, b);
+		dmr_pool_unreserve(rc->pool, spare);
+		return 1;
+	}
+	fixes_add(&c->f, b, spare, RM_IX_PENDING, false,
+		  dmr_pool_record(rc->pool, spare, rc->dev_id, b,
+				  RM_ENTRY_PENDING));
+	DMERR_LIMIT("dev_id %u: block %llu is unreadable: now pending",
+		    rc->dev_id, (unsigned long long)b);
+	return 0;
+}
+
 static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 {
 	struct remap_c *rc = c->rc;
@@ -458,62 +571,32 @@ static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 	blk_status_t status = BLK_STS_OK;
 	unsigned int tries;
 	u64 b;
-	u32 spare;
 
 	for (b = s >> rc->shift; (b << rc->shift) < e; b++) {
 		sector_t bs = max_t(sector_t, s, b << rc->shift);
 		sector_t be = min_t(sector_t, e, (b + 1) << rc->shift);
 		unsigned int len = (be - bs) << SECTOR_SHIFT;
-		int r = -EIO;
+		int r = read_where_it_lives(c, b, bs, be);
 
-		if (block_state(rc->pdev, b, &spare)) {
-			status = BLK_STS_IOERR;	/* found lost by this batch */
-			continue;
-		}
-		for (tries = 0; tries < READ_RETRIES && r; tries++)
+		for (tries = 0; tries < READ_RETRIES && r > 0; tries++)
 			r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf,
-				    bs, be - bs);
-		if (!r) {
-			bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT, c->buf,
-				 len, true);
+				    bs, be - bs) ? 1 : 0;
+		if (r > 0) {
+			if (!main_alive(c))
+				return wholesale(c, io->status);
+			r = record_lost(c, b, bs, be);
+			if (r < 0)
+				return io->status;
+			r = r ? 0 : -EIO;
+		}
+		if (r) {
+			status = BLK_STS_IOERR;	/* exactly this block is lost */
 			continue;
 		}
-		if (!main_alive(c))
-			return wholesale(c, io->status);
-		/* The data is gone: remember it, fail exactly this block. */
-		if (move_block(rc, b, NULL, 0, 0, c->tmp, &c->f))
-			return io->status;
-		DMERR_LIMIT("dev_id %u: block %llu is unreadable: now pending",
-			    rc->dev_id, (unsigned long long)b);
-		status = BLK_STS_IOERR;
+		bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT, c->buf, len,
+			 true);
 	}
 	return status;
-}
-
-/* A whole-block write to a pending block: it becomes a remapped block. */
-static blk_status_t repair_heal(struct repair_ctx *c, struct bio *bio)
-{
-	struct remap_c *rc = c->rc;
-	struct remap_io *io = remap_io(bio);
-	u64 b = io->iter.bi_sector >> rc->shift;
-	u32 spare;
-	int r;
-
-	if (block_state(rc->pdev, b, &spare) != RM_IX_PENDING)
-		return BLK_STS_IOERR;
-	r = fixes_reserve(&c->f);
-	if (r)
-		return BLK_STS_RESOURCE;
-	bio_copy(bio, io->iter, 0, c->buf, block_sectors(rc) << SECTOR_SHIFT,
-		 false);
-	if (sync_io(rc, rc->pool->spare.bdev, REQ_OP_WRITE, c->buf,
-		    dmr_pool_spare_sector(rc->pool, spare), block_sectors(rc)))
-		return BLK_STS_IOERR;
-	fixes_add(&c->f, b, spare, RM_IX_MAPPED, true,
-		  dmr_pool_heal(rc->pool, spare));
-	DMINFO_LIMIT("dev_id %u: pending block %llu overwritten: remapped",
-		     rc->dev_id, (unsigned long long)b);
-	return BLK_STS_OK;
 }
 
 /*
@@ -549,12 +632,10 @@ void remap_repair_work(struct work_struct *ws)
 			vfree(c.tmp);
 			c.buf = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
 			c.tmp = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
-			c.probed = false;
+			c.alive = 0;
 		}
 		if (!c.buf || !c.tmp)
 			st = io->status;
-		else if (io->heal)
-			st = repair_heal(&c, bio);
 		else if (op_is_write(bio_op(bio)))
 			st = repair_write(&c, bio);
 		else
@@ -589,8 +670,12 @@ void remap_queue_repair(struct remap_c *rc, struct bio *bio)
 	struct dmr_pdev *pdev = rc->pdev;
 	unsigned long flags;
 
+	/*
+	 * Queued under the lock: once the lock is dropped the worker may end
+	 * the bio, and the table (and pdev) may go away.
+	 */
 	spin_lock_irqsave(&pdev->err_lock, flags);
 	bio_list_add(&pdev->failed, bio);
-	spin_unlock_irqrestore(&pdev->err_lock, flags);
 	queue_work(rc->pool->err_wq, &pdev->err_work);
+	spin_unlock_irqrestore(&pdev->err_lock, flags);
 }

@@ -248,3 +248,39 @@ def test_fio_verify_while_the_bad_block_set_grows(env, tmp_path):
     # Only blocks that failed a write were remapped.
     assert set(dev.remaps()) <= set(bad)
     assert st["write_errors"] >= 1 and st["remaps"] >= 1
+
+
+def test_partial_write_into_a_write_failing_block_keeps_the_rest(env):
+    """The block fails writes but still reads: the rest of the block is
+    read from the main device and the write laid over it on the spare."""
+    base = pattern("rest", 64 << 10)
+    pwrite(env.backing, 0, base)
+    n = blockdev_sectors(env.backing)
+    main = env.dm.create(segments_table(env.backing, n, [(9 * BS, BS)], target="flakey",
+                                        target_args="{dev} {start} 0 1 1 error_writes"),
+                         hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    # No O_SYNC: dm-flakey would fail the flush too (a real disk does not).
+    pwrite(dev.path, 9 * BLOCK + 512, pattern("mid", 1024), sync=False)
+    expect = bytearray(base)
+    expect[9 * BLOCK + 512:9 * BLOCK + 1536] = pattern("mid", 1024)
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+    assert list(dev.remaps()) == [9]
+
+
+def test_dev_id_twice_in_one_table_is_refused(env, loopdev):
+    other = loopdev(16)
+    n = 16 << 11
+    with pytest.raises(CmdError):
+        env.dm.create(f"0 {n} remap 7 {env.backing} {env.pool}\n"
+                      f"{n} {n} remap 7 {other} {env.pool}", hint="two")
+
+
+def test_refused_create_leaves_the_owners_identity_alone(env, loopdev):
+    from pools import devices
+    RemapDev(env.dm, env.backing, env.pool, dev_id=5)
+    before = devices(env.mgr, env.pool)[5]
+    bigger = loopdev(32)
+    with pytest.raises(CmdError):
+        RemapDev(env.dm, bigger, env.pool, dev_id=5)
+    assert devices(env.mgr, env.pool)[5] == before
