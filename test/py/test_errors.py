@@ -284,3 +284,30 @@ def test_refused_create_leaves_the_owners_identity_alone(env, loopdev):
     with pytest.raises(CmdError):
         RemapDev(env.dm, bigger, env.pool, dev_id=5)
     assert devices(env.mgr, env.pool)[5] == before
+
+
+def test_a_failing_spare_block_is_retired_and_replaced(dm, loopdev):
+    from pools import data_start
+    mgr = Manager(dm)
+    backing, main_back = loopdev(64), loopdev(16)
+    n = blockdev_sectors(backing)
+    spare = dm.create(f"0 {n} linear {backing} 0", hint="sparedev")
+    mgr.format(dm.path(spare))
+    ds = data_start(backing)
+    # Spare block 0 (the first one handed out) fails writes.
+    dm.reload(spare, segments_table(backing, n, [(ds, BS)]))
+    mgr.resume(4, dm.path(spare))
+    main = dm.create(segments_table(main_back, blockdev_sectors(main_back), [(6 * BS, BS)]),
+                     hint="bad")
+    dev = RemapDev(dm, dm.path(main), 4)
+    pwrite(dev.path, 0, pattern("ret", 64 << 10))
+    assert pread(dev.path, 0, 64 << 10) == pattern("ret", 64 << 10)
+    assert dev.remaps() == {6: (1, "mapped")}
+    assert pool_attr(4, "blocks_retired") == "1"
+    dev.remove()
+    mgr.free(4)
+    mgr.resume(4, dm.path(spare))
+    assert pool_attr(4, "blocks_retired") == "1"
+    mgr.free(4)
+    dm.remove(main)
+    dm.remove(spare)
