@@ -26,7 +26,7 @@ COMMON_SRC := $(wildcard common/*.c)
 COMMON_HDR := $(wildcard common/*.h)
 UNIT_SRC   := $(wildcard test/unit/*.c)
 
-.PHONY: all module userland unit fuzz check demo bench install clean lint
+.PHONY: all module userland unit fuzz check demo bench bench-index install clean lint
 
 all: module userland unit
 
@@ -87,6 +87,9 @@ demo:
 
 bench:
 	@test/bench.sh
+
+bench-index:
+	@test/bench/index-bench.sh
 
 lint:
 	@test/lint.sh

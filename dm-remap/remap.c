@@ -322,6 +322,9 @@ again:
 	switch (state) {
 	case RM_IX_MAPPED:
 		bio_set_dev(bio, rc->pool->spare.bdev);
+		/* The spare is not a table device: nowait is ours to honour. */
+		if (!bdev_nowait(rc->pool->spare.bdev))
+			bio->bi_opf &= ~REQ_NOWAIT;
 		bio->bi_iter.bi_sector = dmr_pool_spare_sector(rc->pool, spare) +
 					 (s - (first << rc->shift));
 		atomic64_inc(&pdev->remapped_ios);
@@ -371,10 +374,13 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 	io->flush = !bio_sectors(bio);
 	if (unlikely(io->flush)) {
 		/* An empty flush: one copy for each device. */
-		if (dm_bio_get_target_bio_nr(bio) == 1)
+		if (dm_bio_get_target_bio_nr(bio) == 1) {
 			bio_set_dev(bio, rc->pool->spare.bdev);
-		else
+			if (!bdev_nowait(rc->pool->spare.bdev))
+				bio->bi_opf &= ~REQ_NOWAIT;
+		} else {
 			bio_set_dev(bio, rc->main_dev->bdev);
+		}
 		return DM_MAPIO_REMAPPED;
 	}
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
@@ -577,9 +583,15 @@ static void remap_io_hints(struct dm_target *ti, struct queue_limits *limits)
 			 0);
 }
 
+/*
+ * map() never sleeps (held bios are queued, repairs run in a worker), so
+ * REQ_NOWAIT bios are fine; those sent to the spare drop the flag if the
+ * spare cannot honour it.
+ */
 static struct target_type remap_target = {
 	.name = "remap",
-	.version = {0, 2, 0},
+	.version = {0, 3, 0},
+	.features = DM_TARGET_NOWAIT,
 	.module = THIS_MODULE,
 	.ctr = remap_ctr,
 	.dtr = remap_dtr,

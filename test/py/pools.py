@@ -145,3 +145,25 @@ class RemapDev:
 
     def remove(self):
         self.dm.remove(self.name)
+
+
+class PoolEnv:
+    """A manager, a pool in `slot` on a 64 MiB spare, and a 16 MiB main
+    device (`main`, also called `backing` when the tests put a bad-sector
+    table over it).  close() removes the test's other dm devices and frees
+    the pool."""
+
+    def __init__(self, dm, loopdev, slot):
+        self.dm, self.pool = dm, slot
+        self.mgr = Manager(dm)
+        self.spare, self.main = loopdev(64), loopdev(16)
+        self.backing = self.main
+        self.mgr.format(self.spare)
+        self.mgr.resume(slot, self.spare)
+
+    def close(self):
+        for name in reversed(list(self.dm.names)):
+            if name != self.mgr.name:
+                self.dm.remove(name)
+        if pool_active(self.pool):
+            self.mgr.free(self.pool)

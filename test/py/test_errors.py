@@ -11,7 +11,7 @@ import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run,
                      segments_table)
-from pools import Manager, RemapDev, pool_active, pool_attr
+from pools import Manager, PoolEnv, RemapDev, pool_active, pool_attr
 
 BLOCK = 4096
 BS = BLOCK // 512
@@ -24,18 +24,9 @@ pytestmark = pytest.mark.allow_kmsg(r"I/O error|Buffer I/O error")
 @pytest.fixture
 def env(dm, loopdev):
     """Pool in slot 2 on a 64 MiB spare; a 16 MiB main backing device."""
-    mgr = Manager(dm)
-    spare, backing = loopdev(64), loopdev(16)
-    mgr.format(spare)
-    mgr.resume(2, spare)
-    e = type("Env", (), {})()
-    e.mgr, e.spare, e.backing, e.pool, e.dm = mgr, spare, backing, 2, dm
+    e = PoolEnv(dm, loopdev, 2)
     yield e
-    for name in reversed(list(dm.names)):
-        if name != mgr.name and "bad" not in name:
-            dm.remove(name)
-    if pool_active(2):
-        mgr.free(2)
+    e.close()
 
 
 def bad_main(env, bad_blocks):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
-from pools import (Manager, RemapDev, data_start, devices, pool_active, pool_attr,
+from pools import (Manager, PoolEnv, RemapDev, data_start, devices, pool_active, pool_attr,
                    read_block)
 
 BLOCK = 4096
@@ -18,18 +18,9 @@ BS = BLOCK // 512          # sectors per block
 @pytest.fixture
 def env(dm, loopdev):
     """A pool (slot 1) on a 64 MiB spare and a 16 MiB main device."""
-    mgr = Manager(dm)
-    spare, main = loopdev(64), loopdev(16)
-    mgr.format(spare)
-    mgr.resume(1, spare)
-    e = type("Env", (), {})()
-    e.mgr, e.spare, e.main, e.pool, e.dm = mgr, spare, main, 1, dm
+    e = PoolEnv(dm, loopdev, 1)
     yield e
-    for name in reversed(list(dm.names)):
-        if name != mgr.name:
-            dm.remove(name)
-    if pool_active(1):
-        mgr.free(1)
+    e.close()
 
 
 def spare_block(env, spare_idx, length=BLOCK, offset=0):

@@ -1,0 +1,78 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# make bench: benchmarks (not part of make check).  Documentation/benchmarks.md.
+#
+#  1. I/O: 4 KiB random read/write IOPS of a remap device vs dm-linear (and an
+#     A/A control: dm-linear vs dm-linear) over null_blk, interleaved rounds
+#     in one QEMU boot, at 0, 10,000 and 100,000 remaps (pools written by
+#     test/bench/mkpool), after checking each pool against the module;
+#  2. the remap index in user space (test/bench/index-bench.sh);
+#  3. one summary table: build/bench/summary.txt, build/bench/bench.json.
+#
+# Environment: KVER, ROUNDS (10), RUNTIME (3), RAMP (0.25), IODEPTH (32),
+# REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the first that works),
+# EXTRA ("libaio:0": other engines and the counts they also run at; "" for
+# none), BENCH_TIMEOUT (2400 s), BENCH_STRICT (1: a missed target fails),
+# IO=0 / INDEX=0 skip a part, BUILD (build).
+set -u
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+OUT=$BUILD/bench
+step() { printf '\n==> %s\n' "$*"; }
+fail() { echo "make bench: FAILED: $*" >&2; exit 1; }
+t0=$(date +%s)
+
+step "dependencies"
+test/deps.sh build vm bench || fail "missing packages"
+KVER=${KVER:-$(test/vm/kver.sh)}
+[ -n "$KVER" ] || fail "no installed kernel with headers"
+export KVER BUILD
+
+step "build (kernel $KVER)"
+log=$(mktemp)
+make -s KVER="$KVER" module unit >"$log" 2>&1 || { cat "$log"; rm -f "$log"; fail "build"; }
+rm -f "$log"
+mkdir -p "$OUT"
+# The pool generator, on the real format code of common/.
+${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes \
+	-Wstrict-prototypes -Wvla -Icommon test/bench/mkpool.c common/*.c \
+	-o "$OUT/mkpool" || fail "build of mkpool"
+rm -f "$OUT/io.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
+
+rc=0
+if [ "${IO:-1}" = 1 ]; then
+	step "I/O benchmark in a QEMU guest (about 17 minutes)"
+	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
+		echo "bench: note: host load average is $load; other work on this machine adds noise (the A/A control shows how much)"
+	fi
+	rm -rf "$OUT/vm"
+	mkdir -p "$OUT/vm"
+	envs=()
+	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA; do
+		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
+	done
+	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \
+		--out "$OUT/vm" --console "$OUT/console.log" \
+		--env "MKPOOL=$PWD/$OUT/mkpool" ${envs[@]+"${envs[@]}"} \
+		-- /usr/bin/python3 test/bench/io_bench.py
+	r=$?
+	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.after"
+	[ -s "$OUT/vm/io.json" ] && cp "$OUT/vm/io.json" "$OUT/io.json"
+	case $r in
+	0) ;;
+	124) echo "make bench: the guest crashed or timed out (see $OUT/console.log)" >&2; rc=1 ;;
+	*) echo "make bench: the I/O benchmark failed (exit $r)" >&2; rc=1 ;;
+	esac
+fi
+
+if [ "${INDEX:-1}" = 1 ]; then
+	step "remap index benchmark (user space)"
+	test/bench/index-bench.sh || { echo "make bench: index benchmark failed" >&2; rc=1; }
+fi
+
+step "summary (also in $OUT/summary.txt; raw rounds in $OUT/bench.json)"
+/usr/bin/python3 test/bench/summary.py "$OUT" || rc=1
+echo "bench: $(( $(date +%s) - t0 )) s"
+[ $rc = 0 ] || fail "see above"
