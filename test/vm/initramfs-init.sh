@@ -18,6 +18,13 @@ done
 chmod 1777 /newroot/tmp /newroot/var/tmp
 mkdir -p /newroot/tmp/out
 mount -t 9p -o $o out /newroot/tmp/out || { echo "init: cannot mount out dir"; poweroff -f; }
+# The project directory, shared on its own: it may lie under a path the
+# guest covers with tmpfs (a checkout in /tmp or /root).
+if [ -s /newroot/tmp/out/.vm-proj ]; then
+	p=$(cat /newroot/tmp/out/.vm-proj)
+	mkdir -p "/newroot$p" 2>/dev/null
+	mount -t 9p -o ro,$o proj "/newroot$p" || { echo "init: cannot mount $p"; poweroff -f; }
+fi
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev
