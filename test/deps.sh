@@ -12,7 +12,7 @@ for g in $groups; do
 	build) pkgs+=(make gcc libc6-dev kmod linux-image-amd64 linux-headers-amd64
 		      libdevmapper-dev pkg-config clang libclang-rt-14-dev) ;;
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio dmsetup python3-pytest
-		   fio e2fsprogs util-linux procps xz-utils zstd) ;;
+		   fio e2fsprogs util-linux procps xz-utils zstd file) ;;
 	bench) pkgs+=(fio valgrind) ;;
 	lint) pkgs+=(sparse linux-source-6.1 perl) ;;
 	*) echo "deps.sh: unknown group $g" >&2; exit 2 ;;
