@@ -25,6 +25,10 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_HDR := $(wildcard common/*.h)
 UNIT_SRC   := $(wildcard test/unit/*.c)
+# Offline metadata tools: one program each over a shared loader and writer.
+TOOLS      := remap_check remap_dump remap_repair
+TOOLS_SRC  := userland/mdread.c userland/mdjson.c userland/mdwrite.c
+TOOLS_HDR  := $(wildcard userland/md*.h)
 
 .PHONY: all module userland unit fuzz check demo bench bench-index install clean lint
 
@@ -42,19 +46,23 @@ $(BUILD)/common-user/%.o: common/%.c $(COMMON_HDR)
 $(BUILD)/libremap-common.a: $(patsubst common/%.c,$(BUILD)/common-user/%.o,$(COMMON_SRC))
 	$(AR) rcs $@ $^
 
-userland: $(BUILD)/remapctl
+userland: $(BUILD)/remapctl $(addprefix $(BUILD)/,$(TOOLS))
 
 $(BUILD)/remapctl: userland/remapctl.c $(BUILD)/libremap-common.a $(COMMON_HDR)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $< $(BUILD)/libremap-common.a \
 		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
 
-# Unit tests of common/, built with ASan and UBSan.
+$(BUILD)/remap_%: userland/remap_%.c $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/libremap-common.a $(COMMON_HDR)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon -Iuserland $< $(TOOLS_SRC) \
+		$(BUILD)/libremap-common.a -o $@
+
+# Unit tests of common/ and the tools' loader, built with ASan and UBSan.
 unit: $(BUILD)/unit
 
-$(BUILD)/unit: $(UNIT_SRC) $(COMMON_SRC) $(COMMON_HDR) test/unit/unit.h
+$(BUILD)/unit: $(UNIT_SRC) $(COMMON_SRC) $(COMMON_HDR) $(TOOLS_SRC) $(TOOLS_HDR) test/unit/unit.h
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -pthread -Icommon \
-		$(UNIT_SRC) $(COMMON_SRC) -o $@
+	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -pthread -Icommon -Iuserland \
+		$(UNIT_SRC) $(COMMON_SRC) $(TOOLS_SRC) -o $@
 
 # libFuzzer targets (clang).  FUZZ_SECONDS per target; corpus under build/.
 FUZZ_SECONDS ?= 60
@@ -98,6 +106,10 @@ lint:
 install: module userland
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
 	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(PREFIX)/sbin/remapctl
+	for t in $(TOOLS); do \
+		install -D -m 0755 $(BUILD)/$$t $(DESTDIR)$(PREFIX)/sbin/$$t && \
+		install -D -m 0644 man/$$t.8 $(DESTDIR)$(PREFIX)/share/man/man8/$$t.8 || exit 1; \
+	done
 	test -n "$(DESTDIR)" || depmod -a $(KVER)
 
 clean:

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* mdwrite.c - write a fresh pool; see mdwrite.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mdwrite.h"
+
+/* Logicals encoded per write: 2 blocks (both pairs) each, per copy. */
+#define MD_WBATCH	64u
+
+int md_write_clear_sbs(struct md_image *img)
+{
+	uint8_t *buf = md_alloc_blocks(RM_SB_COPIES);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	r = md_pwrite(img, buf, RM_SB_COPIES * RM_MD_BLOCK_SIZE,
+		      rm_sb_blocknr(0) * RM_MD_BLOCK_SIZE);
+	free(buf);
+	return r ? r : md_sync(img);
+}
+
+static int md_encode_logical(uint8_t *blk, const struct rm_sb *sb, uint32_t l,
+			     const struct rm_dev devs[RM_MAX_DEVS],
+			     const struct rm_entry *entries)
+{
+	struct rm_tblock_hdr hdr = {
+		.kind = l ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
+		.logical = l,
+		.blocknr = rm_slot_blocknr(&sb->geo, l, rm_slot_index(0, 0)),
+		.seq = sb->seq,
+	};
+
+	memcpy(hdr.uuid, sb->uuid, RM_UUID_SIZE);
+	if (!l)
+		return rm_devtable_encode(blk, &hdr, devs);
+	return rm_entries_encode(blk, &hdr, entries + md_first_entry(l),
+				 rm_entries_in_logical(&sb->geo, l));
+}
+
+int md_write_table(struct md_image *img, struct rm_sb *sb,
+		   const struct rm_dev devs[RM_MAX_DEVS],
+		   const struct rm_entry *entries)
+{
+	const struct rm_geometry *g = &sb->geo;
+	uint8_t *buf = md_alloc_blocks(2 * MD_WBATCH);
+	uint32_t digest = RM_DIGEST_INIT;
+	unsigned int c;
+	uint32_t l, i, n;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (l = 0; l < g->nr_logical && !r; l += n) {
+		n = g->nr_logical - l < MD_WBATCH ? (uint32_t)(g->nr_logical - l) :
+						    MD_WBATCH;
+		/* Copy c of both pairs of n logicals: 2n consecutive blocks. */
+		for (c = 0; c < 2 && !r; c++) {
+			memset(buf, 0, 2 * (size_t)n * RM_MD_BLOCK_SIZE);
+			for (i = 0; i < n && !r; i++) {
+				uint8_t *blk = buf + 2 * (size_t)i * RM_MD_BLOCK_SIZE;
+
+				if (md_encode_logical(blk, sb, l + i, devs, entries))
+					r = -EINVAL;
+				else if (c)
+					rm_tblock_relocate(blk,
+							   rm_slot_blocknr(g, l + i,
+									   rm_slot_index(0, 1)));
+			}
+			if (!r)
+				r = md_pwrite(img, buf, 2 * (size_t)n * RM_MD_BLOCK_SIZE,
+					      rm_slot_blocknr(g, l, rm_slot_index(0, c)) *
+					      RM_MD_BLOCK_SIZE);
+		}
+		for (i = 0; i < n; i++)
+			digest = rm_digest_update(digest, sb->seq);
+	}
+	free(buf);
+	sb->table_digest = rm_digest_final(digest);
+	return r ? r : md_sync(img);
+}
+
+int md_write_sbs(struct md_image *img, const struct rm_sb *sb)
+{
+	uint8_t *buf = md_alloc_blocks(RM_SB_COPIES);
+	unsigned int c;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (c = 0; c < RM_SB_COPIES && !r; c++)
+		if (rm_sb_encode(buf + c * RM_MD_BLOCK_SIZE, sb, c))
+			r = -EINVAL;
+	if (!r)
+		r = md_pwrite(img, buf, RM_SB_COPIES * RM_MD_BLOCK_SIZE,
+			      rm_sb_blocknr(0) * RM_MD_BLOCK_SIZE);
+	free(buf);
+	return r ? r : md_sync(img);
+}
+
+int md_write_pool(struct md_image *img, struct rm_sb *sb,
+		  const struct rm_dev devs[RM_MAX_DEVS],
+		  const struct rm_entry *entries)
+{
+	int r = md_write_clear_sbs(img);
+
+	if (!r)
+		r = md_write_table(img, sb, devs, entries);
+	if (!r)
+		r = md_write_sbs(img, sb);
+	return r;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * mdwrite.h - write a fresh pool the way format_spare does
+ * (dm-remap-mgr/metadata.c, dmr_md_format): the superblock copies are
+ * destroyed first, then every logical table block goes to both copies of
+ * pair 0, then the superblock copies are written, each step synced.  Data
+ * blocks may be written between the first and the last step.
+ *
+ * Functions return 0 or -errno (-EINVAL: records the encoders refuse).
+ */
+#ifndef MDWRITE_H
+#define MDWRITE_H
+
+#include "mdread.h"
+
+/* Zero the RM_SB_COPIES superblock copies: no pool until md_write_sbs(). */
+int md_write_clear_sbs(struct md_image *img);
+/*
+ * Encode every logical from devs and entries (sb->geo.nr_blocks) with seq
+ * sb->seq, write it to both copies of pair 0 and zeros to pair 1 (no block
+ * of an earlier pool with this uuid may stay), and set sb->table_digest.
+ */
+int md_write_table(struct md_image *img, struct rm_sb *sb,
+		   const struct rm_dev devs[RM_MAX_DEVS],
+		   const struct rm_entry *entries);
+/* Write the superblock copies: the commit point. */
+int md_write_sbs(struct md_image *img, const struct rm_sb *sb);
+/* The three steps. */
+int md_write_pool(struct md_image *img, struct rm_sb *sb,
+		  const struct rm_dev devs[RM_MAX_DEVS],
+		  const struct rm_entry *entries);
+
+#endif /* MDWRITE_H */
