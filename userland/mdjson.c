@@ -103,7 +103,7 @@ void js_end(struct js *j)
 	fputc('\n', j->f);
 }
 
-/* ---- Pool parts --------------------------------------------------------------- */
+/* ---- Pool parts ---------------------------------------------------------- */
 
 static const char *const md_what_names[] = {
 	[MD_SB_BAD] = "superblock_bad",

@@ -20,9 +20,10 @@
 
 /* Logicals read per batch: 2 regions of 2 * this many blocks. */
 #define MD_BATCH	64u
+#define MD_BATCH_BYTES	(2 * (size_t)MD_BATCH * RM_MD_BLOCK_SIZE)
 #define MD_ALIGN	RM_MD_BLOCK_SIZE
 
-/* ---- Devices and image files ----------------------------------------------- */
+/* ---- Devices and image files --------------------------------------------- */
 
 int md_open(struct md_image *img, const char *path, int flags)
 {
@@ -143,7 +144,7 @@ static int md_pread_bounce(struct md_image *img, void *buf, size_t len,
 int md_pread(struct md_image *img, void *buf, size_t len, uint64_t off)
 {
 	if (off > img->bytes || len > img->bytes - off)
-		return -EIO;	/* beyond the end: like an unreadable block */
+		return -EIO;	/* past the end: like an unreadable block */
 	if (img->direct && ((off | len | (uintptr_t)buf) & (MD_ALIGN - 1)))
 		return md_pread_bounce(img, buf, len, off);
 	return md_pread_all(img->fd, buf, len, off);
@@ -223,7 +224,7 @@ void md_uuid_text(const uint8_t uuid[RM_UUID_SIZE], char out[MD_UUID_TEXT])
 	}
 }
 
-/* ---- Problems -------------------------------------------------------------- */
+/* ---- Problems ------------------------------------------------------------ */
 
 const char *md_strerror(int err)
 {
@@ -287,7 +288,8 @@ void md_problem_text(const struct md_problem *p, char *buf, size_t len)
 			 p->seq);
 		break;
 	case MD_SB_NONE:
-		snprintf(buf, len, "no valid superblock copy: not a dm-remap pool or every copy damaged");
+		snprintf(buf, len, "no valid superblock copy: %s",
+			 "not a dm-remap pool, or every copy damaged");
 		break;
 	case MD_DEV_SMALL:
 		snprintf(buf, len, "device has %" PRIu64
@@ -402,7 +404,7 @@ static void md_check_report(void *ctx, const struct rm_problem *rp)
 	md_add(ctx, &p);
 }
 
-/* ---- Superblocks ------------------------------------------------------------- */
+/* ---- Superblocks --------------------------------------------------------- */
 
 /* Decoded copies equal but for the copy index? */
 static bool md_sb_equal(const struct rm_sb *a, const struct rm_sb *b)
@@ -428,8 +430,9 @@ static int md_load_sb(struct md_image *img, struct md_pool *pool)
 	memset(sbs, 0, sizeof(sbs));
 	md_read_blocks(img, buf, 0, RM_SB_COPIES, ok);
 	for (c = 0; c < RM_SB_COPIES; c++) {
-		r = ok[c] ? rm_sb_decode(buf + c * RM_MD_BLOCK_SIZE, c, &sbs[c]) :
-			    -MD_E_IO;
+		r = -MD_E_IO;
+		if (ok[c])
+			r = rm_sb_decode(buf + c * RM_MD_BLOCK_SIZE, c, &sbs[c]);
 		st[c].valid = !r;
 		st[c].seq = r ? 0 : sbs[c].seq;
 		if (r) {
@@ -488,7 +491,7 @@ int md_probe(struct md_image *img, struct rm_sb *sb)
 	return r ? r : valid;
 }
 
-/* ---- Table blocks -------------------------------------------------------------- */
+/* ---- Table blocks -------------------------------------------------------- */
 
 uint64_t md_first_entry(uint32_t logical)
 {
@@ -527,12 +530,11 @@ static void md_decode_payload(struct md_pool *pool, uint32_t l,
 			md_add_record(pool, RM_E_RESERVED, RM_OBJ_ENTRY, idx,
 				      e->dev_id, e->main_block);
 	}
-	for (i = n * RM_ENTRY_SIZE; i < RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE; i++) {
-		if (p[i]) {
-			md_add_simple(pool, MD_PAYLOAD, MD_FATAL, RM_E_UNUSED, l);
+	for (i = n * RM_ENTRY_SIZE; i < RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE; i++)
+		if (p[i])
 			break;
-		}
-	}
+	if (i < RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE)
+		md_add_simple(pool, MD_PAYLOAD, MD_FATAL, RM_E_UNUSED, l);
 }
 
 /* Equal table blocks but for their location (blocknr and checksum)? */
@@ -627,7 +629,8 @@ static int md_load_table(struct md_image *img, struct md_pool *pool,
 	bool ok[2][2 * MD_BATCH], slot_ok[RM_MD_SLOTS];
 	uint8_t *buf, *blk[RM_MD_SLOTS];
 	uint32_t l, i, n;
-	unsigned int s;
+	unsigned int s, c;
+	uint64_t left;
 
 	pool->entries = calloc(g->nr_blocks, sizeof(*pool->entries));
 	pool->seqs = calloc(g->nr_logical, sizeof(*pool->seqs));
@@ -639,19 +642,19 @@ static int md_load_table(struct md_image *img, struct md_pool *pool,
 	}
 	memset(pool->slots, MD_NO_SLOT, g->nr_logical);
 	for (l = 0; l < g->nr_logical; l += n) {
-		n = g->nr_logical - l < MD_BATCH ? (uint32_t)(g->nr_logical - l) :
-						   MD_BATCH;
-		/* Both pairs of n logicals are 2n consecutive blocks per copy. */
-		for (s = 0; s < 2; s++)
-			md_read_blocks(img, buf + s * 2 * MD_BATCH * RM_MD_BLOCK_SIZE,
-				       rm_slot_blocknr(g, l, s), 2 * n, ok[s]);
+		left = g->nr_logical - l;
+		n = left < MD_BATCH ? (uint32_t)left : MD_BATCH;
+		/* Both pairs of n logicals: 2n consecutive blocks per copy. */
+		for (c = 0; c < 2; c++)
+			md_read_blocks(img, buf + c * MD_BATCH_BYTES,
+				       rm_slot_blocknr(g, l, c), 2 * n, ok[c]);
 		for (i = 0; i < n; i++) {
 			for (s = 0; s < RM_MD_SLOTS; s++) {
-				unsigned int c = rm_slot_copy(s);
 				unsigned int b = 2 * i + rm_slot_pair(s);
 
-				blk[s] = buf + ((size_t)c * 2 * MD_BATCH + b) *
-					 RM_MD_BLOCK_SIZE;
+				c = rm_slot_copy(s);
+				blk[s] = buf + c * MD_BATCH_BYTES +
+					 (size_t)b * RM_MD_BLOCK_SIZE;
 				slot_ok[s] = ok[c][b];
 			}
 			md_load_logical(pool, l + i, blk, slot_ok, flags);
@@ -661,7 +664,7 @@ static int md_load_table(struct md_image *img, struct md_pool *pool,
 	return 0;
 }
 
-/* ---- The whole pool -------------------------------------------------------------- */
+/* ---- The whole pool ------------------------------------------------------ */
 
 static int md_check_pool(struct md_pool *pool)
 {

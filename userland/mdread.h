@@ -26,7 +26,7 @@
 #include "rm_platform.h"
 #include "rm_format.h"
 
-/* ---- Devices and image files ----------------------------------------------- */
+/* ---- Devices and image files --------------------------------------------- */
 
 struct md_image {
 	const char *path;
@@ -59,7 +59,7 @@ int md_sync(struct md_image *img);
 /* Buffer of n md blocks, aligned for O_DIRECT, zeroed; NULL if no memory. */
 void *md_alloc_blocks(size_t n);
 
-/* ---- Tool helpers ---------------------------------------------------------------- */
+/* ---- Tool helpers -------------------------------------------------------- */
 
 /* Exit code of the tools for a usage, open, memory or I/O error. */
 #define MD_EXIT_USAGE	3
@@ -74,7 +74,7 @@ int md_tool_load(const char *prog, const char *path, struct md_image *img,
 /* Flush stdout: code, or MD_EXIT_USAGE after a message on a write error. */
 int md_tool_finish(const char *prog, int code);
 
-/* ---- Problems -------------------------------------------------------------- */
+/* ---- Problems ------------------------------------------------------------ */
 
 enum md_sev {
 	MD_DAMAGED = 1,
@@ -84,11 +84,11 @@ enum md_sev {
 enum md_what {
 	MD_SB_BAD,		/* superblock copy `index` invalid: err */
 	MD_SB_STALE,		/* copy `index` valid, older seq */
-	MD_SB_OTHER,		/* copy `index`: chosen seq, other contents */
+	MD_SB_OTHER,		/* copy `index`: same seq, other contents */
 	MD_SB_NONE,		/* no valid superblock copy */
-	MD_DEV_SMALL,		/* device smaller than the pool's dev_sectors */
-	MD_SLOT_TWIN,		/* logical `index`: twin `slot` bad (err) or differs */
-	MD_SLOT_AHEAD,		/* logical `index`: `slot` has seq > sb seq */
+	MD_DEV_SMALL,		/* device smaller than geo.dev_sectors */
+	MD_SLOT_TWIN,		/* logical `index`: twin `slot` bad or differs */
+	MD_SLOT_AHEAD,		/* logical `index`: `slot` seq > sb seq */
 	MD_NO_COPY,		/* logical `index`: no valid copy to load */
 	MD_PAYLOAD,		/* logical `index`: payload rejected: err */
 	MD_DIGEST,		/* table digest mismatch */
@@ -105,8 +105,8 @@ struct md_problem {
 	int err;		/* RM_E_* or MD_E_IO (positive), 0 if none */
 	uint64_t index;		/* superblock copy or logical */
 	unsigned int slot;	/* table slot, for MD_SLOT_* */
-	uint64_t blocknr;	/* md block concerned, for MD_SB_* / MD_SLOT_* */
-	uint64_t seq;		/* seq found (MD_SB_STALE, MD_SLOT_AHEAD) */
+	uint64_t blocknr;	/* md block, for MD_SB_* and MD_SLOT_* */
+	uint64_t seq;		/* seq found (MD_SB_STALE, MD_SLOT_*) */
 	uint64_t expect;	/* what the pool holds (sb seq, digest, size) */
 	struct rm_problem rec;	/* MD_RECORD */
 };
@@ -118,7 +118,7 @@ void md_problem_text(const struct md_problem *p, char *buf, size_t len);
 /* "damaged" or "fatal". */
 const char *md_sev_name(enum md_sev sev);
 
-/* ---- The loaded pool ------------------------------------------------------- */
+/* ---- The loaded pool ----------------------------------------------------- */
 
 #define MD_NO_SLOT	0xffu
 
@@ -129,7 +129,7 @@ struct md_pool {
 	struct rm_dev devs[RM_MAX_DEVS];
 	struct rm_entry *entries;	/* sb.geo.nr_blocks, zeroed if lost */
 	uint64_t *seqs;		/* per logical: seq of the loaded copy */
-	uint8_t *slots;		/* per logical: slot loaded, or MD_NO_SLOT */
+	uint8_t *slots;		/* per logical: slot loaded or MD_NO_SLOT */
 	uint64_t max_seen;	/* highest seq of any valid block */
 	uint64_t next_seq;	/* rm_next_seq(), 0 if exhausted */
 	uint64_t counts[RM_ENTRY_RETIRED + 1];	/* entries per state */

@@ -40,40 +40,49 @@ static int md_encode_logical(uint8_t *blk, const struct rm_sb *sb, uint32_t l,
 				 rm_entries_in_logical(&sb->geo, l));
 }
 
+/* Copy c of both pairs of logicals l..l+n-1: 2n consecutive blocks. */
+static int md_write_run(struct md_image *img, uint8_t *buf,
+			const struct rm_sb *sb, uint32_t l, uint32_t n,
+			unsigned int c, const struct rm_dev devs[RM_MAX_DEVS],
+			const struct rm_entry *entries)
+{
+	const struct rm_geometry *g = &sb->geo;
+	size_t len = 2 * (size_t)n * RM_MD_BLOCK_SIZE;
+	uint32_t i;
+
+	memset(buf, 0, len);
+	for (i = 0; i < n; i++) {
+		uint8_t *blk = buf + 2 * (size_t)i * RM_MD_BLOCK_SIZE;
+
+		if (md_encode_logical(blk, sb, l + i, devs, entries))
+			return -EINVAL;
+		if (c)
+			rm_tblock_relocate(blk, rm_slot_blocknr(g, l + i,
+							rm_slot_index(0, c)));
+	}
+	return md_pwrite(img, buf, len,
+			 rm_slot_blocknr(g, l, rm_slot_index(0, c)) *
+			 RM_MD_BLOCK_SIZE);
+}
+
 int md_write_table(struct md_image *img, struct rm_sb *sb,
 		   const struct rm_dev devs[RM_MAX_DEVS],
 		   const struct rm_entry *entries)
 {
-	const struct rm_geometry *g = &sb->geo;
 	uint8_t *buf = md_alloc_blocks(2 * MD_WBATCH);
 	uint32_t digest = RM_DIGEST_INIT;
-	unsigned int c;
+	uint64_t left;
 	uint32_t l, i, n;
 	int r = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	for (l = 0; l < g->nr_logical && !r; l += n) {
-		n = g->nr_logical - l < MD_WBATCH ? (uint32_t)(g->nr_logical - l) :
-						    MD_WBATCH;
-		/* Copy c of both pairs of n logicals: 2n consecutive blocks. */
-		for (c = 0; c < 2 && !r; c++) {
-			memset(buf, 0, 2 * (size_t)n * RM_MD_BLOCK_SIZE);
-			for (i = 0; i < n && !r; i++) {
-				uint8_t *blk = buf + 2 * (size_t)i * RM_MD_BLOCK_SIZE;
-
-				if (md_encode_logical(blk, sb, l + i, devs, entries))
-					r = -EINVAL;
-				else if (c)
-					rm_tblock_relocate(blk,
-							   rm_slot_blocknr(g, l + i,
-									   rm_slot_index(0, 1)));
-			}
-			if (!r)
-				r = md_pwrite(img, buf, 2 * (size_t)n * RM_MD_BLOCK_SIZE,
-					      rm_slot_blocknr(g, l, rm_slot_index(0, c)) *
-					      RM_MD_BLOCK_SIZE);
-		}
+	for (l = 0; l < sb->geo.nr_logical && !r; l += n) {
+		left = sb->geo.nr_logical - l;
+		n = left < MD_WBATCH ? (uint32_t)left : MD_WBATCH;
+		r = md_write_run(img, buf, sb, l, n, 0, devs, entries);
+		if (!r)
+			r = md_write_run(img, buf, sb, l, n, 1, devs, entries);
 		for (i = 0; i < n; i++)
 			digest = rm_digest_update(digest, sb->seq);
 	}

@@ -42,7 +42,7 @@ struct repair {
 	struct rm_sb sb;		/* of the new pool */
 	struct rm_dev devs[RM_MAX_DEVS];
 	struct rm_entry *entries;
-	uint8_t *drop;			/* per entry, for one check pass */
+	uint8_t *drop;			/* per entry, in one check pass */
 	bool drop_dev[RM_MAX_DEVS];
 	uint64_t dropped, lost_data;
 };
@@ -75,7 +75,7 @@ static int fail(int code, const char *fmt, ...)
 	return code;
 }
 
-/* ---- Dropping what rm_pool_check() rejects ------------------------------------ */
+/* ---- Dropping what rm_pool_check() rejects ------------------------------- */
 
 static void mark(void *ctx, const struct rm_problem *p)
 {
@@ -121,7 +121,7 @@ static int drop_bad_records(struct repair *rp)
 				memset(&rp->devs[d], 0, sizeof(rp->devs[d]));
 		for (i = 0; i < n; i++)
 			if (rp->drop[i])
-				memset(&rp->entries[i], 0, sizeof(rp->entries[i]));
+				rp->entries[i] = (struct rm_entry){ 0 };
 	}
 	free(scratch);
 	if (problems)
@@ -130,7 +130,7 @@ static int drop_bad_records(struct repair *rp)
 	return 0;
 }
 
-/* ---- The destination ------------------------------------------------------------ */
+/* ---- The destination ----------------------------------------------------- */
 
 /* Open dst, creating an image file of the pool's size if it does not exist. */
 static int open_dst(struct repair *rp, const char *path, bool force)

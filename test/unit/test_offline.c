@@ -141,8 +141,10 @@ static void write_logical(struct img *t, uint32_t l, unsigned int pair,
 
 	memcpy(h.uuid, t->sb.uuid, RM_UUID_SIZE);
 	if (l)
-		CHECK_EQ(rm_entries_encode(b, &h, t->entries + md_first_entry(l),
-					   rm_entries_in_logical(&t->sb.geo, l)), 0);
+		CHECK_EQ(rm_entries_encode(b, &h,
+					   t->entries + md_first_entry(l),
+					   rm_entries_in_logical(&t->sb.geo, l)),
+			 0);
 	else
 		CHECK_EQ(rm_devtable_encode(b, &h, t->devs), 0);
 	blk_write(t, h.blocknr, b);
@@ -340,7 +342,7 @@ UNIT_TEST(offline_chosen_pair_lost_falls_back_digest_mismatch)
 	corrupt(&t, slot_block(&t, 1, 1, 0));
 	corrupt(&t, slot_block(&t, 1, 1, 1));
 	img_load(&t, 0);
-	/* The older pair is taken; the digest says it is not the committed one. */
+	/* The older pair is taken; the digest tells it is not committed. */
 	CHECK_EQ(t.pool.slots[1], rm_slot_index(0, 0));
 	CHECK_EQ(t.pool.entries[3].main_block, 1003);
 	CHECK_EQ(count(&t.pool, MD_DIGEST, RM_E_DIGEST), 1);
@@ -560,7 +562,9 @@ UNIT_TEST(offline_problem_text)
 	CHECK(strstr(s, "entry 10 (dev 7, main block 1000): ") == s);
 	CHECK(strstr(s, rm_strerror(RM_E_DUP_MAP)) != NULL);
 	CHECK(strstr(s, ", first in entry 3") != NULL);
-	p = (struct md_problem){ .what = MD_SB_BAD, .err = MD_E_IO, .index = 4 };
+	p = (struct md_problem){
+		.what = MD_SB_BAD, .err = MD_E_IO, .index = 4,
+	};
 	md_problem_text(&p, s, sizeof(s));
 	CHECK(!strcmp(s, "superblock copy 4: read error"));
 }
