@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* mdwrite.c - write a fresh pool; see mdwrite.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,4 +121,68 @@ int md_write_pool(struct md_image *img, struct rm_sb *sb,
 	if (!r)
 		r = md_write_sbs(img, sb);
 	return r;
+}
+
+struct md_dropper {
+	uint8_t *drop_entry;		/* per entry, in one pass */
+	bool drop_dev[RM_MAX_DEVS];
+	bool bad_pool;
+	void (*report)(void *ctx, const struct rm_problem *p);
+	void *ctx;
+};
+
+static void md_mark(void *ctx, const struct rm_problem *p)
+{
+	struct md_dropper *d = ctx;
+
+	if (p->obj == RM_OBJ_DEV)
+		d->drop_dev[p->index] = true;
+	else if (p->obj == RM_OBJ_ENTRY)
+		d->drop_entry[p->index] = 1;
+	else
+		d->bad_pool = true;
+	if (d->report)
+		d->report(d->ctx, p);
+}
+
+int64_t md_drop_bad_records(const struct rm_sb *sb,
+			    struct rm_dev devs[RM_MAX_DEVS],
+			    struct rm_entry *entries,
+			    void (*report)(void *ctx, const struct rm_problem *p),
+			    void *ctx)
+{
+	struct md_dropper d = { .report = report, .ctx = ctx };
+	uint64_t n = sb->geo.nr_blocks, i;
+	struct rm_check_key *scratch;
+	int64_t found = 0, dropped = 0;
+	unsigned int pass, k;
+
+	scratch = calloc(n, sizeof(*scratch));
+	d.drop_entry = calloc(n, 1);
+	for (pass = 0; pass < 4 && scratch && d.drop_entry; pass++) {
+		memset(d.drop_entry, 0, n);
+		memset(d.drop_dev, 0, sizeof(d.drop_dev));
+		found = rm_pool_check(sb, devs, entries, n, scratch, md_mark, &d);
+		if (found <= 0 || d.bad_pool)
+			break;
+		for (k = 0; k < RM_MAX_DEVS; k++) {
+			if (d.drop_dev[k]) {
+				devs[k] = (struct rm_dev){ 0 };
+				dropped++;
+			}
+		}
+		for (i = 0; i < n; i++) {
+			if (d.drop_entry[i]) {
+				entries[i] = (struct rm_entry){ 0 };
+				dropped++;
+			}
+		}
+	}
+	if (!scratch || !d.drop_entry)
+		dropped = -ENOMEM;
+	else if (found)
+		dropped = -EINVAL;
+	free(scratch);
+	free(d.drop_entry);
+	return dropped;
 }

@@ -30,4 +30,17 @@ int md_write_pool(struct md_image *img, struct rm_sb *sb,
 		  const struct rm_dev devs[RM_MAX_DEVS],
 		  const struct rm_entry *entries);
 
+/*
+ * Clear every record rm_pool_check() rejects (a device record or an
+ * entry), passing each problem to report (may be NULL), and check again
+ * until nothing is found: dropping a device record orphans its entries.
+ * Returns the number of records dropped, -ENOMEM, or -EINVAL when the
+ * records do not settle (or the geometry is bad).
+ */
+int64_t md_drop_bad_records(const struct rm_sb *sb,
+			    struct rm_dev devs[RM_MAX_DEVS],
+			    struct rm_entry *entries,
+			    void (*report)(void *ctx, const struct rm_problem *p),
+			    void *ctx);
+
 #endif /* MDWRITE_H */

@@ -42,9 +42,8 @@ struct repair {
 	struct rm_sb sb;		/* of the new pool */
 	struct rm_dev devs[RM_MAX_DEVS];
 	struct rm_entry *entries;
-	uint8_t *drop;			/* per entry, in one check pass */
-	bool drop_dev[RM_MAX_DEVS];
-	uint64_t dropped, lost_data;
+	int64_t dropped;
+	uint64_t lost_data;
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -75,9 +74,7 @@ static int fail(int code, const char *fmt, ...)
 	return code;
 }
 
-/* ---- Dropping what rm_pool_check() rejects ------------------------------- */
-
-static void mark(void *ctx, const struct rm_problem *p)
+static void report_drop(void *ctx, const struct rm_problem *p)
 {
 	struct md_problem mp = { .what = MD_RECORD, .rec = *p };
 	struct repair *rp = ctx;
@@ -85,49 +82,6 @@ static void mark(void *ctx, const struct rm_problem *p)
 
 	md_problem_text(&mp, text, sizeof(text));
 	say("%s: dropping: %s\n", rp->src_path, text);
-	if (p->obj == RM_OBJ_DEV)
-		rp->drop_dev[p->index] = true;
-	else if (p->obj == RM_OBJ_ENTRY)
-		rp->drop[p->index] = 1;
-	rp->dropped++;
-}
-
-/*
- * Run the pool check and clear every record it reports until it finds
- * nothing: dropping a device record can orphan entries, found next pass.
- */
-static int drop_bad_records(struct repair *rp)
-{
-	uint64_t n = rp->sb.geo.nr_blocks, i;
-	struct rm_check_key *scratch;
-	int64_t problems = 0;
-	unsigned int pass, d;
-
-	scratch = calloc(n, sizeof(*scratch));
-	rp->drop = calloc(n, 1);
-	if (!scratch || !rp->drop) {
-		free(scratch);
-		return fail(MD_EXIT_USAGE, "out of memory");
-	}
-	for (pass = 0; pass < 4; pass++) {
-		memset(rp->drop, 0, n);
-		memset(rp->drop_dev, 0, sizeof(rp->drop_dev));
-		problems = rm_pool_check(&rp->sb, rp->devs, rp->entries, n,
-					 scratch, mark, rp);
-		if (problems <= 0)
-			break;
-		for (d = 0; d < RM_MAX_DEVS; d++)
-			if (rp->drop_dev[d])
-				memset(&rp->devs[d], 0, sizeof(rp->devs[d]));
-		for (i = 0; i < n; i++)
-			if (rp->drop[i])
-				rp->entries[i] = (struct rm_entry){ 0 };
-	}
-	free(scratch);
-	if (problems)
-		return fail(EXIT_FAILED, "%s: records still inconsistent after %u passes",
-			    rp->src_path, pass);
-	return 0;
 }
 
 /* ---- The destination ----------------------------------------------------- */
@@ -274,9 +228,13 @@ static int repair(struct repair *rp, const char *dst_path, bool force)
 		md_print_problems(stdout, rp->src_path, pool);
 	memcpy(rp->devs, pool->devs, sizeof(rp->devs));
 	rp->entries = pool->entries;
-	r = drop_bad_records(rp);
-	if (r)
-		return r;
+	rp->dropped = md_drop_bad_records(&rp->sb, rp->devs, rp->entries,
+					  report_drop, rp);
+	if (rp->dropped == -ENOMEM)
+		return fail(MD_EXIT_USAGE, "out of memory");
+	if (rp->dropped < 0)
+		return fail(EXIT_FAILED, "%s: records still inconsistent",
+			    rp->src_path);
 	r = write_dst(rp, dst_path);
 	md_close(&rp->dst);
 	if (!r)
@@ -284,7 +242,7 @@ static int repair(struct repair *rp, const char *dst_path, bool force)
 	if (r)
 		return r;
 	md_uuid_text(rp->sb.uuid, uuid);
-	say("%s: wrote pool %s seq %" PRIu64 ": %" PRIu64 " records dropped, %"
+	say("%s: wrote pool %s seq %" PRIu64 ": %" PRId64 " records dropped, %"
 	    PRIu64 " spare blocks unreadable\n", dst_path, uuid, rp->sb.seq,
 	    rp->dropped, rp->lost_data);
 	return pool->worst == MD_FATAL || rp->dropped || rp->lost_data ?
@@ -343,7 +301,6 @@ int main(int argc, char **argv)
 		r = repair(&rp, argv[optind + 1], force);
 	md_close(&rp.dst);
 	md_close(&rp.src);
-	free(rp.drop);
 	md_pool_free(&rp.pool);
 	return md_tool_finish(prog, r);
 }

@@ -597,3 +597,53 @@ UNIT_TEST(offline_json_writer)
 		      "  ],\n  \"empty\": []\n}\n"));
 	free(out);
 }
+
+static void count_report(void *ctx, const struct rm_problem *p)
+{
+	int *n = ctx;
+
+	n[p->err]++;
+}
+
+/* What remap_repair does with the records: drop the bad, write, load. */
+UNIT_TEST(offline_drop_bad_records_then_write_clean)
+{
+	int seen[RM_E_MAX] = { 0 };
+	struct img t, out;
+	int64_t dropped;
+
+	img_format(&t);
+	t.entries[10] = (struct rm_entry){ 1000, DEV_A, RM_ENTRY_PENDING, 0 };
+	t.entries[11] = (struct rm_entry){ 256, DEV_B, RM_ENTRY_MAPPED, 0 };
+	t.entries[13] = (struct rm_entry){ 5, 42, RM_ENTRY_MAPPED, 0 };
+	t.entries[14] = (struct rm_entry){ 6, 43, RM_ENTRY_MAPPED, 0 };
+	/* A device record with unknown flags takes its entries with it. */
+	t.devs[4].flags |= 0x100;
+	dropped = md_drop_bad_records(&t.sb, t.devs, t.entries, count_report,
+				      seen);
+	CHECK_EQ(dropped, 6);	/* 4 entries, dev record 4, its entry 1 */
+	CHECK_EQ(seen[RM_E_DUP_MAP], 1);
+	CHECK_EQ(seen[RM_E_RANGE], 1);
+	CHECK_EQ(seen[RM_E_UNKNOWN_DEV], 3);
+	CHECK_EQ(seen[RM_E_FLAGS], 1);
+	CHECK_EQ(t.entries[10].state, RM_ENTRY_FREE);
+	CHECK_EQ(t.entries[1].state, RM_ENTRY_FREE);
+	CHECK_EQ(t.entries[0].main_block, 1000);	/* the first is kept */
+	CHECK_EQ(t.devs[4].flags, 0);
+	CHECK_EQ(t.devs[3].dev_id, DEV_A);
+	CHECK_EQ(md_drop_bad_records(&t.sb, t.devs, t.entries, NULL, NULL), 0);
+
+	img_open(&out, IMG_SECTORS);
+	out.sb = t.sb;
+	out.sb.seq = 9;
+	CHECK_EQ(md_write_pool(&out.md, &out.sb, t.devs, t.entries), 0);
+	out.entries = t.entries;
+	t.entries = NULL;
+	img_load(&out, 0);
+	CHECK_EQ(out.pool.worst, 0);
+	CHECK_EQ(out.pool.sb.seq, 9);
+	CHECK(!memcmp(out.pool.sb.uuid, t.sb.uuid, RM_UUID_SIZE));
+	CHECK(entries_equal(&out));
+	img_close(&out);
+	img_close(&t);
+}
