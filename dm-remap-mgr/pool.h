@@ -46,6 +46,7 @@ struct dmr_pool {
 	struct mutex md_lock;
 	struct rm_sb sb;		/* as last committed */
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name *names;		/* RM_MAX_DEVS labels, kvmalloc */
 	struct rm_entry *entries;	/* sb.geo.nr_blocks, vmalloc */
 	u8 *cur_pair;			/* per logical: pair of the committed copy */
 	u64 *cur_seq;			/* per logical: seq of the committed copy */
@@ -157,6 +158,8 @@ int dmr_pool_resume(unsigned int id, const char *path);
 int dmr_pool_free(unsigned int id);
 /* Text for the list message and the manager status. */
 unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table);
+int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
+		       const char *locator);
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
 

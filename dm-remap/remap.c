@@ -555,6 +555,8 @@ static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
 	}
 	if (argc == 1 && !strcasecmp(argv[0], "list_remaps"))
 		return list_remaps(rc, result, maxlen);
+	if (argc == 3 && !strcasecmp(argv[0], "set_label"))
+		return dmr_pool_set_label(rc->pool, rc->dev_id, argv[1], argv[2]);
 	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
 		atomic64_set(&rc->pdev->read_errors, 0);
 		atomic64_set(&rc->pdev->write_errors, 0);
