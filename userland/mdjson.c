@@ -12,6 +12,7 @@ void js_init(struct js *j, FILE *f)
 	j->flat[0] = false;
 }
 
+/* Bytes outside printable ASCII are escaped: the output stays UTF-8. */
 static void js_string(FILE *f, const char *s)
 {
 	const unsigned char *p;
@@ -20,7 +21,7 @@ static void js_string(FILE *f, const char *s)
 	for (p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
+		else if (*p < 0x20 || *p >= 0x7f)
 			fprintf(f, "\\u%04x", *p);
 		else
 			fputc(*p, f);
@@ -126,9 +127,10 @@ static void md_json_record(struct js *j, const struct rm_problem *r)
 		[RM_OBJ_POOL] = "pool",
 		[RM_OBJ_DEV] = "device",
 		[RM_OBJ_ENTRY] = "entry",
+		[RM_OBJ_NAME] = "label",
 	};
 
-	js_str(j, "object", r->obj <= RM_OBJ_ENTRY ? objs[r->obj] : "unknown");
+	js_str(j, "object", r->obj <= RM_OBJ_NAME ? objs[r->obj] : "unknown");
 	js_u64(j, "index", r->index);
 	js_u64(j, "dev_id", r->dev_id);
 	if (r->obj == RM_OBJ_ENTRY)

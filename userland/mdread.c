@@ -263,6 +263,10 @@ static void md_record_text(const struct rm_problem *p, char *buf, size_t len)
 				 PRIu64 "): %s", p->index, p->dev_id,
 				 p->main_block, e);
 		break;
+	case RM_OBJ_NAME:
+		snprintf(buf, len, "label record %" PRIu64 " (dev %u): %s",
+			 p->index, p->dev_id, e);
+		break;
 	default:
 		snprintf(buf, len, "pool geometry: %s", e);
 		break;
@@ -493,48 +497,74 @@ int md_probe(struct md_image *img, struct rm_sb *sb)
 
 /* ---- Table blocks -------------------------------------------------------- */
 
-uint64_t md_first_entry(uint32_t logical)
+/* Payload bytes past the records in use must be zero. */
+static void md_check_tail(struct md_pool *pool, uint32_t l, const uint8_t *p,
+			  size_t used)
 {
-	return (uint64_t)(logical - 1) * RM_ENTRIES_PER_BLOCK;
+	size_t i;
+
+	for (i = used; i < RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE; i++) {
+		if (p[i]) {
+			md_add_simple(pool, MD_PAYLOAD, MD_FATAL, RM_E_UNUSED,
+				      l);
+			return;
+		}
+	}
 }
 
 /*
  * Decode the payload of logical l record by record, so that every bad
- * record is reported.  Together with rm_pool_check() this rejects exactly
- * what rm_devtable_decode() and rm_entries_decode() reject: reserved
- * bytes here, the record rules and duplicate dev_ids there.
+ * record is reported.  Together with rm_pool_check() and rm_names_check()
+ * this rejects exactly what rm_tblock_decode() rejects: reserved bytes
+ * and label rules here, the record rules and duplicate dev_ids there.
  */
 static void md_decode_payload(struct md_pool *pool, uint32_t l,
 			      const uint8_t *blk)
 {
 	const uint8_t *p = blk + RM_TB_HDR_SIZE;
-	uint32_t i, n;
+	uint32_t i, n, first;
+	int r;
 
-	if (l == 0) {
+	switch (rm_logical_kind(l)) {
+	case RM_TB_DEVTABLE:
 		for (i = 0; i < RM_MAX_DEVS; i++) {
 			struct rm_dev *d = &pool->devs[i];
 
-			if (rm_dev_decode(p + i * RM_DEV_RECORD_SIZE, d) ==
-			    -RM_E_RESERVED)
-				md_add_record(pool, RM_E_RESERVED, RM_OBJ_DEV,
-					      i, d->dev_id, 0);
+			r = rm_dev_decode(p + i * RM_DEV_RECORD_SIZE, d);
+			if (r == -RM_E_RESERVED)
+				md_add_record(pool, r, RM_OBJ_DEV, i,
+					      d->dev_id, 0);
 		}
-		return;
-	}
-	n = rm_entries_in_logical(&pool->sb.geo, l);
-	for (i = 0; i < n; i++) {
-		uint64_t idx = md_first_entry(l) + i;
-		struct rm_entry *e = &pool->entries[idx];
+		md_check_tail(pool, l, p, RM_MAX_DEVS * RM_DEV_RECORD_SIZE);
+		break;
+	case RM_TB_NAMES:
+		first = rm_name_first(l);
+		n = RM_MAX_DEVS - first < RM_NAMES_PER_BLOCK ?
+		    RM_MAX_DEVS - first : RM_NAMES_PER_BLOCK;
+		for (i = 0; i < n; i++) {
+			struct rm_name *nm = &pool->names[first + i];
 
-		if (rm_entry_decode(p + i * RM_ENTRY_SIZE, e) == -RM_E_RESERVED)
-			md_add_record(pool, RM_E_RESERVED, RM_OBJ_ENTRY, idx,
-				      e->dev_id, e->main_block);
+			r = rm_name_decode(p + i * RM_NAME_RECORD_SIZE, nm);
+			if (r)
+				md_add_record(pool, r, RM_OBJ_NAME, first + i,
+					      nm->dev_id, 0);
+		}
+		md_check_tail(pool, l, p, (size_t)n * RM_NAME_RECORD_SIZE);
+		break;
+	default:
+		n = rm_entries_in_logical(&pool->sb.geo, l);
+		for (i = 0; i < n; i++) {
+			uint64_t idx = rm_logical_first_entry(l) + i;
+			struct rm_entry *e = &pool->entries[idx];
+
+			r = rm_entry_decode(p + i * RM_ENTRY_SIZE, e);
+			if (r == -RM_E_RESERVED)
+				md_add_record(pool, r, RM_OBJ_ENTRY, idx,
+					      e->dev_id, e->main_block);
+		}
+		md_check_tail(pool, l, p, (size_t)n * RM_ENTRY_SIZE);
+		break;
 	}
-	for (i = n * RM_ENTRY_SIZE; i < RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE; i++)
-		if (p[i])
-			break;
-	if (i < RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE)
-		md_add_simple(pool, MD_PAYLOAD, MD_FATAL, RM_E_UNUSED, l);
 }
 
 /* Equal table blocks but for their location (blocknr and checksum)? */
@@ -691,6 +721,7 @@ static int md_check_pool(struct md_pool *pool)
 		return -ENOMEM;
 	rm_pool_check(&pool->sb, pool->devs, pool->entries, g->nr_blocks,
 		      scratch, md_check_report, pool);
+	rm_names_check(pool->devs, pool->names, md_check_report, pool);
 	free(scratch);
 	for (i = 0; i < g->nr_blocks; i++)
 		if (pool->entries[i].state <= RM_ENTRY_RETIRED)

@@ -127,6 +127,7 @@ struct md_pool {
 	int sb_copy;		/* copy the superblock was taken from */
 	struct rm_sb sb;
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name names[RM_MAX_DEVS];	/* label of device record i */
 	struct rm_entry *entries;	/* sb.geo.nr_blocks, zeroed if lost */
 	uint64_t *seqs;		/* per logical: seq of the loaded copy */
 	uint8_t *slots;		/* per logical: slot loaded or MD_NO_SLOT */
@@ -171,8 +172,5 @@ void md_uuid_text(const uint8_t uuid[RM_UUID_SIZE], char out[MD_UUID_TEXT]);
  * (the one the load rule takes in *sb) or -ENOMEM.
  */
 int md_probe(struct md_image *img, struct rm_sb *sb);
-
-/* Index of the first entry held by entry logical l. */
-uint64_t md_first_entry(uint32_t logical);
 
 #endif /* MDREAD_H */

@@ -20,6 +20,40 @@
 
 static const char *prog = "remap_dump";
 
+/* A label field as read: not trusted to hold a NUL. */
+static void dump_label_str(struct js *j, const char *key, const char *s,
+			   size_t len)
+{
+	char buf[RM_NAME_LEN + 1];
+
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	js_str(j, key, buf);
+}
+
+static void dump_labels(struct js *j, const struct md_pool *pool)
+{
+	static const struct rm_name none;
+	unsigned int i;
+
+	js_open(j, "labels", '[');
+	for (i = 0; i < RM_MAX_DEVS; i++) {
+		const struct rm_name *n = &pool->names[i];
+
+		if (!memcmp(n, &none, sizeof(none)))
+			continue;
+		js_open_flat(j, NULL, '{');
+		js_u64(j, "record", i);
+		js_u64(j, "dev_id", n->dev_id);
+		js_bool(j, "in_use", n->flags & RM_NAME_F_IN_USE);
+		js_u64(j, "flags", n->flags);
+		dump_label_str(j, "name", n->name, RM_NAME_LEN);
+		dump_label_str(j, "locator", n->locator, RM_LOCATOR_LEN);
+		js_close(j, '}');
+	}
+	js_close(j, ']');
+}
+
 static void dump_devices(struct js *j, const struct md_pool *pool)
 {
 	unsigned int shift = rm_block_sector_shift(pool->sb.geo.block_size);
@@ -49,6 +83,16 @@ static void dump_devices(struct js *j, const struct md_pool *pool)
 		js_u64(j, "last_pass_time", dev->last_pass_time);
 		js_u64(j, "mapped", n[RM_ENTRY_MAPPED]);
 		js_u64(j, "pending", n[RM_ENTRY_PENDING]);
+		if ((pool->names[d].flags & RM_NAME_F_IN_USE) &&
+		    pool->names[d].dev_id == dev->dev_id) {
+			dump_label_str(j, "name", pool->names[d].name,
+				       RM_NAME_LEN);
+			dump_label_str(j, "locator", pool->names[d].locator,
+				       RM_LOCATOR_LEN);
+		} else {
+			js_null(j, "name");
+			js_null(j, "locator");
+		}
 		js_close(j, '}');
 	}
 	js_close(j, ']');
@@ -96,6 +140,7 @@ static void dump(const struct md_image *img, const struct md_pool *pool)
 		js_null(&j, "superblock");
 	if (pool->entries) {
 		dump_devices(&j, pool);
+		dump_labels(&j, pool);
 		dump_entries(&j, pool);
 	}
 	js_open(&j, "summary", '{');

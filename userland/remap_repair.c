@@ -41,7 +41,9 @@ struct repair {
 	struct md_pool pool;		/* as loaded from src */
 	struct rm_sb sb;		/* of the new pool */
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name names[RM_MAX_DEVS];
 	struct rm_entry *entries;
+	struct md_records rec;
 	int64_t dropped;
 	uint64_t lost_data;
 };
@@ -181,6 +183,7 @@ static int verify(struct repair *rp, const char *path)
 			    path);
 	} else if (!code &&
 		   (memcmp(got.devs, rp->devs, sizeof(rp->devs)) ||
+		    memcmp(got.names, rp->names, sizeof(rp->names)) ||
 		    memcmp(got.entries, rp->entries,
 			   rp->sb.geo.nr_blocks * sizeof(*rp->entries)))) {
 		code = fail(EXIT_FAILED, "%s: the written pool reads back differently",
@@ -198,7 +201,7 @@ static int write_dst(struct repair *rp, const char *path)
 	if (!r)
 		r = copy_data(rp);
 	if (!r)
-		r = md_write_table(&rp->dst, &rp->sb, rp->devs, rp->entries);
+		r = md_write_table(&rp->dst, &rp->sb, &rp->rec);
 	if (!r)
 		r = md_write_sbs(&rp->dst, &rp->sb);
 	if (r)
@@ -227,9 +230,10 @@ static int repair(struct repair *rp, const char *dst_path, bool force)
 	if (!quiet)
 		md_print_problems(stdout, rp->src_path, pool);
 	memcpy(rp->devs, pool->devs, sizeof(rp->devs));
+	memcpy(rp->names, pool->names, sizeof(rp->names));
 	rp->entries = pool->entries;
-	rp->dropped = md_drop_bad_records(&rp->sb, rp->devs, rp->entries,
-					  report_drop, rp);
+	rp->rec = (struct md_records){ rp->devs, rp->names, rp->entries };
+	rp->dropped = md_drop_bad_records(&rp->sb, &rp->rec, report_drop, rp);
 	if (rp->dropped == -ENOMEM)
 		return fail(MD_EXIT_USAGE, "out of memory");
 	if (rp->dropped < 0)

@@ -31,9 +31,15 @@ struct img {
 	struct md_image md;
 	struct rm_sb sb;
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name names[RM_MAX_DEVS];
 	struct rm_entry *entries;
 	struct md_pool pool;
 };
+
+/* The first two entry logicals: spare blocks 0..251 and 252..503. */
+#define E0	RM_FIRST_ENTRY_LOGICAL
+#define E1	(RM_FIRST_ENTRY_LOGICAL + 1)
+#define LABELS	1	/* the label block of device records 0..14 */
 
 static void img_open(struct img *t, uint64_t sectors)
 {
@@ -46,9 +52,18 @@ static void img_open(struct img *t, uint64_t sectors)
 		abort();
 }
 
-/* A pool with a few entries of every state over two devices, seq 1. */
+static struct md_records img_records(struct img *t)
+{
+	return (struct md_records){ t->devs, t->names, t->entries };
+}
+
+/*
+ * A pool with a few entries of every state over two devices, one with a
+ * label, seq 1.
+ */
 static void img_format(struct img *t)
 {
+	struct md_records rec;
 	uint64_t i;
 
 	img_open(t, IMG_SECTORS);
@@ -60,14 +75,17 @@ static void img_format(struct img *t)
 				      5, 1, 1700000000 };
 	t->devs[4] = (struct rm_dev){ DEV_B, RM_DEV_F_IN_USE, DEV_B_SECTORS,
 				      0, 0, 0 };
+	t->names[3] = (struct rm_name){ DEV_A, RM_NAME_F_IN_USE, "data0",
+					"/dev/disk/by-id/wwn-0x5000c500a1b2c3d4" };
 	t->entries = calloc(t->sb.geo.nr_blocks, sizeof(*t->entries));
-	for (i = 0; i < 600; i += 3)	/* spans logicals 1..3 */
+	for (i = 0; i < 600; i += 3)	/* spans logicals E0..E0 + 2 */
 		t->entries[i] = (struct rm_entry){ 1000 + i, DEV_A,
 						   RM_ENTRY_MAPPED, 0 };
 	t->entries[1] = (struct rm_entry){ 255, DEV_B, RM_ENTRY_MAPPED, 0 };
 	t->entries[2] = (struct rm_entry){ 17, DEV_A, RM_ENTRY_PENDING, 0 };
 	t->entries[4].state = RM_ENTRY_RETIRED;
-	if (md_write_pool(&t->md, &t->sb, t->devs, t->entries))
+	rec = img_records(t);
+	if (md_write_pool(&t->md, &t->sb, &rec))
 		abort();
 }
 
@@ -128,39 +146,33 @@ static void patch_payload(struct img *t, uint32_t l, unsigned int off,
 	}
 }
 
-/* Write logical l (from t->entries / t->devs) with seq into both copies. */
+/* Write logical l (from t's records) with seq into both copies of pair. */
 static void write_logical(struct img *t, uint32_t l, unsigned int pair,
 			  uint64_t seq)
 {
 	struct rm_tblock_hdr h = {
-		.kind = l ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
 		.logical = l, .seq = seq,
 		.blocknr = slot_block(t, l, pair, 0),
 	};
 	uint8_t b[RM_MD_BLOCK_SIZE];
 
 	memcpy(h.uuid, t->sb.uuid, RM_UUID_SIZE);
-	if (l)
-		CHECK_EQ(rm_entries_encode(b, &h,
-					   t->entries + md_first_entry(l),
-					   rm_entries_in_logical(&t->sb.geo, l)),
-			 0);
-	else
-		CHECK_EQ(rm_devtable_encode(b, &h, t->devs), 0);
+	CHECK_EQ(rm_tblock_encode(b, &h, &t->sb.geo, t->devs, t->names,
+				  t->entries), 0);
 	blk_write(t, h.blocknr, b);
 	rm_tblock_relocate(b, slot_block(t, l, pair, 1));
 	blk_write(t, slot_block(t, l, pair, 1), b);
 }
 
-/* A second commit, as the kernel makes it: logical 1 into pair 1, seq 2. */
+/* A second commit, as the kernel makes it: logical E0 into pair 1, seq 2. */
 static void commit_seq2(struct img *t)
 {
 	uint64_t seqs[64], l;
 
 	t->entries[3] = (struct rm_entry){ 4242, DEV_A, RM_ENTRY_MAPPED, 0 };
-	write_logical(t, 1, 1, 2);
+	write_logical(t, E0, 1, 2);
 	for (l = 0; l < t->sb.geo.nr_logical; l++)
-		seqs[l] = l == 1 ? 2 : 1;
+		seqs[l] = l == E0 ? 2 : 1;
 	t->sb.seq = 2;
 	t->sb.table_digest = rm_table_digest(seqs, t->sb.geo.nr_logical);
 	CHECK_EQ(md_write_sbs(&t->md, &t->sb), 0);
@@ -206,12 +218,13 @@ UNIT_TEST(offline_clean_pool)
 	CHECK_EQ(t.pool.sb.seq, 1);
 	CHECK_EQ(t.pool.next_seq, 2);
 	CHECK(!memcmp(t.pool.devs, t.devs, sizeof(t.devs)));
+	CHECK(!memcmp(t.pool.names, t.names, sizeof(t.names)));
 	CHECK(entries_equal(&t));
 	CHECK_EQ(t.pool.counts[RM_ENTRY_MAPPED], 201);
 	CHECK_EQ(t.pool.counts[RM_ENTRY_PENDING], 1);
 	CHECK_EQ(t.pool.counts[RM_ENTRY_RETIRED], 1);
 	CHECK_EQ(t.pool.counts[RM_ENTRY_FREE], t.sb.geo.nr_blocks - 203);
-	CHECK_EQ(t.pool.slots[2], rm_slot_index(0, 0));
+	CHECK_EQ(t.pool.slots[E1], rm_slot_index(0, 0));
 	img_close(&t);
 }
 
@@ -294,14 +307,14 @@ UNIT_TEST(offline_one_table_copy_bad)
 	struct img t;
 
 	img_format(&t);
-	corrupt(&t, slot_block(&t, 2, 0, 0));
+	corrupt(&t, slot_block(&t, E1, 0, 0));
 	img_load(&t, 0);
 	CHECK_EQ(t.pool.nr_problems, 1);
 	p = find(&t.pool, MD_SLOT_TWIN);
-	CHECK(p && p->index == 2 && p->slot == 0 && p->err == RM_E_CSUM);
-	CHECK(p && p->blocknr == slot_block(&t, 2, 0, 0));
+	CHECK(p && p->index == E1 && p->slot == 0 && p->err == RM_E_CSUM);
+	CHECK(p && p->blocknr == slot_block(&t, E1, 0, 0));
 	CHECK_EQ(t.pool.worst, MD_DAMAGED);
-	CHECK_EQ(t.pool.slots[2], rm_slot_index(0, 1));
+	CHECK_EQ(t.pool.slots[E1], rm_slot_index(0, 1));
 	CHECK(entries_equal(&t));
 	img_close(&t);
 }
@@ -315,15 +328,15 @@ UNIT_TEST(offline_twin_with_other_contents)
 
 	img_format(&t);
 	/* Same seq, both checksums good, copy 1 holds one more entry. */
-	blk_read(&t, slot_block(&t, 1, 0, 1), b);
+	blk_read(&t, slot_block(&t, E0, 0, 1), b);
 	rm_entry_encode(b + RM_TB_HDR_SIZE + 9 * RM_ENTRY_SIZE,
 			&(struct rm_entry){ 99, DEV_A, RM_ENTRY_MAPPED, 0 });
 	rm_md_seal(b, RM_TB_OFF_CSUM);
-	blk_write(&t, slot_block(&t, 1, 0, 1), b);
+	blk_write(&t, slot_block(&t, E0, 0, 1), b);
 	img_load(&t, 0);
 	CHECK_EQ(t.pool.nr_problems, 1);
 	p = find(&t.pool, MD_SLOT_TWIN);
-	CHECK(p && p->index == 1 && p->slot == 1 && p->err == 0);
+	CHECK(p && p->index == E0 && p->slot == 1 && p->err == 0);
 	CHECK_EQ(t.pool.worst, MD_DAMAGED);
 	img_close(&t);
 }
@@ -336,14 +349,14 @@ UNIT_TEST(offline_chosen_pair_lost_falls_back_digest_mismatch)
 	commit_seq2(&t);
 	img_load(&t, 0);
 	CHECK_EQ(t.pool.nr_problems, 0);
-	CHECK_EQ(t.pool.slots[1], rm_slot_index(1, 0));
+	CHECK_EQ(t.pool.slots[E0], rm_slot_index(1, 0));
 	CHECK_EQ(t.pool.entries[3].main_block, 4242);
 
-	corrupt(&t, slot_block(&t, 1, 1, 0));
-	corrupt(&t, slot_block(&t, 1, 1, 1));
+	corrupt(&t, slot_block(&t, E0, 1, 0));
+	corrupt(&t, slot_block(&t, E0, 1, 1));
 	img_load(&t, 0);
 	/* The older pair is taken; the digest tells it is not committed. */
-	CHECK_EQ(t.pool.slots[1], rm_slot_index(0, 0));
+	CHECK_EQ(t.pool.slots[E0], rm_slot_index(0, 0));
 	CHECK_EQ(t.pool.entries[3].main_block, 1003);
 	CHECK_EQ(count(&t.pool, MD_DIGEST, RM_E_DIGEST), 1);
 	CHECK_EQ(count(&t.pool, MD_NO_COPY, -1), 0);
@@ -357,12 +370,12 @@ UNIT_TEST(offline_table_block_without_any_copy)
 	struct img t;
 
 	img_format(&t);
-	corrupt(&t, slot_block(&t, 2, 0, 0));
-	corrupt(&t, slot_block(&t, 2, 0, 1));
+	corrupt(&t, slot_block(&t, E1, 0, 0));
+	corrupt(&t, slot_block(&t, E1, 0, 1));
 	img_load(&t, 0);
 	p = find(&t.pool, MD_NO_COPY);
-	CHECK(p && p->index == 2 && p->sev == MD_FATAL);
-	CHECK_EQ(t.pool.slots[2], MD_NO_SLOT);
+	CHECK(p && p->index == E1 && p->sev == MD_FATAL);
+	CHECK_EQ(t.pool.slots[E1], MD_NO_SLOT);
 	/* No digest verdict on top: a lost logical makes it meaningless. */
 	CHECK_EQ(count(&t.pool, MD_DIGEST, -1), 0);
 	CHECK_EQ(t.pool.worst, MD_FATAL);
@@ -379,7 +392,7 @@ UNIT_TEST(offline_interrupted_commit_and_salvage)
 	img_format(&t);
 	/* Logical 2 written with seq 2, the superblocks never were. */
 	t.entries[301] = (struct rm_entry){ 0, DEV_A, RM_ENTRY_MAPPED, 0 };
-	write_logical(&t, 2, 1, 2);
+	write_logical(&t, E1, 1, 2);
 	img_load(&t, 0);
 	CHECK_EQ(count(&t.pool, MD_SLOT_AHEAD, -1), 2);
 	CHECK_EQ(t.pool.nr_problems, 2);
@@ -389,15 +402,15 @@ UNIT_TEST(offline_interrupted_commit_and_salvage)
 	CHECK_EQ(t.pool.next_seq, 3);
 
 	/* Without the committed pair, salvage takes the uncommitted one. */
-	corrupt(&t, slot_block(&t, 2, 0, 0));
-	corrupt(&t, slot_block(&t, 2, 0, 1));
+	corrupt(&t, slot_block(&t, E1, 0, 0));
+	corrupt(&t, slot_block(&t, E1, 0, 1));
 	img_load(&t, 0);
 	CHECK_EQ(t.pool.worst, MD_FATAL);
 	CHECK_EQ(t.pool.entries[301].state, RM_ENTRY_FREE);
 	img_load(&t, MD_LOAD_SALVAGE);
 	CHECK_EQ(count(&t.pool, MD_NO_COPY, -1), 1);
 	CHECK_EQ(t.pool.entries[301].state, RM_ENTRY_MAPPED);
-	CHECK_EQ(t.pool.slots[2], rm_slot_index(1, 0));
+	CHECK_EQ(t.pool.slots[E1], rm_slot_index(1, 0));
 	img_close(&t);
 }
 
@@ -426,7 +439,7 @@ UNIT_TEST(offline_bad_records)
 	t.entries[10] = (struct rm_entry){ 1000, DEV_A, RM_ENTRY_PENDING, 0 };
 	t.entries[11] = (struct rm_entry){ 256, DEV_B, RM_ENTRY_MAPPED, 0 };
 	t.entries[13] = (struct rm_entry){ 5, 42, RM_ENTRY_MAPPED, 0 };
-	write_logical(&t, 1, 0, 1);
+	write_logical(&t, E0, 0, 1);
 	img_load(&t, 0);
 	CHECK_EQ(t.pool.nr_problems, 3);
 	CHECK_EQ(t.pool.worst, MD_FATAL);
@@ -451,8 +464,8 @@ UNIT_TEST(offline_bad_bytes_in_records)
 	struct img t;
 
 	img_format(&t);
-	patch_payload(&t, 1, 5 * RM_ENTRY_SIZE + RM_ENTRY_OFF_STATE, 9);
-	patch_payload(&t, 1, 6 * RM_ENTRY_SIZE + RM_ENTRY_OFF_RESERVED, 1);
+	patch_payload(&t, E0, 5 * RM_ENTRY_SIZE + RM_ENTRY_OFF_STATE, 9);
+	patch_payload(&t, E0, 6 * RM_ENTRY_SIZE + RM_ENTRY_OFF_RESERVED, 1);
 	patch_payload(&t, 0, 3 * RM_DEV_RECORD_SIZE + RM_DEV_OFF_RESERVED, 1);
 	img_load(&t, 0);
 	CHECK_EQ(count(&t.pool, MD_RECORD, RM_E_STATE), 1);
@@ -480,6 +493,38 @@ UNIT_TEST(offline_duplicate_device_and_tail)
 	img_close(&t);
 }
 
+UNIT_TEST(offline_labels)
+{
+	const struct md_problem *p;
+	struct img t;
+
+	img_format(&t);
+	/* The encoder takes a label whose device record is not in use. */
+	t.names[5] = (struct rm_name){ 77, RM_NAME_F_IN_USE, "gone", "x" };
+	write_logical(&t, LABELS, 0, 1);
+	img_load(&t, 0);
+	CHECK_EQ(t.pool.nr_problems, 1);
+	p = find(&t.pool, MD_RECORD);
+	CHECK(p && p->err == RM_E_ORPHAN_NAME && p->rec.obj == RM_OBJ_NAME);
+	CHECK(p && p->rec.index == 5 && p->rec.dev_id == 77);
+	CHECK_EQ(t.pool.worst, MD_FATAL);
+
+	/* A space in a label, sealed with a good checksum. */
+	t.names[5] = (struct rm_name){ 0 };
+	write_logical(&t, LABELS, 0, 1);
+	patch_payload(&t, LABELS, 3 * RM_NAME_RECORD_SIZE + RM_NAME_OFF_NAME + 2,
+		      ' ');
+	img_load(&t, 0);
+	CHECK_EQ(t.pool.nr_problems, 1);
+	CHECK_EQ(count(&t.pool, MD_RECORD, RM_E_NAME), 1);
+	/* Bytes after the 3 records of the last label block. */
+	patch_payload(&t, RM_NAME_LOGICALS, 3 * RM_NAME_RECORD_SIZE + 9, 1);
+	img_load(&t, 0);
+	p = find(&t.pool, MD_PAYLOAD);
+	CHECK(p && p->index == RM_NAME_LOGICALS && p->err == RM_E_UNUSED);
+	img_close(&t);
+}
+
 /* The record-level verdict equals the kernel's payload decoders'. */
 UNIT_TEST(offline_records_agree_with_payload_decoders)
 {
@@ -492,16 +537,16 @@ UNIT_TEST(offline_records_agree_with_payload_decoders)
 	img_format(&t);
 	/* Entries 4 (retired) and 5 (free): every byte, one bit. */
 	for (off = 4 * RM_ENTRY_SIZE; off < 6 * RM_ENTRY_SIZE; off++) {
-		blk_read(&t, slot_block(&t, 1, 0, 0), b);
-		patch_payload(&t, 1, off, b[RM_TB_HDR_SIZE + off] ^ 0x10);
+		blk_read(&t, slot_block(&t, E0, 0, 0), b);
+		patch_payload(&t, E0, off, b[RM_TB_HDR_SIZE + off] ^ 0x10);
 		img_load(&t, 0);
-		blk_read(&t, slot_block(&t, 1, 0, 0), b);
+		blk_read(&t, slot_block(&t, E0, 0, 0), b);
 		if (rm_entries_decode(b, RM_ENTRIES_PER_BLOCK, e)) {
 			refused++;
 			missed += t.pool.worst != MD_FATAL;
 		}
 		damaged += t.pool.worst == MD_DAMAGED;
-		patch_payload(&t, 1, off, b[RM_TB_HDR_SIZE + off] ^ 0x10);
+		patch_payload(&t, E0, off, b[RM_TB_HDR_SIZE + off] ^ 0x10);
 	}
 	/* A free or retired entry with any bit set is refused. */
 	CHECK_EQ(refused, 2 * RM_ENTRY_SIZE);
@@ -609,6 +654,7 @@ static void count_report(void *ctx, const struct rm_problem *p)
 UNIT_TEST(offline_drop_bad_records_then_write_clean)
 {
 	int seen[RM_E_MAX] = { 0 };
+	struct md_records rec;
 	struct img t, out;
 	int64_t dropped;
 
@@ -619,9 +665,18 @@ UNIT_TEST(offline_drop_bad_records_then_write_clean)
 	t.entries[14] = (struct rm_entry){ 6, 43, RM_ENTRY_MAPPED, 0 };
 	/* A device record with unknown flags takes its entries with it. */
 	t.devs[4].flags |= 0x100;
-	dropped = md_drop_bad_records(&t.sb, t.devs, t.entries, count_report,
-				      seen);
-	CHECK_EQ(dropped, 6);	/* 4 entries, dev record 4, its entry 1 */
+	/* A label without its device record, one with a bad string. */
+	t.names[20] = (struct rm_name){ 20, RM_NAME_F_IN_USE, "x", "y" };
+	t.names[4] = (struct rm_name){ DEV_B, RM_NAME_F_IN_USE, "b b", "y" };
+	rec = img_records(&t);
+	dropped = md_drop_bad_records(&t.sb, &rec, count_report, seen);
+	/* 4 entries, dev record 4 and its entry 1, 2 labels */
+	CHECK_EQ(dropped, 8);
+	CHECK_EQ(seen[RM_E_ORPHAN_NAME], 1);
+	CHECK_EQ(seen[RM_E_NAME], 1);
+	CHECK_EQ(t.names[20].flags, 0);
+	CHECK_EQ(t.names[4].flags, 0);
+	CHECK_EQ(t.names[3].flags, RM_NAME_F_IN_USE);
 	CHECK_EQ(seen[RM_E_DUP_MAP], 1);
 	CHECK_EQ(seen[RM_E_RANGE], 1);
 	CHECK_EQ(seen[RM_E_UNKNOWN_DEV], 3);
@@ -631,12 +686,13 @@ UNIT_TEST(offline_drop_bad_records_then_write_clean)
 	CHECK_EQ(t.entries[0].main_block, 1000);	/* the first is kept */
 	CHECK_EQ(t.devs[4].flags, 0);
 	CHECK_EQ(t.devs[3].dev_id, DEV_A);
-	CHECK_EQ(md_drop_bad_records(&t.sb, t.devs, t.entries, NULL, NULL), 0);
+	CHECK_EQ(md_drop_bad_records(&t.sb, &rec, NULL, NULL), 0);
 
 	img_open(&out, IMG_SECTORS);
 	out.sb = t.sb;
 	out.sb.seq = 9;
-	CHECK_EQ(md_write_pool(&out.md, &out.sb, t.devs, t.entries), 0);
+	rec = img_records(&t);
+	CHECK_EQ(md_write_pool(&out.md, &out.sb, &rec), 0);
 	out.entries = t.entries;
 	t.entries = NULL;
 	img_load(&out, 0);
@@ -644,6 +700,7 @@ UNIT_TEST(offline_drop_bad_records_then_write_clean)
 	CHECK_EQ(out.pool.sb.seq, 9);
 	CHECK(!memcmp(out.pool.sb.uuid, t.sb.uuid, RM_UUID_SIZE));
 	CHECK(entries_equal(&out));
+	CHECK(!memcmp(out.pool.names, t.names, sizeof(t.names)));
 	img_close(&out);
 	img_close(&t);
 }
