@@ -80,6 +80,11 @@ fuzz: $(patsubst test/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 $(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(COMMON_SRC) $(COMMON_HDR) $(BUILD)/mkseeds
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Icommon $< $(COMMON_SRC) -o $@
 
+# The offline tools' loader and writer on whole pool images.
+$(BUILD)/fuzz_load: test/fuzz/fuzz_load.c $(COMMON_SRC) $(COMMON_HDR) $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/mkseeds
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iuserland $< \
+		$(COMMON_SRC) $(TOOLS_SRC) -o $@
+
 $(BUILD)/mkseeds: $(wildcard test/fuzz/mkseeds.c) $(COMMON_SRC) $(COMMON_HDR)
 	@mkdir -p $(BUILD)
 	@if [ -f test/fuzz/mkseeds.c ]; then \
