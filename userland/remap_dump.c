@@ -58,13 +58,14 @@ static void dump_devices(struct js *j, const struct md_pool *pool)
 {
 	unsigned int shift = rm_block_sector_shift(pool->sb.geo.block_size);
 	uint64_t i, n[RM_ENTRY_RETIRED + 1];
+	static const struct rm_dev none;
 	unsigned int d;
 
 	js_open(j, "devices", '[');
 	for (d = 0; d < RM_MAX_DEVS; d++) {
 		const struct rm_dev *dev = &pool->devs[d];
 
-		if (!dev->flags && !dev->dev_id && !dev->size_sectors)
+		if (!memcmp(dev, &none, sizeof(none)))
 			continue;
 		memset(n, 0, sizeof(n));
 		for (i = 0; i < pool->sb.geo.nr_blocks; i++)
