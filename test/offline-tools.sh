@@ -6,7 +6,7 @@
 # test/bench/mkpool (built here), damaged with dd.  Needs `make userland`.
 set -u
 cd "$(dirname "$0")/.."
-B=$PWD/build
+B=${TOOLS_DIR:-$PWD/build}	# TOOLS_DIR: e.g. a sanitizer build
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0

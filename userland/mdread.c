@@ -101,13 +101,17 @@ void *md_alloc_blocks(size_t n)
 	return p;
 }
 
-static int md_pread_all(int fd, void *buf, size_t len, uint64_t off)
+/* The whole range or an error: -errno, or -EIO for a short transfer. */
+static int md_io_all(int fd, void *buf, size_t len, uint64_t off, bool write)
 {
 	uint8_t *p = buf;
 	ssize_t r;
 
 	while (len) {
-		r = pread(fd, p, len, (off_t)off);
+		if (write)
+			r = pwrite(fd, p, len, (off_t)off);
+		else
+			r = pread(fd, p, len, (off_t)off);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -134,7 +138,7 @@ static int md_pread_bounce(struct md_image *img, void *buf, size_t len,
 		end = img->bytes;	/* a multiple of the device's sector */
 	if (posix_memalign(&bounce, MD_ALIGN, end - start))
 		return -ENOMEM;
-	r = md_pread_all(img->fd, bounce, end - start, start);
+	r = md_io_all(img->fd, bounce, end - start, start, false);
 	if (!r)
 		memcpy(buf, (uint8_t *)bounce + (off - start), len);
 	free(bounce);
@@ -147,27 +151,12 @@ int md_pread(struct md_image *img, void *buf, size_t len, uint64_t off)
 		return -EIO;	/* past the end: like an unreadable block */
 	if (img->direct && ((off | len | (uintptr_t)buf) & (MD_ALIGN - 1)))
 		return md_pread_bounce(img, buf, len, off);
-	return md_pread_all(img->fd, buf, len, off);
+	return md_io_all(img->fd, buf, len, off, false);
 }
 
 int md_pwrite(struct md_image *img, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-	ssize_t r;
-
-	while (len) {
-		r = pwrite(img->fd, p, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
+	return md_io_all(img->fd, (void *)buf, len, off, true);
 }
 
 int md_sync(struct md_image *img)
