@@ -87,6 +87,12 @@ struct dmr_pool {
 	struct kobject *devices_kobj;	/* pools/<id>/devices */
 };
 
+/* Per-CPU counts of writes started and ended, per epoch parity. */
+struct dmr_wcount {
+	unsigned long started[2];
+	unsigned long ended[2];
+};
+
 /* A remap index published for lock-free readers (RCU). */
 struct dmr_ix {
 	struct rcu_head rcu;
@@ -119,11 +125,14 @@ struct dmr_pdev {
 	/*
 	 * Writes in flight to the main device, counted per epoch so that a
 	 * migration can wait for the writes issued before it marked its
-	 * block busy (see remap.c, "Migrations").
+	 * block busy (see remap.c, "Migrations").  Per-CPU start and end
+	 * counts, as in SRCU: map() and end_io only touch their own CPU's
+	 * line; the epoch of a write is writes[].started[epoch & 1] ==
+	 * sum of writes[].ended[epoch & 1] when drained.  epoch changes only
+	 * under ix_lock.
 	 */
-	atomic_t inflight[2];
+	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
-	wait_queue_head_t drain_wq;
 
 	/* Bios held while their block is busy; protected by defer_lock. */
 	spinlock_t defer_lock;
