@@ -189,6 +189,19 @@ static void md_read_blocks(struct md_image *img, uint8_t *buf,
 	}
 }
 
+bool md_entries_equal(const struct rm_entry *a, const struct rm_entry *b,
+		      uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		if (a[i].main_block != b[i].main_block ||
+		    a[i].dev_id != b[i].dev_id || a[i].state != b[i].state ||
+		    a[i].flags != b[i].flags)
+			return false;
+	return true;
+}
+
 const char *md_state_name(uint8_t state)
 {
 	static const char *const names[] = {
@@ -399,13 +412,19 @@ static void md_check_report(void *ctx, const struct rm_problem *rp)
 
 /* ---- Superblocks --------------------------------------------------------- */
 
-/* Decoded copies equal but for the copy index? */
+/* Decoded copies equal but for the copy index?  (No memcmp: padding.) */
 static bool md_sb_equal(const struct rm_sb *a, const struct rm_sb *b)
 {
-	struct rm_sb x = *a, y = *b;
+	const struct rm_geometry *x = &a->geo, *y = &b->geo;
 
-	x.copy = y.copy = 0;
-	return !memcmp(&x, &y, sizeof(x));
+	return a->version == b->version && a->flags == b->flags &&
+	       a->table_digest == b->table_digest && a->seq == b->seq &&
+	       !memcmp(a->uuid, b->uuid, RM_UUID_SIZE) &&
+	       x->block_size == y->block_size &&
+	       x->dev_sectors == y->dev_sectors &&
+	       x->table_start == y->table_start &&
+	       x->nr_logical == y->nr_logical &&
+	       x->data_start == y->data_start && x->nr_blocks == y->nr_blocks;
 }
 
 static int md_load_sb(struct md_image *img, struct md_pool *pool)

@@ -49,12 +49,12 @@ static int md_write_run(struct md_image *img, uint8_t *buf,
 	memset(buf, 0, len);
 	for (i = 0; i < n; i++) {
 		uint8_t *blk = buf + 2 * (size_t)i * RM_MD_BLOCK_SIZE;
+		unsigned int slot = rm_slot_index(0, c);
 
 		if (md_encode_logical(blk, sb, l + i, rec))
 			return -EINVAL;
 		if (c)
-			rm_tblock_relocate(blk, rm_slot_blocknr(g, l + i,
-							rm_slot_index(0, c)));
+			rm_tblock_relocate(blk, rm_slot_blocknr(g, l + i, slot));
 	}
 	return md_pwrite(img, buf, len,
 			 rm_slot_blocknr(g, l, rm_slot_index(0, c)) *

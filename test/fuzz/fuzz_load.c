@@ -122,8 +122,7 @@ static void repair(struct md_pool *pool)
 	check(got.worst == 0 && got.nr_problems == 0);
 	check(!memcmp(got.devs, pool->devs, sizeof(got.devs)));
 	check(!memcmp(got.names, pool->names, sizeof(got.names)));
-	check(!memcmp(got.entries, pool->entries,
-		      sb.geo.nr_blocks * sizeof(*got.entries)));
+	check(md_entries_equal(got.entries, pool->entries, sb.geo.nr_blocks));
 	md_pool_free(&got);
 }
 
@@ -138,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (!img)
 		img = malloc(md_blocks * RM_MD_BLOCK_SIZE);
-	check(img != NULL);
+	check(img);
 	memcpy(img, tmpl, md_blocks * RM_MD_BLOCK_SIZE);
 	patch(img, data, size);
 	check(!md_pwrite(&src, img, md_blocks * RM_MD_BLOCK_SIZE, 0));

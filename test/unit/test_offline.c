@@ -202,8 +202,8 @@ static const struct md_problem *find(const struct md_pool *p,
 static bool entries_equal(const struct img *t)
 {
 	return t->pool.entries &&
-	       !memcmp(t->pool.entries, t->entries,
-		       t->sb.geo.nr_blocks * sizeof(*t->entries));
+	       md_entries_equal(t->pool.entries, t->entries,
+				t->sb.geo.nr_blocks);
 }
 
 UNIT_TEST(offline_clean_pool)
@@ -605,8 +605,8 @@ UNIT_TEST(offline_problem_text)
 
 	md_problem_text(&p, s, sizeof(s));
 	CHECK(strstr(s, "entry 10 (dev 7, main block 1000): ") == s);
-	CHECK(strstr(s, rm_strerror(RM_E_DUP_MAP)) != NULL);
-	CHECK(strstr(s, ", first in entry 3") != NULL);
+	CHECK(strstr(s, rm_strerror(RM_E_DUP_MAP)));
+	CHECK(strstr(s, ", first in entry 3"));
 	p = (struct md_problem){
 		.what = MD_SB_BAD, .err = MD_E_IO, .index = 4,
 	};
