@@ -776,6 +776,16 @@ void md_pool_free(struct md_pool *pool)
 	memset(pool, 0, sizeof(*pool));
 }
 
+/* Held exclusively by someone else (a mount, dm, an active pool)? */
+static bool md_in_use(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == EBUSY;
+}
+
 int md_tool_load(const char *prog, const char *path, struct md_image *img,
 		 struct md_pool *pool, unsigned int flags)
 {
@@ -784,6 +794,9 @@ int md_tool_load(const char *prog, const char *path, struct md_image *img,
 	memset(pool, 0, sizeof(*pool));
 	if (md_open_say(prog, img, path, O_RDONLY))
 		return MD_EXIT_USAGE;
+	if (img->blockdev && md_in_use(path))
+		fprintf(stderr, "%s: %s: warning: in use (the spare of an active pool?): its metadata may change while it is read\n",
+			prog, path);
 	r = md_load(img, pool, flags);
 	md_close(img);
 	if (r) {

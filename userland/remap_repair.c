@@ -110,8 +110,6 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 	}
 	/* O_EXCL: a block device must not be mounted or held by dm. */
 	r = md_open(&rp->dst, path, O_RDWR | O_EXCL);
-	if (r == -EINVAL || r == -EEXIST)
-		r = md_open(&rp->dst, path, O_RDWR);
 	if (r)
 		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", path,
 			    r == -ENOTBLK ? "not a block device or regular file" :
@@ -296,7 +294,8 @@ int main(int argc, char **argv)
 	memset(&rp, 0, sizeof(rp));
 	rp.dst.fd = -1;
 	rp.src_path = argv[optind];
-	if (md_open_say(prog, &rp.src, rp.src_path, O_RDONLY))
+	/* O_EXCL: not the spare of an active pool, which changes under us. */
+	if (md_open_say(prog, &rp.src, rp.src_path, O_RDONLY | O_EXCL))
 		return MD_EXIT_USAGE;
 	r = md_load(&rp.src, &rp.pool, MD_LOAD_SALVAGE);
 	if (r)

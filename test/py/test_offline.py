@@ -135,3 +135,18 @@ def test_repaired_copy_loads_in_the_module(env, dm, loopdev):
         dev.remove()
     finally:
         env.mgr.free(env.pool)
+
+
+def test_active_spare_warned_and_not_repaired(env, loopdev):
+    env.mgr.resume(env.pool, env.spare)
+    try:
+        p = tool("remap_check", env.spare)
+        assert p.returncode in (0, 1), p.stdout + p.stderr
+        assert f"remap_check: {env.spare}: warning: in use" in p.stderr
+        new = loopdev(64)
+        p = tool("remap_repair", env.spare, new)
+        assert p.returncode == 3
+        assert p.stderr == f"remap_repair: {env.spare}: cannot open: Device or resource busy\n"
+        assert tool("remap_check", new).returncode == 2     # nothing written
+    finally:
+        env.mgr.free(env.pool)
