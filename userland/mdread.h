@@ -33,7 +33,7 @@ struct md_image {
 	int fd;
 	uint64_t bytes;		/* size */
 	bool blockdev;
-	bool direct;		/* opened O_DIRECT: aligned reads only */
+	bool direct;		/* O_DIRECT: md_pread() aligns for it */
 	dev_t dev;		/* st_dev, or st_rdev of a block device */
 	ino_t ino;		/* 0 for a block device */
 };
@@ -66,8 +66,10 @@ void *md_alloc_blocks(size_t n);
 
 struct md_pool;
 /*
- * Open path read-only and md_load() it.  0, or MD_EXIT_USAGE after a
- * "prog: path: why" line on stderr.  md_pool_free() in every case.
+ * Open path read-only and md_load() it, with a warning on stderr when a
+ * block device is held exclusively by someone else (an active pool).
+ * 0, or MD_EXIT_USAGE after a "prog: path: why" line on stderr.
+ * md_pool_free() in every case.
  */
 int md_tool_load(const char *prog, const char *path, struct md_image *img,
 		 struct md_pool *pool, unsigned int flags);
