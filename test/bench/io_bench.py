@@ -214,7 +214,8 @@ def make_spare(image):
     if os.path.exists(f"/dev/mapper/{SPARE}"):
         run("dmsetup", "remove", SPARE)
     run("dmsetup", "create", SPARE, "--table", table)
-    run("dd", f"if={image}", f"of=/dev/mapper/{SPARE}", "bs=512", f"count={ds}",
+    # ds is a multiple of the pool's block size (4 KiB), null_blk's sector.
+    run("dd", f"if={image}", f"of=/dev/mapper/{SPARE}", "bs=4096", f"count={ds // 8}",
         "oflag=direct", "status=none")
 
 
