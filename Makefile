@@ -44,8 +44,10 @@ $(BUILD)/libremap-common.a: $(patsubst common/%.c,$(BUILD)/common-user/%.o,$(COM
 
 userland: $(BUILD)/remapctl
 
-$(BUILD)/remapctl: userland/remapctl.c $(BUILD)/libremap-common.a $(COMMON_HDR)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $< $(BUILD)/libremap-common.a \
+REMAPCTL_SRC := $(wildcard userland/remapctl.c userland/dm.c userland/blk.c \
+		  userland/json.c userland/activate.c)
+$(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h $(BUILD)/libremap-common.a $(COMMON_HDR)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $(REMAPCTL_SRC) $(BUILD)/libremap-common.a \
 		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
 
 # Unit tests of common/, built with ASan and UBSan.
@@ -98,6 +100,7 @@ lint:
 install: module userland
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
 	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(PREFIX)/sbin/remapctl
+	install -D -m 0644 man/remapctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/remapctl.8
 	test -n "$(DESTDIR)" || depmod -a $(KVER)
 
 clean:
