@@ -146,12 +146,15 @@ static void resume_pools(const struct found *f, int nf,
 	int i, j, slot, r;
 	char *msg;
 
+	for (i = 0; i < nact; i++)
+		printf("pool %d: already active (spare %s)\n", act[i].id,
+		       act[i].spare);
 	for (i = 0; i < nf; i++) {
 		for (j = 0; j < nact && strcmp(act[j].uuid, f[i].uuid); j++)
 			;
 		if (j < nact) {
-			printf("pool %d: already active (pool %s found on %s)\n",
-			       act[j].id, f[i].uuid, f[i].path);
+			printf("%s: holds pool %s, already active as pool %d; skipped\n",
+			       f[i].path, f[i].uuid, act[j].id);
 			continue;
 		}
 		if (f[i].dup) {

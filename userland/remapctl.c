@@ -399,8 +399,8 @@ static void pool_json(const struct pool_row *row)
 
 static void pools_table_init(struct table *t)
 {
-	table_init(t, 11, "POOL", "SPARE", "DEVNO", "BLOCK", "TOTAL", "USED",
-		   "PENDING", "RETIRED", "FREE", "DEVICES", "STATE");
+	table_init(t, 12, "POOL", "SPARE", "DEVNO", "BLOCK", "TOTAL", "USED",
+		   "PENDING", "RETIRED", "FREE", "DEVICES", "STATE", "SCANNER");
 }
 
 static void pool_table_row(struct table *t, const struct pool_row *r)
@@ -415,7 +415,8 @@ static void pool_table_row(struct table *t, const struct pool_row *r)
 	table_cell(t, "%s", r->v[PA_RETIRED]);
 	table_cell(t, "%s", r->v[PA_FREE]);
 	table_cell(t, "%s", r->v[PA_ATTACHED]);
-	table_cell(t, "%s scanner=%s", r->v[PA_STATE], r->v[PA_SCAN]);
+	table_cell(t, "%s", r->v[PA_STATE]);
+	table_cell(t, "%s", r->v[PA_SCAN]);
 }
 
 struct dev_record *pool_records(const char *what, int slot, int *n)
@@ -937,6 +938,7 @@ static int cmd_create(int argc, char **argv)
 	char params[128], loc[LABEL_LOC_MAX + 1], other[128], *msg;
 	const char *what = "create", *name, *mgr;
 	struct dev_record *recs = NULL;
+	struct dmdev d;
 	uint64_t sectors, id64;
 	int c, r, slot = -1, n;
 	bool force = false, have_id = false, reused = false;
@@ -989,6 +991,11 @@ static int cmd_create(int argc, char **argv)
 		return fail(what, "no active pool %d", slot);
 	if (mgr_get(what, &mgr))
 		return EXIT_FAIL;
+	r = dmx_table(name, &d);
+	if (!r) {
+		dmx_dev_free(&d);
+		return fail(what, "a device-mapper device of that name already exists");
+	}
 	if (main_in_use(main, other, sizeof(other)))
 		return fail(what, "%s is already the main device of %s",
 			    argv[optind + 1], other);
@@ -1017,7 +1024,8 @@ static int cmd_create(int argc, char **argv)
 	       name, argv[optind + 1], slot, dev_id,
 	       reused ? ", as recorded" : "", (unsigned long long)sectors);
 	if (r)
-		warn(what, "the pool did not record the device's name (%s); 'remapctl activate' cannot re-create it",
+		warn(what, "warning: set_label failed (%s): the pool has no name and main device for it, 'remapctl activate' will not re-create it",
+		     r == -EINVAL ? "not supported by this dm-remap module" :
 		     why(REQ_DEVMSG, r));
 	return EXIT_OK;
 }
@@ -1414,13 +1422,13 @@ static int scan_status(int slot)
 	return EXIT_OK;
 }
 
-static int scan_set(int slot, int argc, char **argv)
+/* Check key=value arguments; attr[i] gets the sysfs file of each. */
+static int scan_set_parse(int argc, char **argv, const char **attr)
 {
 	static const char *const keys[] = { "enabled", "interval", "rate",
 					    "slow_ms" };
-	const char *attr[16];
-	char *path, *eq, what[64];
-	int i, k, r;
+	const char *eq, *key;
+	int i, k;
 
 	if (!argc)
 		return usage_error("scan", "set: expected key=value (enabled, interval, rate, slow_ms)");
@@ -1432,40 +1440,47 @@ static int scan_set(int slot, int argc, char **argv)
 			return usage_error("scan", "set: expected key=value, not '%s'",
 					   argv[i]);
 		attr[i] = NULL;
-		for (k = 0; k < 4; k++) {
-			size_t l = strlen(keys[k]);
-			const char *key = argv[i];
-
-			if (!strncmp(key, "scan_", 5))
-				key += 5;
-			if ((size_t)(eq - key) == l && !strncmp(key, keys[k], l))
+		key = argv[i];
+		if (!strncmp(key, "scan_", 5))
+			key += 5;
+		for (k = 0; k < 4; k++)
+			if ((size_t)(eq - key) == strlen(keys[k]) &&
+			    !strncmp(key, keys[k], eq - key))
 				attr[i] = scan_pool_attrs[k + 1];
-		}
 		if (!attr[i])
 			return usage_error("scan", "set: unknown setting '%.*s' (enabled, interval, rate, slow_ms)",
 					   (int)(eq - argv[i]), argv[i]);
 	}
+	return -1;
+}
+
+static int scan_set(int slot, int argc, char **argv, const char **attr)
+{
+	const char *val;
+	char what[32];
+	char *path;
+	int i, r;
+
+	snprintf(what, sizeof(what), "pool %d", slot);
 	for (i = 0; i < argc; i++) {
-		eq = strchr(argv[i], '=') + 1;
+		val = strchr(argv[i], '=') + 1;
 		path = pool_path(slot, attr[i]);
-		r = sysfs_write(path, eq);
+		r = sysfs_write(path, val);
 		free(path);
-		snprintf(what, sizeof(what), "pool %d", slot);
 		if (r)
 			return fail(what, "scan set %s: %s", argv[i],
 				    why(REQ_SYSFS, r));
-		printf("pool %d: %s = %s\n", slot, attr[i], eq);
+		printf("pool %d: %s = %s\n", slot, attr[i], val);
 	}
 	return EXIT_OK;
 }
 
 static int cmd_scan(int argc, char **argv)
 {
-	const char *mgr, *op;
+	const char *mgr, *op, *attr[16];
+	int r, slot = -1, nargs;
 	char what[32];
-	int r, slot = -1;
 
-	optind = 0;
 	r = parse_common(argc, argv, "scan", help_scan);
 	if (r >= 0)
 		return r;
@@ -1474,28 +1489,35 @@ static int cmd_scan(int argc, char **argv)
 	r = parse_slot("scan", argv[optind], &slot);
 	if (r >= 0)
 		return r;
+	op = argv[optind + 1];
+	nargs = argc - optind - 2;
+	if (!strcmp(op, "set")) {
+		r = scan_set_parse(nargs, argv + optind + 2, attr);
+		if (r >= 0)
+			return r;
+	} else if (strcmp(op, "status") && strcmp(op, "start") &&
+		   strcmp(op, "stop")) {
+		return usage_error("scan", "expected start, stop, status or set key=value..., not '%s'",
+				   op);
+	} else if (nargs) {
+		return usage_error("scan", "%s takes no arguments", op);
+	}
 	snprintf(what, sizeof(what), "pool %d", slot);
 	if (!pool_is_active(slot))
 		return fail(what, "no active pool in that slot");
-	op = argv[optind + 1];
-	if (!strcmp(op, "status") && argc - optind == 2)
+	if (!strcmp(op, "status"))
 		return scan_status(slot);
 	if (!strcmp(op, "set"))
-		return scan_set(slot, argc - optind - 2, argv + optind + 2);
-	if ((!strcmp(op, "start") || !strcmp(op, "stop")) &&
-	    argc - optind == 2) {
-		if (mgr_get(what, &mgr))
-			return EXIT_FAIL;
-		r = mgr_msg(slot, !strcmp(op, "start") ? "scan_start" :
-			    "scan_stop", NULL);
-		if (r)
-			return fail(what, "scan %s: %s", op, why(REQ_MGR, r));
-		printf("pool %d: scan %s\n", slot,
-		       !strcmp(op, "start") ? "started" : "stopped");
-		return EXIT_OK;
-	}
-	return usage_error("scan", "expected start, stop, status or set key=value..., not '%s'",
-			   op);
+		return scan_set(slot, nargs, argv + optind + 2, attr);
+	if (mgr_get(what, &mgr))
+		return EXIT_FAIL;
+	r = mgr_msg(slot, !strcmp(op, "start") ? "scan_start" : "scan_stop",
+		    NULL);
+	if (r)
+		return fail(what, "scan %s: %s", op, why(REQ_MGR, r));
+	printf("pool %d: scan %s\n", slot,
+	       !strcmp(op, "start") ? "started" : "stopped");
+	return EXIT_OK;
 }
 
 /* ---- targets, version ---------------------------------------------------- */
