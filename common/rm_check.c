@@ -185,3 +185,22 @@ int64_t rm_pool_check(const struct rm_sb *sb,
 		rm_check_dups(scratch, nkeys, &r);
 	return r.count;
 }
+
+int rm_names_check(const struct rm_dev devs[RM_MAX_DEVS],
+		   const struct rm_name names[RM_MAX_DEVS],
+		   void (*report)(void *ctx, const struct rm_problem *p),
+		   void *ctx)
+{
+	struct rm_reporter r = { .fn = report, .ctx = ctx };
+	unsigned int i;
+
+	for (i = 0; i < RM_MAX_DEVS; i++) {
+		if (!(names[i].flags & RM_NAME_F_IN_USE))
+			continue;
+		if (!(devs[i].flags & RM_DEV_F_IN_USE) ||
+		    devs[i].dev_id != names[i].dev_id)
+			rm_report(&r, RM_E_ORPHAN_NAME, RM_OBJ_NAME, i, 0,
+				  names[i].dev_id, 0);
+	}
+	return (int)r.count;
+}

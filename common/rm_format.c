@@ -35,6 +35,8 @@ static const char * const rm_err_names[RM_E_MAX] = {
 	[RM_E_INVAL] = "invalid argument",
 	[RM_E_FULL] = "remap index full",
 	[RM_E_NOENT] = "no such remap index entry",
+	[RM_E_NAME] = "bad device label",
+	[RM_E_ORPHAN_NAME] = "label without its device record",
 };
 
 const char *rm_strerror(int err)
@@ -151,9 +153,11 @@ int rm_sb_decode(const void *blk, uint64_t blocknr, struct rm_sb *sb)
 
 /* ---- Table block header ---------------------------------------------------- */
 
-static uint32_t rm_kind_for(uint32_t logical)
+uint32_t rm_logical_kind(uint32_t logical)
 {
-	return logical == 0 ? RM_TB_DEVTABLE : RM_TB_ENTRIES;
+	if (logical == 0)
+		return RM_TB_DEVTABLE;
+	return logical < RM_FIRST_ENTRY_LOGICAL ? RM_TB_NAMES : RM_TB_ENTRIES;
 }
 
 static void rm_tblock_put_hdr(uint8_t *p, const struct rm_tblock_hdr *hdr)
@@ -189,7 +193,7 @@ int rm_tblock_decode_hdr(const void *blk, const struct rm_sb *sb,
 		return -RM_E_LOCATION;
 	if (hdr->logical != logical)
 		return -RM_E_LOGICAL;
-	if (hdr->kind != rm_kind_for(logical))
+	if (hdr->kind != rm_logical_kind(logical))
 		return -RM_E_KIND;
 	if (memcmp(hdr->uuid, sb->uuid, RM_UUID_SIZE))
 		return -RM_E_UUID;
@@ -214,7 +218,7 @@ static int rm_tblock_hdr_check(const struct rm_tblock_hdr *hdr, uint32_t kind)
 {
 	if (hdr->kind != kind)
 		return -RM_E_KIND;
-	if (rm_kind_for(hdr->logical) != kind)
+	if (rm_logical_kind(hdr->logical) != kind)
 		return -RM_E_LOGICAL;
 	if (hdr->seq == 0)
 		return -RM_E_SEQ;
@@ -323,6 +327,111 @@ int rm_devtable_decode(const void *blk, struct rm_dev devs[RM_MAX_DEVS])
 	return rm_devs_check(devs);
 }
 
+/* ---- Device labels ------------------------------------------------------------ */
+
+bool rm_label_valid(const char *s, unsigned int len)
+{
+	unsigned int i = 0;
+
+	while (i < len && s[i] > ' ' && s[i] < 0x7f)
+		i++;
+	if (i == 0 || i == len)
+		return false;
+	while (i < len)
+		if (s[i++])
+			return false;
+	return true;
+}
+
+void rm_name_encode(uint8_t *p, const struct rm_name *n)
+{
+	memset(p, 0, RM_NAME_RECORD_SIZE);
+	rm_put_le32(p + RM_NAME_OFF_ID, n->dev_id);
+	rm_put_le32(p + RM_NAME_OFF_FLAGS, n->flags);
+	memcpy(p + RM_NAME_OFF_NAME, n->name, RM_NAME_LEN);
+	memcpy(p + RM_NAME_OFF_LOCATOR, n->locator, RM_LOCATOR_LEN);
+}
+
+/* Known flags; in use: both strings valid; not in use: all zero. */
+int rm_name_check(const struct rm_name *n)
+{
+	if (n->flags & ~RM_NAME_FLAGS_KNOWN)
+		return -RM_E_FLAGS;
+	if (!(n->flags & RM_NAME_F_IN_USE))
+		return n->dev_id ||
+		       !rm_all_zero((const uint8_t *)n->name, RM_NAME_LEN) ||
+		       !rm_all_zero((const uint8_t *)n->locator,
+				    RM_LOCATOR_LEN) ? -RM_E_UNUSED : 0;
+	if (!rm_label_valid(n->name, RM_NAME_LEN) ||
+	    !rm_label_valid(n->locator, RM_LOCATOR_LEN))
+		return -RM_E_NAME;
+	return 0;
+}
+
+int rm_name_decode(const uint8_t *p, struct rm_name *n)
+{
+	n->dev_id = rm_get_le32(p + RM_NAME_OFF_ID);
+	n->flags = rm_get_le32(p + RM_NAME_OFF_FLAGS);
+	memcpy(n->name, p + RM_NAME_OFF_NAME, RM_NAME_LEN);
+	memcpy(n->locator, p + RM_NAME_OFF_LOCATOR, RM_LOCATOR_LEN);
+	return rm_name_check(n);
+}
+
+/* Record range [*first, *end) of a names logical. */
+static int rm_names_range(uint32_t logical, uint32_t *first, uint32_t *end)
+{
+	if (rm_logical_kind(logical) != RM_TB_NAMES)
+		return -RM_E_LOGICAL;
+	*first = rm_name_first(logical);
+	*end = *first + RM_NAMES_PER_BLOCK;
+	if (*end > RM_MAX_DEVS)
+		*end = RM_MAX_DEVS;
+	return 0;
+}
+
+int rm_names_encode(void *blk, const struct rm_tblock_hdr *hdr,
+		    const struct rm_name names[RM_MAX_DEVS])
+{
+	uint8_t *p = blk;
+	uint32_t i, first, end;
+	int ret;
+
+	ret = rm_tblock_hdr_check(hdr, RM_TB_NAMES);
+	if (!ret)
+		ret = rm_names_range(hdr->logical, &first, &end);
+	for (i = first; !ret && i < end; i++)
+		ret = rm_name_check(&names[i]);
+	if (ret)
+		return ret;
+	rm_tblock_put_hdr(p, hdr);
+	for (i = first; i < end; i++)
+		rm_name_encode(p + RM_TB_HDR_SIZE +
+			       (i - first) * RM_NAME_RECORD_SIZE, &names[i]);
+	rm_md_seal(p, RM_TB_OFF_CSUM);
+	return 0;
+}
+
+int rm_names_decode(const void *blk, uint32_t logical,
+		    struct rm_name names[RM_MAX_DEVS])
+{
+	const uint8_t *p = (const uint8_t *)blk + RM_TB_HDR_SIZE;
+	uint32_t i, first, end;
+	int ret;
+
+	ret = rm_names_range(logical, &first, &end);
+	for (i = first; !ret && i < end; i++)
+		ret = rm_name_decode(p + (i - first) * RM_NAME_RECORD_SIZE,
+				     &names[i]);
+	if (ret)
+		return ret;
+	/* Record slots past RM_MAX_DEVS (last names logical only) stay zero. */
+	p += (end - first) * RM_NAME_RECORD_SIZE;
+	if (!rm_all_zero(p, RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE -
+			 (end - first) * RM_NAME_RECORD_SIZE))
+		return -RM_E_UNUSED;
+	return 0;
+}
+
 /* ---- Entries ----------------------------------------------------------------- */
 
 void rm_entry_encode(uint8_t *p, const struct rm_entry *e)
@@ -401,4 +510,51 @@ int rm_entries_decode(const void *blk, uint32_t n, struct rm_entry *entries)
 			 (RM_ENTRIES_PER_BLOCK - n) * RM_ENTRY_SIZE))
 		return -RM_E_UNUSED;
 	return 0;
+}
+
+/* ---- Whole table blocks ------------------------------------------------------ */
+
+int rm_tblock_encode(void *blk, struct rm_tblock_hdr *hdr,
+		     const struct rm_geometry *g,
+		     const struct rm_dev devs[RM_MAX_DEVS],
+		     const struct rm_name names[RM_MAX_DEVS],
+		     const struct rm_entry *entries)
+{
+	static const struct rm_name none[RM_MAX_DEVS];
+
+	hdr->kind = rm_logical_kind(hdr->logical);
+	if (hdr->logical >= g->nr_logical)
+		return -RM_E_LOGICAL;
+	switch (hdr->kind) {
+	case RM_TB_DEVTABLE:
+		return rm_devtable_encode(blk, hdr, devs);
+	case RM_TB_NAMES:
+		return rm_names_encode(blk, hdr, names ? names : none);
+	default:
+		if (!entries)
+			return rm_entries_encode(blk, hdr, NULL, 0);
+		return rm_entries_encode(blk, hdr, entries +
+					 rm_logical_first_entry(hdr->logical),
+					 rm_entries_in_logical(g, hdr->logical));
+	}
+}
+
+int rm_tblock_decode(const void *blk, uint32_t logical,
+		     const struct rm_geometry *g,
+		     struct rm_dev devs[RM_MAX_DEVS],
+		     struct rm_name names[RM_MAX_DEVS],
+		     struct rm_entry *entries)
+{
+	if (logical >= g->nr_logical)
+		return -RM_E_LOGICAL;
+	switch (rm_logical_kind(logical)) {
+	case RM_TB_DEVTABLE:
+		return rm_devtable_decode(blk, devs);
+	case RM_TB_NAMES:
+		return rm_names_decode(blk, logical, names);
+	default:
+		return rm_entries_decode(blk, rm_entries_in_logical(g, logical),
+					 entries +
+					 rm_logical_first_entry(logical));
+	}
 }

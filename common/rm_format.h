@@ -27,7 +27,7 @@
 #define RM_MD_BLOCK_SECTORS	8u	/* metadata block, 512-byte sectors */
 #define RM_SECTOR_SHIFT		9
 
-#define RM_FORMAT_VERSION	1u
+#define RM_FORMAT_VERSION	2u
 #define RM_SB_COPIES		8u	/* superblock copies at md blocks 0..7 */
 #define RM_TABLE_START		RM_SB_COPIES	/* first table slot (v1) */
 #define RM_MD_SLOTS		4u	/* physical slots per logical block */
@@ -86,7 +86,8 @@
 
 enum rm_tb_kind {
 	RM_TB_DEVTABLE = 1,	/* logical 0 */
-	RM_TB_ENTRIES = 2,	/* logicals 1..nr_logical-1 */
+	RM_TB_ENTRIES = 2,	/* logicals RM_FIRST_ENTRY_LOGICAL.. */
+	RM_TB_NAMES = 3,	/* logicals 1..RM_NAME_LOGICALS */
 };
 
 /* Device identity record, 64 bytes, in the payload of logical 0. */
@@ -103,6 +104,29 @@ enum rm_tb_kind {
 
 #define RM_DEV_F_IN_USE		0x1u
 #define RM_DEV_FLAGS_KNOWN	RM_DEV_F_IN_USE
+
+/*
+ * Device label record, 256 bytes, in the payload of the names logicals:
+ * record i belongs to device table record i.  It says how userland finds
+ * the device again after a reboot: the dm device name and a locator of
+ * the main device (e.g. a /dev/disk/by-id path).  Both strings are
+ * printable ASCII without spaces, NUL-terminated and NUL-padded.
+ */
+#define RM_NAME_RECORD_SIZE	256
+#define RM_NAME_OFF_ID		0	/* le32 dev_id of device record i */
+#define RM_NAME_OFF_FLAGS	4	/* le32 RM_NAME_F_* */
+#define RM_NAME_OFF_NAME	8	/* char[128] dm device name */
+#define RM_NAME_OFF_LOCATOR	136	/* char[120] main device locator */
+#define RM_NAME_LEN		128	/* with the NUL: at most 127 chars */
+#define RM_LOCATOR_LEN		120	/* with the NUL: at most 119 chars */
+#define RM_NAMES_PER_BLOCK \
+	((RM_MD_BLOCK_SIZE - RM_TB_HDR_SIZE) / RM_NAME_RECORD_SIZE)	/* 15 */
+#define RM_NAME_LOGICALS \
+	((RM_MAX_DEVS + RM_NAMES_PER_BLOCK - 1) / RM_NAMES_PER_BLOCK)	/* 5 */
+#define RM_FIRST_ENTRY_LOGICAL	(1 + RM_NAME_LOGICALS)		/* 6 */
+
+#define RM_NAME_F_IN_USE	0x1u
+#define RM_NAME_FLAGS_KNOWN	RM_NAME_F_IN_USE
 
 /* Remap entry, 16 bytes, one per spare data block. */
 #define RM_ENTRY_SIZE		16
@@ -152,6 +176,8 @@ enum rm_err {
 	RM_E_INVAL,		/* invalid argument */
 	RM_E_FULL,		/* remap index needs a bigger table */
 	RM_E_NOENT,		/* no such remap index entry */
+	RM_E_NAME,		/* bad label string */
+	RM_E_ORPHAN_NAME,	/* label of a device record not in use */
 	RM_E_MAX
 };
 
@@ -203,6 +229,13 @@ struct rm_dev {
 	uint64_t scan_pos;	/* main blocks (block_size units) */
 	uint64_t scan_passes;
 	uint64_t last_pass_time;
+};
+
+struct rm_name {
+	uint32_t dev_id;	/* == devs[i].dev_id when in use */
+	uint32_t flags;		/* RM_NAME_F_*; a record without IN_USE is all 0 */
+	char name[RM_NAME_LEN];
+	char locator[RM_LOCATOR_LEN];
 };
 
 struct rm_entry {
@@ -285,7 +318,14 @@ int rm_slot_locate(const struct rm_geometry *g, uint64_t blocknr,
 /* Entry index -> (logical, offset within the block). */
 static inline uint32_t rm_entry_logical(uint32_t index)
 {
-	return 1 + index / RM_ENTRIES_PER_BLOCK;
+	return RM_FIRST_ENTRY_LOGICAL + index / RM_ENTRIES_PER_BLOCK;
+}
+
+/* Index of the first entry of an entries logical. */
+static inline uint64_t rm_logical_first_entry(uint32_t logical)
+{
+	return (uint64_t)(logical - RM_FIRST_ENTRY_LOGICAL) *
+	       RM_ENTRIES_PER_BLOCK;
 }
 
 static inline uint32_t rm_entry_offset(uint32_t index)
@@ -293,7 +333,23 @@ static inline uint32_t rm_entry_offset(uint32_t index)
 	return index % RM_ENTRIES_PER_BLOCK;
 }
 
-/* Live entries in a logical block (0 for logical 0 and out of range). */
+/* enum rm_tb_kind of the table block at a logical index. */
+uint32_t rm_logical_kind(uint32_t logical);
+/* Label record i -> names logical; first record index of a names logical. */
+static inline uint32_t rm_name_logical(uint32_t i)
+{
+	return 1 + i / RM_NAMES_PER_BLOCK;
+}
+
+static inline uint32_t rm_name_first(uint32_t logical)
+{
+	return (logical - 1) * RM_NAMES_PER_BLOCK;
+}
+
+/*
+ * Live entries in a logical block (0 for the device table, the names
+ * logicals and out of range).
+ */
 uint32_t rm_entries_in_logical(const struct rm_geometry *g, uint32_t logical);
 
 /* ---- Table blocks -------------------------------------------------------- */
@@ -320,11 +376,34 @@ int rm_devtable_encode(void *blk, const struct rm_tblock_hdr *hdr,
 		       const struct rm_dev devs[RM_MAX_DEVS]);
 int rm_entries_encode(void *blk, const struct rm_tblock_hdr *hdr,
 		      const struct rm_entry *entries, uint32_t n);
+/* The label records of names logical hdr->logical, taken from names[]. */
+int rm_names_encode(void *blk, const struct rm_tblock_hdr *hdr,
+		    const struct rm_name names[RM_MAX_DEVS]);
+
+/*
+ * Encode logical hdr->logical (kind filled in from the logical) from a
+ * whole in-memory table: devs, names and entries (nr_blocks of them;
+ * NULL encodes every entry free).  names may be NULL for "no labels".
+ */
+int rm_tblock_encode(void *blk, struct rm_tblock_hdr *hdr,
+		     const struct rm_geometry *g,
+		     const struct rm_dev devs[RM_MAX_DEVS],
+		     const struct rm_name names[RM_MAX_DEVS],
+		     const struct rm_entry *entries);
+/* Decode the payload of a valid block of @logical into the same arrays. */
+int rm_tblock_decode(const void *blk, uint32_t logical,
+		     const struct rm_geometry *g,
+		     struct rm_dev devs[RM_MAX_DEVS],
+		     struct rm_name names[RM_MAX_DEVS],
+		     struct rm_entry *entries);
 
 /* Payload decoders; they read only the payload of blk. */
 int rm_devtable_decode(const void *blk, struct rm_dev devs[RM_MAX_DEVS]);
 /* n = rm_entries_in_logical(); entries past n must be all zero. */
 int rm_entries_decode(const void *blk, uint32_t n, struct rm_entry *entries);
+/* Fills the records of names logical @logical in names[]. */
+int rm_names_decode(const void *blk, uint32_t logical,
+		    struct rm_name names[RM_MAX_DEVS]);
 
 /* Single records (p points at RM_DEV_RECORD_SIZE / RM_ENTRY_SIZE bytes). */
 void rm_dev_encode(uint8_t *p, const struct rm_dev *d);
@@ -332,6 +411,15 @@ int rm_dev_decode(const uint8_t *p, struct rm_dev *d);
 int rm_dev_check(const struct rm_dev *d);
 /* Index of the in-use record with dev_id, or -1. */
 int rm_dev_find(const struct rm_dev devs[RM_MAX_DEVS], uint32_t dev_id);
+
+/*
+ * A label string is valid when it has 1..len-1 printable, non-space ASCII
+ * characters followed by NUL padding up to len.
+ */
+bool rm_label_valid(const char *s, unsigned int len);
+void rm_name_encode(uint8_t *p, const struct rm_name *n);
+int rm_name_decode(const uint8_t *p, struct rm_name *n);
+int rm_name_check(const struct rm_name *n);
 
 void rm_entry_encode(uint8_t *p, const struct rm_entry *e);
 int rm_entry_decode(const uint8_t *p, struct rm_entry *e);
@@ -402,6 +490,7 @@ enum rm_obj {
 	RM_OBJ_POOL,		/* the superblock / arguments */
 	RM_OBJ_DEV,		/* index = device table record */
 	RM_OBJ_ENTRY,		/* index = entry (spare block) */
+	RM_OBJ_NAME,		/* index = label record */
 };
 
 struct rm_problem {
@@ -430,5 +519,15 @@ int64_t rm_pool_check(const struct rm_sb *sb,
 		      struct rm_check_key *scratch,
 		      void (*report)(void *ctx, const struct rm_problem *p),
 		      void *ctx);
+
+/*
+ * Check the labels against the device table: a label in use must sit at
+ * the index of an in-use device record with the same dev_id
+ * (RM_E_ORPHAN_NAME, obj RM_OBJ_NAME).  Returns the number of problems.
+ */
+int rm_names_check(const struct rm_dev devs[RM_MAX_DEVS],
+		   const struct rm_name names[RM_MAX_DEVS],
+		   void (*report)(void *ctx, const struct rm_problem *p),
+		   void *ctx);
 
 #endif /* RM_FORMAT_H */

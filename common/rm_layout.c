@@ -48,7 +48,7 @@ uint64_t rm_nr_logical_for(uint64_t nr_blocks)
 {
 	uint32_t n = (uint32_t)nr_blocks;	/* <= RM_MAX_BLOCKS */
 
-	return 1 + (uint64_t)(n / RM_ENTRIES_PER_BLOCK) +
+	return RM_FIRST_ENTRY_LOGICAL + (uint64_t)(n / RM_ENTRIES_PER_BLOCK) +
 	       (n % RM_ENTRIES_PER_BLOCK ? 1 : 0);
 }
 
@@ -183,9 +183,10 @@ uint32_t rm_entries_in_logical(const struct rm_geometry *g, uint32_t logical)
 {
 	uint64_t first, left;
 
-	if (logical == 0 || logical >= g->nr_logical)
+	if (logical < RM_FIRST_ENTRY_LOGICAL || logical >= g->nr_logical)
 		return 0;
-	first = (uint64_t)(logical - 1) * RM_ENTRIES_PER_BLOCK;
+	first = (uint64_t)(logical - RM_FIRST_ENTRY_LOGICAL) *
+		RM_ENTRIES_PER_BLOCK;
 	if (first >= g->nr_blocks)
 		return 0;
 	left = g->nr_blocks - first;

@@ -171,7 +171,7 @@ static int md_format_table(struct dm_io_client *io, struct block_device *bdev,
 	u32 l, n, i;
 	int r = 0;
 
-	/* A fresh pool: no devices, every entry free (all zero). */
+	/* A fresh pool: no devices, no labels, every entry free (all zero). */
 	devs = kcalloc(RM_MAX_DEVS, sizeof(*devs), GFP_KERNEL);
 	if (!devs)
 		return -ENOMEM;
@@ -180,7 +180,6 @@ static int md_format_table(struct dm_io_client *io, struct block_device *bdev,
 		md_batch_init(&b);
 		for (i = 0; i < n && !r; i++) {
 			struct rm_tblock_hdr hdr = {
-				.kind = l + i ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
 				.logical = l + i,
 				.blocknr = rm_slot_blocknr(g, l + i, 0),
 				.seq = sb->seq,
@@ -189,8 +188,7 @@ static int md_format_table(struct dm_io_client *io, struct block_device *bdev,
 			void *blk1 = blk0 + RM_MD_BLOCK_SIZE;
 
 			memcpy(hdr.uuid, sb->uuid, RM_UUID_SIZE);
-			r = hdr.logical ? rm_entries_encode(blk0, &hdr, NULL, 0) :
-					  rm_devtable_encode(blk0, &hdr, devs);
+			r = rm_tblock_encode(blk0, &hdr, g, devs, NULL, NULL);
 			if (r) {
 				DMERR("format: encoding logical %u: %s", l + i,
 				      md_err(r));
@@ -356,6 +354,7 @@ static int md_alloc_tables(struct dmr_pool *pool)
 
 	pool->entries = vzalloc(array_size(pool->sb.geo.nr_blocks,
 					   sizeof(*pool->entries)));
+	pool->names = kvcalloc(RM_MAX_DEVS, sizeof(*pool->names), GFP_KERNEL);
 	pool->cur_pair = kvzalloc(nl, GFP_KERNEL);
 	pool->cur_seq = kvcalloc(nl, sizeof(*pool->cur_seq), GFP_KERNEL);
 	pool->dirty = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
@@ -363,7 +362,7 @@ static int md_alloc_tables(struct dmr_pool *pool)
 	pool->cbufs = kvcalloc(2 * nl + RM_SB_COPIES, sizeof(void *), GFP_KERNEL);
 	pool->reserved = kvcalloc(BITS_TO_LONGS(pool->sb.geo.nr_blocks),
 				  sizeof(long), GFP_KERNEL);
-	if (!pool->entries || !pool->cur_pair || !pool->cur_seq ||
+	if (!pool->entries || !pool->names || !pool->cur_pair || !pool->cur_seq ||
 	    !pool->dirty || !pool->committing || !pool->cbufs ||
 	    !pool->reserved)
 		return -ENOMEM;
@@ -398,12 +397,8 @@ static int md_load_logical(struct dmr_pool *pool, u32 l, void *copy0,
 		      pool->spare_name, l);
 		return -EBADMSG;
 	}
-	if (l == 0)
-		r = rm_devtable_decode(blk[pick.slot], pool->devs);
-	else
-		r = rm_entries_decode(blk[pick.slot], rm_entries_in_logical(g, l),
-				      pool->entries +
-				      (u64)(l - 1) * RM_ENTRIES_PER_BLOCK);
+	r = rm_tblock_decode(blk[pick.slot], l, g, pool->devs, pool->names,
+			     pool->entries);
 	if (r) {
 		DMERR("resume_spare: %s: table block %u: %s",
 		      pool->spare_name, l, md_err(r));
@@ -467,6 +462,7 @@ static int md_check_pool(struct dmr_pool *pool)
 		return -ENOMEM;
 	problems = rm_pool_check(&pool->sb, pool->devs, pool->entries, n,
 				 scratch, md_report, pool);
+	problems += rm_names_check(pool->devs, pool->names, md_report, pool);
 	kvfree(scratch);
 	if (problems) {
 		DMERR("resume_spare: %s: %lld problems in the metadata, refusing it",
@@ -552,6 +548,7 @@ void dmr_md_release(struct dmr_pool *pool)
 	kvfree(pool->cur_seq);
 	kvfree(pool->cur_pair);
 	vfree(pool->entries);
+	kvfree(pool->names);
 }
 
 /* ---- Commit --------------------------------------------------------------- */
@@ -570,7 +567,6 @@ static int md_encode_logical(struct dmr_pool *pool, u32 l, void *blk0,
 	const struct rm_geometry *g = &pool->sb.geo;
 	unsigned int pair = pool->cur_pair[l] ^ 1;
 	struct rm_tblock_hdr hdr = {
-		.kind = l ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
 		.logical = l,
 		.blocknr = rm_slot_blocknr(g, l, rm_slot_index(pair, 0)),
 		.seq = pool->next_seq,
@@ -578,12 +574,8 @@ static int md_encode_logical(struct dmr_pool *pool, u32 l, void *blk0,
 	int r;
 
 	memcpy(hdr.uuid, pool->sb.uuid, RM_UUID_SIZE);
-	if (l)
-		r = rm_entries_encode(blk0, &hdr, pool->entries +
-				      (u64)(l - 1) * RM_ENTRIES_PER_BLOCK,
-				      rm_entries_in_logical(g, l));
-	else
-		r = rm_devtable_encode(blk0, &hdr, pool->devs);
+	r = rm_tblock_encode(blk0, &hdr, g, pool->devs, pool->names,
+			     pool->entries);
 	if (r)
 		return r;
 	memcpy(blk1, blk0, RM_MD_BLOCK_SIZE);

@@ -405,6 +405,7 @@ static void pdev_release(struct kobject *kobj)
 	struct dmr_pdev *pdev = container_of(kobj, struct dmr_pdev, kobj);
 
 	kvfree(rcu_dereference_protected(pdev->ix, 1));
+	free_percpu(pdev->writes);
 	kfree(pdev);
 }
 
@@ -434,15 +435,18 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	pdev->md = md;
 	pdev->main_dev = main_dev;
 	mutex_init(&pdev->ix_lock);
-	atomic_set(&pdev->inflight[0], 0);
-	atomic_set(&pdev->inflight[1], 0);
-	init_waitqueue_head(&pdev->drain_wq);
 	spin_lock_init(&pdev->defer_lock);
 	bio_list_init(&pdev->deferred);
 	spin_lock_init(&pdev->err_lock);
 	bio_list_init(&pdev->failed);
 	INIT_WORK(&pdev->err_work, repair);
 
+	pdev->writes = alloc_percpu(struct dmr_wcount);
+	if (!pdev->writes) {
+		*error = "Cannot allocate write counters";
+		r = -ENOMEM;
+		goto bad;
+	}
 	r = pdev_build_index(pdev, main_sectors);
 	if (r) {
 		*error = "Cannot build the remap index";

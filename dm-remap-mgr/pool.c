@@ -594,6 +594,12 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 			       dev_id, (unsigned long long)n);
 			__forget_dev_blocks(pool, dev_id);
 		}
+		/* A smaller device is another one: its label is stale. */
+		if (size < d->size_sectors &&
+		    (pool->names[i].flags & RM_NAME_F_IN_USE)) {
+			memset(&pool->names[i], 0, sizeof(pool->names[i]));
+			dmr_md_dirty(pool, rm_name_logical(i));
+		}
 	} else {
 		for (i = 0; i < RM_MAX_DEVS && !d; i++)
 			if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
@@ -616,6 +622,42 @@ out:
 	if (*ticket)
 		dmr_md_kick(pool);
 	return r;
+}
+
+/*
+ * Record the label of dev_id (its dm name and a locator of its main
+ * device, for userland to re-create it after a reboot) and wait until it
+ * is durable.  Both strings must satisfy rm_label_valid().
+ */
+int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
+		       const char *locator)
+{
+	struct rm_name n = { .dev_id = dev_id, .flags = RM_NAME_F_IN_USE };
+	u64 ticket = 0;
+	int i, r = 0;
+
+	if (strscpy(n.name, name, sizeof(n.name)) < 0 ||
+	    strscpy(n.locator, locator, sizeof(n.locator)) < 0 ||
+	    rm_name_check(&n)) {
+		DMERR_LIMIT("set_label: want <name> (<%u chars) <locator> (<%u), printable ASCII",
+			    RM_NAME_LEN, RM_LOCATOR_LEN);
+		return -EINVAL;
+	}
+	mutex_lock(&pool->md_lock);
+	i = rm_dev_find(pool->devs, dev_id);
+	if (pool->md_error) {
+		r = -EIO;
+	} else if (i < 0) {
+		r = -ENOENT;	/* not reached: the device is attached */
+	} else if (memcmp(&pool->names[i], &n, sizeof(n))) {
+		pool->names[i] = n;
+		ticket = dmr_md_dirty(pool, rm_name_logical(i));
+	}
+	mutex_unlock(&pool->md_lock);
+	if (!ticket)
+		return r;
+	dmr_md_kick(pool);
+	return dmr_md_wait_killable(pool, ticket);
 }
 
 /* ---- Listing -------------------------------------------------------------------- */
@@ -661,7 +703,8 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 
 /*
  * The device identity records of pool id, one line each:
- * "<dev_id> sectors=<n> blocks=<remapped+pending>".  -ENOENT without pool.
+ * "<dev_id> sectors=<n> blocks=<remapped+pending> name=<n> locator=<l>"
+ * (name and locator "-" when not set).  -ENOENT without pool.
  */
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 {
@@ -682,12 +725,15 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 	mutex_lock(&pool->md_lock);
 	for (i = 0; i < RM_MAX_DEVS; i++) {
 		struct rm_dev *d = &pool->devs[i];
+		struct rm_name *n = &pool->names[i];
+		bool named = n->flags & RM_NAME_F_IN_USE;
 
 		if (!(d->flags & RM_DEV_F_IN_USE))
 			continue;
-		DMEMIT("%u sectors=%llu blocks=%llu\n", d->dev_id,
-		       (unsigned long long)d->size_sectors,
-		       (unsigned long long)__dev_blocks(pool, d->dev_id));
+		DMEMIT("%u sectors=%llu blocks=%llu name=%s locator=%s\n",
+		       d->dev_id, (unsigned long long)d->size_sectors,
+		       (unsigned long long)__dev_blocks(pool, d->dev_id),
+		       named ? n->name : "-", named ? n->locator : "-");
 	}
 	mutex_unlock(&pool->md_lock);
 	kobject_put(&pool->kobj);

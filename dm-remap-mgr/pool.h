@@ -46,6 +46,7 @@ struct dmr_pool {
 	struct mutex md_lock;
 	struct rm_sb sb;		/* as last committed */
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name *names;		/* RM_MAX_DEVS labels, kvmalloc */
 	struct rm_entry *entries;	/* sb.geo.nr_blocks, vmalloc */
 	u8 *cur_pair;			/* per logical: pair of the committed copy */
 	u64 *cur_seq;			/* per logical: seq of the committed copy */
@@ -86,6 +87,12 @@ struct dmr_pool {
 	struct kobject *devices_kobj;	/* pools/<id>/devices */
 };
 
+/* Per-CPU counts of writes started and ended, per epoch parity. */
+struct dmr_wcount {
+	unsigned long started[2];
+	unsigned long ended[2];
+};
+
 /* A remap index published for lock-free readers (RCU). */
 struct dmr_ix {
 	struct rcu_head rcu;
@@ -118,11 +125,14 @@ struct dmr_pdev {
 	/*
 	 * Writes in flight to the main device, counted per epoch so that a
 	 * migration can wait for the writes issued before it marked its
-	 * block busy (see remap.c, "Migrations").
+	 * block busy (see remap.c, "Migrations").  Per-CPU start and end
+	 * counts, as in SRCU: map() and end_io only touch their own CPU's
+	 * line; the epoch of a write is writes[].started[epoch & 1] ==
+	 * sum of writes[].ended[epoch & 1] when drained.  epoch changes only
+	 * under ix_lock.
 	 */
-	atomic_t inflight[2];
+	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
-	wait_queue_head_t drain_wq;
 
 	/* Bios held while their block is busy; protected by defer_lock. */
 	spinlock_t defer_lock;
@@ -157,6 +167,8 @@ int dmr_pool_resume(unsigned int id, const char *path);
 int dmr_pool_free(unsigned int id);
 /* Text for the list message and the manager status. */
 unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table);
+int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
+		       const char *locator);
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
 

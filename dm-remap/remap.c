@@ -15,9 +15,10 @@
  * Migrations.  Moving a block to the spare must not lose a write that is
  * in flight to the main device.  The block is first entered in the index
  * as BUSY: from then on map() holds every bio touching it on a list.  The
- * writes already sent to the main device are counted per epoch
- * (pdev->inflight[epoch & 1]); the migration flips the epoch and waits for
- * the old epoch's count to drain, then copies the block, commits the remap
+ * writes already sent to the main device are counted per epoch in per-CPU
+ * started/ended counters (pdev->writes, as SRCU counts its readers); the
+ * migration flips the epoch and waits until the old epoch's ended count
+ * catches up with its started count, then copies the block, commits the remap
  * and finally switches the entry to MAPPED and releases the held bios.
  * map() counts a write before it looks the index up and the migration
  * marks the block BUSY before it flips the epoch, both with full barriers,
@@ -216,10 +217,9 @@ void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io)
 	if (!io->counted)
 		return;
 	io->counted = 0;
-	/* A drain waits for zero; wake it only if someone sleeps. */
-	if (atomic_dec_and_test(&pdev->inflight[io->epoch]) &&
-	    wq_has_sleeper(&pdev->drain_wq))
-		wake_up(&pdev->drain_wq);
+	/* The write is over before it is counted as ended (drain_writes). */
+	smp_mb();
+	this_cpu_inc(pdev->writes->ended[io->epoch]);
 }
 
 /*
@@ -274,10 +274,10 @@ again:
 		unsigned int epoch = smp_load_acquire(&pdev->epoch);
 
 		io->epoch = epoch & 1;
-		atomic_inc(&pdev->inflight[io->epoch]);
+		this_cpu_inc(pdev->writes->started[io->epoch]);
 		io->counted = 1;
 		/* Counted before the lookup: pairs with drain_writes(). */
-		smp_mb__after_atomic();
+		smp_mb();
 		/*
 		 * Counted in the epoch that was current while counting: if a
 		 * drain flipped it meanwhile, it may not wait for us; count
@@ -555,6 +555,8 @@ static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
 	}
 	if (argc == 1 && !strcasecmp(argv[0], "list_remaps"))
 		return list_remaps(rc, result, maxlen);
+	if (argc == 3 && !strcasecmp(argv[0], "set_label"))
+		return dmr_pool_set_label(rc->pool, rc->dev_id, argv[1], argv[2]);
 	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
 		atomic64_set(&rc->pdev->read_errors, 0);
 		atomic64_set(&rc->pdev->write_errors, 0);

@@ -28,7 +28,7 @@ struct remap_io {
 	struct remap_c *rc;
 	struct bvec_iter iter;		/* as sent to the main device */
 	blk_status_t status;		/* the error that sent it to repair */
-	u8 counted;			/* in pdev->inflight[epoch] */
+	u8 counted;			/* in pdev->writes, epoch parity below */
 	u8 epoch;
 	u8 to_main;			/* data bio sent to the main device */
 	u8 heal;			/* full-block write to a pending block */

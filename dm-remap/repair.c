@@ -26,6 +26,7 @@
  * its errors pass through and the device's state says "fail".
  */
 #include <linux/bio.h>
+#include <linux/delay.h>
 #include <linux/dm-io.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -85,15 +86,41 @@ static void bio_copy(struct bio *bio, struct bvec_iter start,
 	}
 }
 
-/* Wait until no write sent to the main device before now is in flight. */
+/*
+ * No write of epoch parity idx in flight?  Sum the ended counts first: a
+ * write seen ended is then also seen started (its start and end are
+ * ordered by full barriers), so equal sums mean none is in flight.
+ */
+static bool writes_drained(struct dmr_pdev *pdev, unsigned int idx)
+{
+	unsigned long started = 0, ended = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		ended += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->ended[idx]);
+	smp_mb();	/* ended counts read before started counts */
+	for_each_possible_cpu(cpu)
+		started += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->started[idx]);
+	return started == ended;
+}
+
+/*
+ * Wait until no write sent to the main device before now is in flight.
+ * Caller holds ix_lock (one epoch flip at a time).  Polls: migrations are
+ * rare, and the I/O path then needs no wake-up.
+ */
 static void drain_writes(struct dmr_pdev *pdev)
 {
-	unsigned int old = pdev->epoch & 1;
+	unsigned int old = pdev->epoch & 1, us = 20;
 
+	lockdep_assert_held(&pdev->ix_lock);
 	smp_mb();	/* the BUSY entry is visible before the flip */
 	smp_store_release(&pdev->epoch, pdev->epoch + 1);
-	smp_mb();	/* the flip is visible before we read the count */
-	wait_event(pdev->drain_wq, !atomic_read(&pdev->inflight[old]));
+	smp_mb();	/* the flip is visible before we read the counts */
+	while (!writes_drained(pdev, old)) {
+		fsleep(us);
+		us = min(2 * us, 1000u);
+	}
 }
 
 bool remap_medium_error(blk_status_t status)

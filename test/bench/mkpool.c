@@ -168,6 +168,7 @@ static void sync_target(struct target *t)
 struct loaded {
 	struct rm_sb sb;
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name names[RM_MAX_DEVS];
 	struct rm_entry *entries;
 	uint64_t max_seen;
 };
@@ -235,13 +236,9 @@ static int load_pool(struct target *t, struct loaded *ld)
 		}
 		if (pick.max_seq > ld->max_seen)
 			ld->max_seen = pick.max_seq;
-		if (l == 0)
-			r = rm_devtable_decode(blk + pick.slot * RM_MD_BLOCK_SIZE,
-					       ld->devs);
-		else
-			r = rm_entries_decode(blk + pick.slot * RM_MD_BLOCK_SIZE,
-					      rm_entries_in_logical(g, (uint32_t)l),
-					      ld->entries + (l - 1) * RM_ENTRIES_PER_BLOCK);
+		r = rm_tblock_decode(blk + pick.slot * RM_MD_BLOCK_SIZE,
+				     (uint32_t)l, g, ld->devs, ld->names,
+				     ld->entries);
 		if (r) {
 			fprintf(stderr, "%s: table block %" PRIu64 ": %s\n", prog, l,
 				rm_strerror(r));
@@ -454,7 +451,6 @@ int main(int argc, char **argv)
 	/* 2. Every logical, pair 0, both copies, seq 1. */
 	for (l = 0; l < sb.geo.nr_logical; l++) {
 		struct rm_tblock_hdr hdr = {
-			.kind = l ? RM_TB_ENTRIES : RM_TB_DEVTABLE,
 			.logical = (uint32_t)l,
 			.blocknr = rm_slot_blocknr(&sb.geo, (uint32_t)l,
 						   rm_slot_index(0, 0)),
@@ -462,12 +458,7 @@ int main(int argc, char **argv)
 		};
 
 		memcpy(hdr.uuid, sb.uuid, RM_UUID_SIZE);
-		if (l)
-			r = rm_entries_encode(blk, &hdr,
-					      entries + (l - 1) * RM_ENTRIES_PER_BLOCK,
-					      rm_entries_in_logical(&sb.geo, (uint32_t)l));
-		else
-			r = rm_devtable_encode(blk, &hdr, devs);
+		r = rm_tblock_encode(blk, &hdr, &sb.geo, devs, NULL, entries);
 		if (r)
 			die("encoding table block %" PRIu64 ": %s", l, rm_strerror(r));
 		blk_write(&t, blk, hdr.blocknr);

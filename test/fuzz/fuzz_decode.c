@@ -59,6 +59,7 @@ static void exercise_geometry(const struct rm_geometry *g)
 static void decode_table_block(const uint8_t *b, const struct rm_sb *sb)
 {
 	static struct rm_dev devs[RM_MAX_DEVS];
+	static struct rm_name names[RM_MAX_DEVS];
 	static struct rm_entry entries[RM_ENTRIES_PER_BLOCK];
 	struct rm_tblock_hdr h;
 	uint64_t blocknr = rm_get_le64(b + RM_TB_OFF_BLOCKNR);
@@ -66,8 +67,11 @@ static void decode_table_block(const uint8_t *b, const struct rm_sb *sb)
 	if (rm_tblock_decode_hdr(b, sb, blocknr, &h))
 		return;
 	check(h.logical < sb->geo.nr_logical && h.seq != 0);
+	check(h.kind == rm_logical_kind(h.logical));
 	if (h.kind == RM_TB_DEVTABLE)
 		rm_devtable_decode(b, devs);
+	else if (h.kind == RM_TB_NAMES)
+		rm_names_decode(b, h.logical, names);
 	else
 		rm_entries_decode(b,
 				  rm_entries_in_logical(&sb->geo, h.logical),
@@ -144,6 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t blk[2][BS];
 	static struct rm_dev devs[RM_MAX_DEVS];
+	static struct rm_name names[RM_MAX_DEVS];
 	static struct rm_entry entries[RM_ENTRIES_PER_BLOCK];
 	struct rm_sb sb;
 	size_t n0 = size < BS ? size : BS;

@@ -30,7 +30,7 @@ static void hdr(struct rm_tblock_hdr *h, const struct rm_sb *sb,
 		uint32_t logical, unsigned int slot)
 {
 	memset(h, 0, sizeof(*h));
-	h->kind = logical ? RM_TB_ENTRIES : RM_TB_DEVTABLE;
+	h->kind = rm_logical_kind(logical);
 	h->logical = logical;
 	h->blocknr = rm_slot_blocknr(&sb->geo, logical, slot);
 	h->seq = sb->seq;
@@ -42,6 +42,7 @@ int main(int argc, char **argv)
 	struct rm_sb sb = { 0 };
 	struct rm_tblock_hdr h;
 	struct rm_dev devs[RM_MAX_DEVS] = { { 0 } };
+	static struct rm_name names[RM_MAX_DEVS];
 	struct rm_entry e[RM_ENTRIES_PER_BLOCK] = { { 0 } };
 	uint32_t i, last;
 
@@ -55,6 +56,9 @@ int main(int argc, char **argv)
 		return 1;
 	devs[0] = (struct rm_dev){ 5, RM_DEV_F_IN_USE, 1 << 21, 3, 1, 1 };
 	devs[9] = (struct rm_dev){ 0, RM_DEV_F_IN_USE, 4096, 0, 0, 0 };
+	names[9] = (struct rm_name){ .dev_id = 0, .flags = RM_NAME_F_IN_USE };
+	strcpy(names[9].name, "data0");
+	strcpy(names[9].locator, "/dev/disk/by-id/virtio-main0");
 	for (i = 0; i < RM_ENTRIES_PER_BLOCK; i++) {
 		e[i].state = (uint8_t)(i % 4);
 		if (e[i].state == RM_ENTRY_MAPPED ||
@@ -75,7 +79,12 @@ int main(int argc, char **argv)
 		return 1;
 	put(argv[1], "sb0-devtable", 2);
 
-	hdr(&h, &sb, 1, 2);
+	hdr(&h, &sb, rm_name_logical(9), 1);
+	if (rm_names_encode(buf[1], &h, names))
+		return 1;
+	put(argv[1], "sb0-names", 2);
+
+	hdr(&h, &sb, RM_FIRST_ENTRY_LOGICAL, 2);
 	if (rm_entries_encode(buf[1], &h, e, RM_ENTRIES_PER_BLOCK))
 		return 1;
 	put(argv[1], "sb0-entries", 2);

@@ -94,14 +94,28 @@ def table_geometry(dev):
     return struct.unpack_from("<Q", blk, 72)[0], struct.unpack_from("<Q", blk, 80)[0]
 
 
-def devices(mgr, slot):
-    """{dev_id: {"sectors": n, "blocks": n}} from list_devices."""
+def device_records(mgr, slot):
+    """{dev_id: {key: value}} from list_devices (numbers as int)."""
     mgr.msg("switch_to", slot)
     out = {}
     for line in mgr.msg("list_devices").splitlines():
         f = line.split()
-        out[int(f[0])] = {k: int(v) for k, v in (x.split("=") for x in f[1:])}
+        rec = dict(x.split("=", 1) for x in f[1:])
+        out[int(f[0])] = {k: int(v) if v.isdigit() else v
+                          for k, v in rec.items()}
     return out
+
+
+def devices(mgr, slot):
+    """{dev_id: {"sectors": n, "blocks": n}} from list_devices."""
+    return {i: {"sectors": r["sectors"], "blocks": r["blocks"]}
+            for i, r in device_records(mgr, slot).items()}
+
+
+def labels(mgr, slot):
+    """{dev_id: (name, locator)}; ("-", "-") when a device has none."""
+    return {i: (r["name"], r["locator"])
+            for i, r in device_records(mgr, slot).items()}
 
 
 def data_start(spare):

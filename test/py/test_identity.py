@@ -5,7 +5,7 @@ import concurrent.futures
 import pytest
 
 from dmtools import CmdError, blockdev_sectors, dmsetup
-from pools import Manager, devices, pool_active, pool_attr
+from pools import Manager, devices, labels, pool_active, pool_attr
 
 
 @pytest.fixture
@@ -142,3 +142,53 @@ def test_table_load_does_no_io_and_resume_waits_for_the_record(mgr, dm, loopdev)
     assert not resumed_early, "the device went live before its record was durable"
     assert 9 in devices(mgr, 3)
     free_pool(mgr, dm, 3, keep=[lin])
+
+
+def test_label_is_durable_and_listed(mgr, pool, dm, loopdev):
+    main = loopdev(8)
+    name = dm.create(f"0 1024 remap 7 {main} {pool}", hint="data")
+    assert labels(mgr, pool) == {7: ("-", "-")}
+    seq = int(pool_attr(pool, "metadata_seq"))
+    locator = "/dev/disk/by-id/virtio-" + "x" * 96     # 119 chars
+    dmsetup("message", name, "0", "set_label", name, locator)
+    # The message returns after the commit.
+    assert int(pool_attr(pool, "metadata_seq")) > seq
+    assert labels(mgr, pool) == {7: (name, locator)}
+    # The same label again commits nothing.
+    commits = int(pool_attr(pool, "commits"))
+    dmsetup("message", name, "0", "set_label", name, locator)
+    assert int(pool_attr(pool, "commits")) == commits
+    dm.remove(name)
+    spare = "/dev/" + pool_attr(pool, "spare_device")
+    mgr.free(pool)
+    mgr.resume(pool, spare)
+    assert labels(mgr, pool) == {7: (name, locator)}
+
+
+@pytest.mark.parametrize("args", [
+    ("x" * 128, "/dev/vdb"),            # name too long
+    ("data0", "/dev/" + "y" * 115),     # locator too long
+    ("data\x01", "/dev/vdb"),           # not printable
+    ("data0", "/dev/v\xe9"),            # not ASCII
+    ("data0",),                         # missing locator
+    ("data0", "/dev/vdb", "extra"),
+])
+def test_bad_label_is_refused(mgr, pool, dm, loopdev, args):
+    main = loopdev(8)
+    name = dm.create(f"0 1024 remap 7 {main} {pool}", hint="data")
+    dmsetup("message", name, "0", "set_label", "good", "/dev/vdb")
+    commits = int(pool_attr(pool, "commits"))
+    with pytest.raises(CmdError):
+        dmsetup("message", name, "0", "set_label", *args)
+    assert labels(mgr, pool) == {7: ("good", "/dev/vdb")}
+    assert int(pool_attr(pool, "commits")) == commits
+
+
+def test_smaller_device_drops_the_label(mgr, pool, dm, loopdev):
+    a, b = loopdev(16), loopdev(8)
+    name = dm.create(f"0 1024 remap 7 {a} {pool}", hint="data")
+    dmsetup("message", name, "0", "set_label", name, "/dev/disk/by-id/a")
+    dm.remove(name)
+    # A grown device keeps it, a smaller one is another device.
+    dm.remove(dm.create(f"0 1024 remap 7 {b} {pool}", hint="data"))
+    assert labels(mgr, pool) == {7: ("-", "-")}

@@ -176,7 +176,8 @@ UNIT_TEST(sb_field_errors)
 	} while (0)
 	SB_CASE(blk[0] = 'X', -RM_E_MAGIC);
 	SB_CASE(poke32(RM_SB_OFF_CSUM, 0, RM_SB_OFF_CSUM + 1000), -RM_E_CSUM);
-	SB_CASE(poke32(RM_SB_OFF_VERSION, 2, RM_SB_OFF_CSUM), -RM_E_VERSION);
+	SB_CASE(poke32(RM_SB_OFF_VERSION, 1, RM_SB_OFF_CSUM), -RM_E_VERSION);
+	SB_CASE(poke32(RM_SB_OFF_VERSION, 3, RM_SB_OFF_CSUM), -RM_E_VERSION);
 	SB_CASE(poke32(RM_SB_OFF_VERSION, 0, RM_SB_OFF_CSUM), -RM_E_VERSION);
 	SB_CASE(poke32(RM_SB_OFF_COPY, 3, RM_SB_OFF_CSUM), -RM_E_LOCATION);
 	SB_CASE(poke32(RM_SB_OFF_COPY, 0xffffffff, RM_SB_OFF_CSUM),
@@ -266,7 +267,7 @@ UNIT_TEST(geometry_check_overflow)
 static void check_maximal(const struct rm_geometry *g)
 {
 	uint64_t bs = g->block_size / 512, n = g->nr_blocks + 1;
-	uint64_t md = (8 + 4 * (1 + (n + 251) / 252)) * 8;
+	uint64_t md = (8 + 4 * (6 + (n + 251) / 252)) * 8;
 	uint64_t ds = (md + bs - 1) / bs * bs;
 
 	CHECK_EQ(rm_geometry_check(g), 0);
@@ -283,18 +284,18 @@ UNIT_TEST(geometry_compute_sizes)
 
 	CHECK_EQ(rm_geometry_compute(0, 4096, &g), -RM_E_TOO_SMALL);
 	CHECK_EQ(rm_geometry_compute(100, 4096, &g), -RM_E_TOO_SMALL);
-	/* 16 md blocks (8 sb + 2 logicals * 4) + 16 data blocks = 256 */
-	CHECK_EQ(rm_geometry_compute(255, 4096, &g), -RM_E_TOO_SMALL);
-	CHECK_EQ(rm_geometry_compute(256, 4096, &g), 0);
-	CHECK(g.nr_blocks == 16 && g.nr_logical == 2 && g.data_start == 128);
+	/* 36 md blocks (8 sb + 7 logicals * 4) + 16 data blocks = 416 */
+	CHECK_EQ(rm_geometry_compute(415, 4096, &g), -RM_E_TOO_SMALL);
+	CHECK_EQ(rm_geometry_compute(416, 4096, &g), 0);
+	CHECK(g.nr_blocks == 16 && g.nr_logical == 7 && g.data_start == 288);
 	check_maximal(&g);
 
 	CHECK_EQ(rm_geometry_compute(64 * MiB_SECTORS, 4096, &g), 0);
 	CHECK(g.table_start == 8);
-	/* 8 + 4 * 65 md blocks + 16116 data blocks = 16384 blocks */
-	CHECK(g.nr_blocks == 16116);
-	CHECK(g.nr_logical == 65);
-	CHECK(g.data_start == 268 * 8);
+	/* 8 + 4 * 70 md blocks + 16096 data blocks = 16384 blocks */
+	CHECK(g.nr_blocks == 16096);
+	CHECK(g.nr_logical == 70);
+	CHECK(g.data_start == 288 * 8);
 	check_maximal(&g);
 
 	for (bs = 512; bs <= RM_MAX_BLOCK_SIZE; bs <<= 1) {
@@ -305,10 +306,10 @@ UNIT_TEST(geometry_compute_sizes)
 	}
 	/* 1 TiB, 4 KiB blocks: 2^28 blocks minus the metadata */
 	CHECK_EQ(rm_geometry_compute(1ull << 31, 4096, &g), 0);
-	/* 2^28 = 8 + 4 * 1048577 md blocks + 264241140 data blocks */
-	CHECK(g.nr_blocks == 264241140ull);
-	CHECK(g.nr_logical == 1048577ull);
-	CHECK(g.data_start == (8 + 4 * 1048577ull) * 8);
+	/* 2^28 = 8 + 4 * 1048582 md blocks + 264241120 data blocks */
+	CHECK(g.nr_blocks == 264241120ull);
+	CHECK(g.nr_logical == 1048582ull);
+	CHECK(g.data_start == (8 + 4 * 1048582ull) * 8);
 	check_maximal(&g);
 
 	CHECK_EQ(rm_geometry_compute(1ull << 31, 4095, &g), -RM_E_BLOCK_SIZE);
@@ -334,11 +335,11 @@ UNIT_TEST(block_size_helpers)
 	CHECK_EQ(rm_block_sector_shift(512), 0);
 	CHECK_EQ(rm_block_sector_shift(4096), 3);
 	CHECK_EQ(rm_block_sector_shift(1u << 20), 11);
-	CHECK(rm_nr_logical_for(0) == 1);
-	CHECK(rm_nr_logical_for(1) == 2);
-	CHECK(rm_nr_logical_for(252) == 2);
-	CHECK(rm_nr_logical_for(253) == 3);
-	CHECK(rm_nr_logical_for(RM_MAX_BLOCKS) == 1 + 17043522ull);
+	CHECK(rm_nr_logical_for(0) == 6);
+	CHECK(rm_nr_logical_for(1) == 7);
+	CHECK(rm_nr_logical_for(252) == 7);
+	CHECK(rm_nr_logical_for(253) == 8);
+	CHECK(rm_nr_logical_for(RM_MAX_BLOCKS) == 6 + 17043522ull);
 }
 
 UNIT_TEST(slot_placement)
@@ -377,18 +378,33 @@ UNIT_TEST(entry_indexing)
 {
 	struct rm_sb sb;
 
-	make_sb(&sb);	/* 16116 blocks: 63 full logicals + 240 */
-	CHECK_EQ(rm_entry_logical(0), 1);
-	CHECK_EQ(rm_entry_logical(251), 1);
-	CHECK_EQ(rm_entry_logical(252), 2);
+	make_sb(&sb);	/* 16096 blocks: 63 full logicals + 220 */
+	CHECK_EQ(RM_NAMES_PER_BLOCK, 15);
+	CHECK_EQ(RM_NAME_LOGICALS, 5);
+	CHECK_EQ(rm_logical_kind(0), RM_TB_DEVTABLE);
+	CHECK_EQ(rm_logical_kind(1), RM_TB_NAMES);
+	CHECK_EQ(rm_logical_kind(5), RM_TB_NAMES);
+	CHECK_EQ(rm_logical_kind(6), RM_TB_ENTRIES);
+	CHECK_EQ(rm_name_logical(0), 1);
+	CHECK_EQ(rm_name_logical(14), 1);
+	CHECK_EQ(rm_name_logical(15), 2);
+	CHECK_EQ(rm_name_logical(RM_MAX_DEVS - 1), 5);
+	CHECK_EQ(rm_name_first(2), 15);
+	CHECK_EQ(rm_entry_logical(0), 6);
+	CHECK_EQ(rm_entry_logical(251), 6);
+	CHECK_EQ(rm_entry_logical(252), 7);
 	CHECK_EQ(rm_entry_offset(253), 1);
 	CHECK_EQ(rm_entries_in_logical(&sb.geo, 0), 0);
-	CHECK_EQ(rm_entries_in_logical(&sb.geo, 1), 252);
-	CHECK_EQ(rm_entries_in_logical(&sb.geo, 63), 252);
-	CHECK_EQ(rm_entries_in_logical(&sb.geo, 64), 240);
-	CHECK_EQ(rm_entries_in_logical(&sb.geo, 65), 0);
+	CHECK_EQ(rm_entries_in_logical(&sb.geo, 1), 0);
+	CHECK_EQ(rm_entries_in_logical(&sb.geo, 5), 0);
+	CHECK_EQ(rm_entries_in_logical(&sb.geo, 6), 252);
+	CHECK_EQ(rm_entries_in_logical(&sb.geo, 68), 252);
+	CHECK_EQ(rm_entries_in_logical(&sb.geo, 69), 220);
+	CHECK_EQ(rm_entries_in_logical(&sb.geo, 70), 0);
 	CHECK_EQ(rm_entries_in_logical(&sb.geo, 0xffffffff), 0);
 }
+
+#define EL RM_FIRST_ENTRY_LOGICAL	/* first entries logical */
 
 /* ---- Table blocks --------------------------------------------------------- */
 
@@ -396,7 +412,7 @@ static void make_hdr(const struct rm_sb *sb, struct rm_tblock_hdr *h,
 		     uint32_t logical, unsigned int slot, uint64_t seq)
 {
 	memset(h, 0, sizeof(*h));
-	h->kind = logical ? RM_TB_ENTRIES : RM_TB_DEVTABLE;
+	h->kind = rm_logical_kind(logical);
 	h->logical = logical;
 	h->blocknr = rm_slot_blocknr(&sb->geo, logical, slot);
 	h->seq = seq;
@@ -465,13 +481,13 @@ UNIT_TEST(entries_roundtrip_and_relocate)
 	n = rm_entries_in_logical(&sb.geo, last);
 	make_entries(e, RM_ENTRIES_PER_BLOCK);
 
-	make_hdr(&sb, &h, 1, 0, 7);
+	make_hdr(&sb, &h, EL, 0, 7);
 	CHECK_EQ(rm_entries_encode(blk, &h, e, RM_ENTRIES_PER_BLOCK), 0);
 	for (s = 0; s < RM_MD_SLOTS; s++) {
-		rm_tblock_relocate(blk, rm_slot_blocknr(&sb.geo, 1, s));
+		rm_tblock_relocate(blk, rm_slot_blocknr(&sb.geo, EL, s));
 		CHECK_EQ(rm_tblock_decode_hdr(blk, &sb,
-				rm_slot_blocknr(&sb.geo, 1, s), &out), 0);
-		CHECK_EQ(out.logical, 1);
+				rm_slot_blocknr(&sb.geo, EL, s), &out), 0);
+		CHECK_EQ(out.logical, EL);
 		CHECK_EQ(out.kind, RM_TB_ENTRIES);
 		CHECK(out.seq == 7);
 		CHECK_EQ(rm_entries_decode(blk, RM_ENTRIES_PER_BLOCK, got), 0);
@@ -499,7 +515,7 @@ UNIT_TEST(tblock_every_byte_flip_detected)
 
 	make_sb(&sb);
 	make_entries(e, RM_ENTRIES_PER_BLOCK);
-	make_hdr(&sb, &h, 2, 1, 5);
+	make_hdr(&sb, &h, EL + 1, 1, 5);
 	CHECK_EQ(rm_entries_encode(blk, &h, e, RM_ENTRIES_PER_BLOCK), 0);
 	for (i = 0; i < RM_MD_BLOCK_SIZE; i++) {
 		blk[i] ^= 0x01;
@@ -559,7 +575,7 @@ UNIT_TEST(tblock_header_errors)
 	TB_CASE(poke64(RM_TB_OFF_SEQ, 0, RM_TB_OFF_CSUM), b0, -RM_E_SEQ);
 #undef TB_CASE
 	/* an entries block claiming logical 0's slot */
-	make_hdr(&sb, &h, 1, 0, 5);
+	make_hdr(&sb, &h, EL, 0, 5);
 	CHECK_EQ(rm_entries_encode(blk, &h, NULL, 0), 0);
 	poke32(RM_TB_OFF_LOGICAL, 0, RM_TB_OFF_CSUM);
 	rm_tblock_relocate(blk, b0);
@@ -631,7 +647,7 @@ UNIT_TEST(entries_payload_errors)
 
 	make_sb(&sb);
 	make_entries(e, n);
-	make_hdr(&sb, &h, 3, 0, 5);
+	make_hdr(&sb, &h, EL + 2, 0, 5);
 #define EN_CASE(poke, expect)						\
 	do {								\
 		CHECK_EQ(rm_entries_encode(blk, &h, e, n), 0);		\
@@ -766,4 +782,137 @@ UNIT_TEST(table_digest)
 	CHECK(rm_table_digest(seqs, 4) != ~rm_crc32c(~0u, raw, 32));
 	CHECK(rm_table_digest(seqs, 3) != rm_table_digest(seqs, 4));
 	CHECK_EQ(rm_table_digest(NULL, 0), 0);
+}
+
+/* ---- Device labels --------------------------------------------------------- */
+
+static void make_name(struct rm_name *n, uint32_t dev_id, const char *name,
+		      const char *locator)
+{
+	memset(n, 0, sizeof(*n));
+	n->dev_id = dev_id;
+	n->flags = RM_NAME_F_IN_USE;
+	strcpy(n->name, name);
+	strcpy(n->locator, locator);
+}
+
+UNIT_TEST(label_validity)
+{
+	char s[RM_NAME_LEN];
+
+	memset(s, 0, sizeof(s));
+	CHECK(!rm_label_valid(s, sizeof(s)));		/* empty */
+	strcpy(s, "data0");
+	CHECK(rm_label_valid(s, sizeof(s)));
+	s[7] = 'x';					/* garbage after NUL */
+	CHECK(!rm_label_valid(s, sizeof(s)));
+	memset(s, 0, sizeof(s));
+	strcpy(s, "a b");
+	CHECK(!rm_label_valid(s, sizeof(s)));
+	strcpy(s, "tab\there");
+	CHECK(!rm_label_valid(s, sizeof(s)));
+	s[0] = (char)0x80;
+	CHECK(!rm_label_valid(s, sizeof(s)));
+	memset(s, 'x', sizeof(s));			/* no NUL */
+	CHECK(!rm_label_valid(s, sizeof(s)));
+	s[sizeof(s) - 1] = 0;				/* 127 chars */
+	CHECK(rm_label_valid(s, sizeof(s)));
+}
+
+UNIT_TEST(names_roundtrip_and_check)
+{
+	static struct rm_name names[RM_MAX_DEVS], got[RM_MAX_DEVS];
+	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_tblock_hdr h, out;
+	struct rm_sb sb;
+	uint32_t l;
+
+	make_sb(&sb);
+	memset(names, 0, sizeof(names));
+	memset(got, 0, sizeof(got));
+	memset(devs, 0, sizeof(devs));
+	make_name(&names[0], 7, "data0", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4");
+	make_name(&names[16], 9, "home", "PARTUUID=0a1b2c3d-01");
+	make_name(&names[RM_MAX_DEVS - 1], 3, "last", "/dev/vdc");
+	for (l = 1; l <= RM_NAME_LOGICALS; l++) {
+		make_hdr(&sb, &h, l, 1, 4);
+		CHECK_EQ(rm_names_encode(blk, &h, names), 0);
+		CHECK_EQ(rm_tblock_decode_hdr(blk, &sb, h.blocknr, &out), 0);
+		CHECK_EQ(out.kind, RM_TB_NAMES);
+		CHECK_EQ(rm_names_decode(blk, l, got), 0);
+	}
+	CHECK(!memcmp(names, got, sizeof(names)));
+
+	/* records past RM_MAX_DEVS in the last names logical stay zero */
+	make_hdr(&sb, &h, RM_NAME_LOGICALS, 0, 4);
+	CHECK_EQ(rm_names_encode(blk, &h, names), 0);
+	blk[RM_MD_BLOCK_SIZE - 1] = 1;
+	CHECK_EQ(rm_names_decode(blk, RM_NAME_LOGICALS, got), -RM_E_UNUSED);
+	/* a bad string in a record */
+	make_hdr(&sb, &h, 1, 0, 4);
+	CHECK_EQ(rm_names_encode(blk, &h, names), 0);
+	blk[RM_TB_HDR_SIZE + RM_NAME_OFF_NAME + 2] = ' ';
+	CHECK_EQ(rm_names_decode(blk, 1, got), -RM_E_NAME);
+	blk[RM_TB_HDR_SIZE + RM_NAME_OFF_NAME + 2] = 't';
+	blk[RM_TB_HDR_SIZE + RM_NAME_OFF_FLAGS] = 2;
+	CHECK_EQ(rm_names_decode(blk, 1, got), -RM_E_FLAGS);
+	/* an unused record with contents */
+	CHECK_EQ(rm_names_encode(blk, &h, names), 0);
+	blk[RM_TB_HDR_SIZE + RM_NAME_RECORD_SIZE + RM_NAME_OFF_LOCATOR] = 'x';
+	CHECK_EQ(rm_names_decode(blk, 1, got), -RM_E_UNUSED);
+	/* wrong logical for the kind; bad labels refused by the encoder */
+	CHECK_EQ(rm_names_decode(blk, 0, got), -RM_E_LOGICAL);
+	CHECK_EQ(rm_names_decode(blk, EL, got), -RM_E_LOGICAL);
+	names[1].flags = RM_NAME_F_IN_USE;
+	CHECK_EQ(rm_names_encode(blk, &h, names), -RM_E_NAME);
+	memset(&names[1], 0, sizeof(names[1]));
+
+	/* labels must belong to the in-use record at the same index */
+	devs[0] = (struct rm_dev){ 7, RM_DEV_F_IN_USE, 100, 0, 0, 0 };
+	devs[16] = (struct rm_dev){ 9, RM_DEV_F_IN_USE, 100, 0, 0, 0 };
+	devs[RM_MAX_DEVS - 1] = (struct rm_dev){ 3, RM_DEV_F_IN_USE, 1, 0, 0, 0 };
+	CHECK_EQ(rm_names_check(devs, names, NULL, NULL), 0);
+	devs[16].dev_id = 10;
+	memset(&devs[0], 0, sizeof(devs[0]));
+	CHECK_EQ(rm_names_check(devs, names, NULL, NULL), 2);
+}
+
+UNIT_TEST(tblock_encode_decode_every_kind)
+{
+	static struct rm_name names[RM_MAX_DEVS], gnames[RM_MAX_DEVS];
+	static struct rm_entry e[16096], ge[16096];
+	struct rm_dev devs[RM_MAX_DEVS], gdevs[RM_MAX_DEVS];
+	struct rm_tblock_hdr h, out;
+	struct rm_sb sb;
+	uint32_t l;
+
+	make_sb(&sb);
+	CHECK(sb.geo.nr_blocks == 16096);
+	memset(devs, 0, sizeof(devs));
+	devs[2] = (struct rm_dev){ 4, RM_DEV_F_IN_USE, 1 << 20, 5, 1, 9 };
+	make_name(&names[2], 4, "vol", "/dev/sdb");
+	memset(e, 0, sizeof(e));
+	e[0] = (struct rm_entry){ 12, 4, RM_ENTRY_MAPPED, 0 };
+	e[16095] = (struct rm_entry){ 99, 4, RM_ENTRY_PENDING, 0 };
+	memset(ge, 0xff, sizeof(ge));
+	for (l = 0; l < sb.geo.nr_logical; l++) {
+		memset(&h, 0, sizeof(h));
+		h.logical = l;
+		h.seq = 3;
+		h.blocknr = rm_slot_blocknr(&sb.geo, l, 2);
+		memcpy(h.uuid, sb.uuid, RM_UUID_SIZE);
+		CHECK_EQ(rm_tblock_encode(blk, &h, &sb.geo, devs, names, e), 0);
+		CHECK_EQ(h.kind, rm_logical_kind(l));
+		CHECK_EQ(rm_tblock_decode_hdr(blk, &sb, h.blocknr, &out), 0);
+		CHECK_EQ(rm_tblock_decode(blk, l, &sb.geo, gdevs, gnames, ge),
+			 0);
+	}
+	CHECK(!memcmp(devs, gdevs, sizeof(devs)));
+	CHECK(!memcmp(names, gnames, sizeof(names)));
+	CHECK(entries_equal(ge, e, 16096));
+	h.logical = (uint32_t)sb.geo.nr_logical;
+	CHECK_EQ(rm_tblock_encode(blk, &h, &sb.geo, devs, names, e),
+		 -RM_E_LOGICAL);
+	CHECK_EQ(rm_tblock_decode(blk, h.logical, &sb.geo, gdevs, gnames, ge),
+		 -RM_E_LOGICAL);
 }

@@ -10,14 +10,16 @@
 #include "../../common/rm_format.h"
 
 #define SIM_SECTORS	(4 * 2048)	/* 4 MiB spare, 4 KiB blocks */
-#define SIM_MD_BLOCKS	28		/* 8 sb + 4 * 5 logicals */
-#define SIM_LOGICAL	5
-#define SIM_BLOCKS	996
+#define SIM_MD_BLOCKS	48		/* 8 sb + 4 * 10 logicals */
+#define SIM_LOGICAL	10		/* devtable, 5 names, 4 entries */
+#define SIM_BLOCKS	976
+#define EL0		RM_FIRST_ENTRY_LOGICAL	/* holds entry 10 */
 
 struct sim {
 	uint8_t md[SIM_MD_BLOCKS][RM_MD_BLOCK_SIZE];
 	struct rm_sb sb;
 	struct rm_dev devs[RM_MAX_DEVS];
+	struct rm_name names[RM_MAX_DEVS];
 	struct rm_entry entries[SIM_BLOCKS];
 	uint64_t seq[SIM_LOGICAL];	/* seq of the current copy */
 	unsigned int pair[SIM_LOGICAL];	/* pair holding the current copy */
@@ -32,19 +34,14 @@ static void sim_write_logical(struct sim *s, uint32_t l, uint64_t seq)
 {
 	struct rm_tblock_hdr h = { 0 };
 	unsigned int pair = 1 - s->pair[l];
-	uint32_t first = (l ? l - 1 : 0) * RM_ENTRIES_PER_BLOCK;
 	int ret;
 
-	h.kind = l ? RM_TB_ENTRIES : RM_TB_DEVTABLE;
 	h.logical = l;
 	h.seq = seq;
 	h.blocknr = rm_slot_blocknr(&s->sb.geo, l, rm_slot_index(pair, 0));
 	memcpy(h.uuid, s->sb.uuid, RM_UUID_SIZE);
-	if (l)
-		ret = rm_entries_encode(tmp, &h, s->entries + first,
-					rm_entries_in_logical(&s->sb.geo, l));
-	else
-		ret = rm_devtable_encode(tmp, &h, s->devs);
+	ret = rm_tblock_encode(tmp, &h, &s->sb.geo, s->devs, s->names,
+			       s->entries);
 	if (ret)
 		abort();
 	memcpy(s->md[h.blocknr], tmp, RM_MD_BLOCK_SIZE);
@@ -136,11 +133,7 @@ static int sim_load_logical(struct sim *s, uint32_t l, uint64_t *max_seen)
 	if (ret)
 		return ret;
 	b = s->md[rm_slot_blocknr(&s->sb.geo, l, p.slot)];
-	if (l)
-		ret = rm_entries_decode(b, rm_entries_in_logical(&s->sb.geo, l),
-				s->entries + (l - 1) * RM_ENTRIES_PER_BLOCK);
-	else
-		ret = rm_devtable_decode(b, s->devs);
+	ret = rm_tblock_decode(b, l, &s->sb.geo, s->devs, s->names, s->entries);
 	s->seq[l] = p.seq;
 	s->pair[l] = rm_slot_pair(p.slot);
 	s->dirty[l] = p.rewrite;
@@ -195,14 +188,14 @@ UNIT_TEST(load_after_format_and_commits)
 	CHECK(!any_dirty(&sim));
 
 	remap(&sim, 0, 100);
-	remap(&sim, 995, 200);
+	remap(&sim, SIM_BLOCKS - 1, 200);
 	sim_commit(&sim, true);
 	remap(&sim, 300, 300);
 	sim_commit(&sim, true);
 	CHECK_EQ(sim_load(&sim), 0);
 	CHECK(sim.sb.seq == 3 && sim.next_seq == 4);
 	CHECK(sim.entries[0].main_block == 100);
-	CHECK(sim.entries[995].main_block == 200);
+	CHECK(sim.entries[SIM_BLOCKS - 1].main_block == 200);
 	CHECK(sim.entries[300].main_block == 300);
 	CHECK_EQ(sim.entries[1].state, RM_ENTRY_FREE);
 	CHECK(!any_dirty(&sim));
@@ -219,10 +212,10 @@ UNIT_TEST(load_interrupted_commit_not_resurrected)
 	CHECK_EQ(sim_load(&sim), 0);
 	CHECK(sim.sb.seq == 2);
 	CHECK(sim.entries[10].main_block == 1000);
-	CHECK(sim.dirty[1]);			/* stale seq-3 block in pair */
+	CHECK(sim.dirty[EL0]);			/* stale seq-3 block in pair */
 	CHECK(sim.next_seq == 4);		/* past the stale seq 3 */
 
-	/* the next commit changes another logical; logical 1 is rewritten */
+	/* the next commit changes another logical; EL0 is rewritten */
 	remap(&sim, 600, 6);
 	sim_commit(&sim, true);			/* seq 4 */
 	CHECK_EQ(sim_load(&sim), 0);
@@ -241,7 +234,7 @@ UNIT_TEST(load_stale_block_without_rewrite_trips_digest)
 	remap(&sim, 10, 2000);
 	sim_commit(&sim, false);		/* stale seq 3 */
 	CHECK_EQ(sim_load(&sim), 0);
-	sim.dirty[1] = false;
+	sim.dirty[EL0] = false;
 	remap(&sim, 600, 6);
 	sim_commit(&sim, true);			/* seq 4 > 3: stale eligible */
 	CHECK_EQ(sim_load(&sim), -RM_E_DIGEST);
@@ -271,11 +264,11 @@ UNIT_TEST(load_survives_single_block_damage)
 	}
 
 	/* losing a copy of the current pair asks for a rewrite */
-	slot = rm_slot_index(sim.pair[1], 1);
-	b = rm_slot_blocknr(&sim.sb.geo, 1, slot);
+	slot = rm_slot_index(sim.pair[EL0], 1);
+	b = rm_slot_blocknr(&sim.sb.geo, EL0, slot);
 	sim.md[b][100] ^= 1;
 	CHECK_EQ(sim_load(&sim), 0);
-	CHECK(sim.dirty[1]);
+	CHECK(sim.dirty[EL0]);
 	sim_commit(&sim, true);
 	CHECK_EQ(sim_load(&sim), 0);
 	CHECK(!any_dirty(&sim));
@@ -293,7 +286,7 @@ UNIT_TEST(load_survives_single_block_damage)
 
 	/* both copies of the current pair of a logical: detected */
 	for (c = 0; c < 2; c++) {
-		l = 1;
+		l = EL0;
 		b = rm_slot_blocknr(&sim.sb.geo, l,
 				    rm_slot_index(sim.pair[l], c));
 		sim.md[b][RM_MD_BLOCK_SIZE - 1] ^= 1;
