@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "rm_format.h"
+
 #define REMAPCTL_VERSION	"0.2"
 
 /* Exit codes (documented in remapctl(8)). */
@@ -32,8 +34,8 @@ enum {
 #define LOCK_PATH	"/run/lock/remapctl.lock"
 #define SYSFS_POOLS	"/sys/module/dm_remap/pools"
 #define MAX_SLOTS	64		/* DMR_MAX_POOLS of the module */
-#define LABEL_NAME_MAX	127
-#define LABEL_LOC_MAX	119
+#define LABEL_NAME_MAX	(RM_NAME_LEN - 1)	/* set_label limits */
+#define LABEL_LOC_MAX	(RM_LOCATOR_LEN - 1)
 
 extern bool opt_json;
 extern int opt_verbose;
