@@ -105,6 +105,21 @@ int blk_kname(dev_t dev, char *buf, size_t size)
 	return 0;
 }
 
+int blk_path(dev_t dev, char *buf, size_t size)
+{
+	char kname[NAME_MAX + 1], path[PATH_MAX], name[256];
+	int r = blk_kname(dev, kname, sizeof(kname));
+
+	if (r)
+		return r;
+	snprintf(path, sizeof(path), "/sys/class/block/%s/dm/name", kname);
+	if (!sysfs_read(path, name, sizeof(name)))
+		snprintf(buf, size, "/dev/mapper/%s", name);
+	else
+		snprintf(buf, size, "/dev/%s", kname);
+	return 0;
+}
+
 int parse_devno(const char *s, dev_t *dev)
 {
 	unsigned int ma, mi;

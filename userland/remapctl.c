@@ -473,7 +473,7 @@ struct remap_dev {
 	int pool;
 	uint32_t dev_id;
 	char main[32];		/* major:minor */
-	char main_name[64];	/* kernel name */
+	char main_name[160];	/* /dev path */
 	uint64_t sectors;
 	bool force;
 	/* INFO status */
@@ -501,8 +501,8 @@ static int remap_parse(const struct dmdev *d, struct remap_dev *rd)
 	rd->sectors = d->len;
 	rd->force = nopt == 1 && !strcmp(opt, "force");
 	snprintf(rd->main, sizeof(rd->main), "%s", main);
-	if (parse_devno(main, &dev) ||
-	    blk_kname(dev, rd->main_name, sizeof(rd->main_name)))
+	if (parse_devno(main, &dev) || blk_path(dev, rd->main_name,
+						sizeof(rd->main_name)))
 		snprintf(rd->main_name, sizeof(rd->main_name), "%s", main);
 	if (dmx_status(d->name, &st))
 		return 0;

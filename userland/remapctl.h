@@ -136,6 +136,8 @@ int blk_devno(const char *path, dev_t *dev);
 int blk_sectors(dev_t dev, uint64_t *sectors);
 /* Kernel name ("sda1") into buf. */
 int blk_kname(dev_t dev, char *buf, size_t size);
+/* "/dev/<kname>", or "/dev/mapper/<name>" for a dm device. */
+int blk_path(dev_t dev, char *buf, size_t size);
 /* Parse "major:minor". */
 int parse_devno(const char *s, dev_t *dev);
 /* A stable path to the device, printable without whitespace. */

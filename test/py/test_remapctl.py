@@ -289,11 +289,11 @@ def test_create_status_remaps_remove(ctl, loopdev, pool):
     assert st["pools"][0]["blocks_used"] == 2
     (d,) = st["devices"]
     assert d["name"] == "rc-d0" and d["pool"] == pool and d["dev_id"] == 0
-    assert d["main"] == os.path.basename(main) and d["sectors"] == sectors
+    assert d["main"] == main and d["sectors"] == sectors
     assert d["remaps"] == 2 and d["pending"] == 0 and d["state"] == "ok"
     human = ctl.ok("status")
     row = [ln.split() for ln in human.splitlines() if ln.startswith("rc-d0 ")][0]
-    assert row[1:4] == [str(pool), "0", os.path.basename(main)] and row[5] == "2"
+    assert row[1:4] == [str(pool), "0", main] and row[5] == "2"
 
     rm = ctl.json("remaps", "rc-d0")
     assert rm["block_size"] == BLOCK and rm["mapped"] == 2 and rm["pending"] == 0
@@ -321,6 +321,7 @@ def test_write_errors_show_as_remaps(ctl, dm, loopdev, pool):
     ctl.create("rc-bad", f"/dev/mapper/{bad}", "--pool", pool)
     pwrite("/dev/mapper/rc-bad", 0, pattern("e", 16 * BLOCK))
     d = ctl.json("status", "--pool", pool)["devices"][0]
+    assert d["main"] == f"/dev/mapper/{bad}"
     assert d["remaps"] == 2 and d["write_errors"] >= 1
     assert [r["block"] for r in ctl.json("remaps", "rc-bad")["remaps"]] == [5, 9]
     ctl.ok("remove", "rc-bad")
