@@ -133,8 +133,10 @@ static int find_pools(struct found **out, const struct pool_info *act,
 	/* The same pool seen twice (multipath, a copy): resume neither. */
 	for (i = 0; i < nf; i++)
 		for (j = i + 1; j < nf; j++)
-			if (!strcmp(f[i].uuid, f[j].uuid))
-				f[i].dup = f[j].dup = true;
+			if (!strcmp(f[i].uuid, f[j].uuid)) {
+				f[i].dup = true;
+				f[j].dup = true;
+			}
 	*out = f;
 	return nf;
 }

@@ -177,7 +177,7 @@ static int by_id_rank(const char *name)
 					    "virtio-", "nvme-", "usb-" };
 	unsigned int i;
 
-	for (i = 0; i < sizeof(pref) / sizeof(pref[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(pref); i++)
 		if (!strncmp(name, pref[i], strlen(pref[i])))
 			return i;
 	if (!strncmp(name, "dm-", 3) || !strncmp(name, "lvm-", 4))
@@ -231,7 +231,7 @@ int blk_locator(dev_t dev, char *buf, size_t size)
 
 	if (!best_link("/dev/disk/by-id", dev, true, buf, size))
 		return 0;
-	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(dirs); i++)
 		if (!best_link(dirs[i], dev, false, buf, size))
 			return 0;
 	if (blk_kname(dev, kname, sizeof(kname)))
@@ -264,10 +264,14 @@ int blk_resolve(const char *locator, dev_t *dev)
 
 void uuid_str(const uint8_t u[16], char *buf)
 {
-	sprintf(buf, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-		"%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5],
-		u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
-		u[15]);
+	unsigned int i;
+
+	for (i = 0; i < 16; i++) {
+		buf += sprintf(buf, "%02x", u[i]);
+		if (i == 3 || i == 5 || i == 7 || i == 9)
+			*buf++ = '-';
+	}
+	*buf = 0;
 }
 
 /*

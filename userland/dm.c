@@ -73,7 +73,7 @@ int dmx_no_task_err(void)
 	f = fopen("/proc/misc", "re");
 	if (f) {
 		while (!dm && fgets(line, sizeof(line), f))
-			dm = strstr(line, " device-mapper") != NULL;
+			dm = strstr(line, " device-mapper");
 		fclose(f);
 		if (!dm)
 			return -ENODM;
@@ -385,7 +385,8 @@ static int take_lock(const char *what)
 	return 0;
 }
 
-static int modprobe(void)
+/* modprobe dm-remap; 0 if it worked. */
+static int load_module(void)
 {
 	static const char *const paths[] = { "/sbin/modprobe",
 					     "/usr/sbin/modprobe" };
@@ -402,7 +403,7 @@ static int modprobe(void)
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
-		for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		for (i = 0; i < ARRAY_SIZE(paths); i++)
 			execl(paths[i], "modprobe", "dm-remap", (char *)NULL);
 		_exit(127);
 	}
@@ -451,7 +452,7 @@ int mgr_get(const char *what, const char **name)
 	}
 	if (!mgr_name) {
 		if (!dmx_target_loaded(MGR_TARGET) &&
-		    (modprobe() || !dmx_target_loaded(MGR_TARGET))) {
+		    (load_module() || !dmx_target_loaded(MGR_TARGET))) {
 			fail(what, "the remap-mgr target is not available (modprobe dm-remap failed)");
 			return -1;
 		}

@@ -132,37 +132,46 @@ struct errmsg {
 };
 
 static const struct errmsg msgs_format[] = {
-	{ EEXIST, "the device already holds a dm-remap pool (--force overwrites it)" },
-	{ EBUSY, "the device is busy (in use, or the spare of an active pool)" },
+	{ EEXIST,
+	  "the device already holds a dm-remap pool (--force overwrites it)" },
+	{ EBUSY,
+	  "the device is busy (in use, or the spare of an active pool)" },
 	{ ENOSPC, "the device is too small for a pool" },
 	{ EINVAL, "the kernel refused the arguments (see the kernel log)" },
 	{ 0, NULL }
 };
 
 static const struct errmsg msgs_resume[] = {
-	{ EBUSY, "busy: the slot is taken, the pool is already active, or the device is in use" },
-	{ EBADMSG, "the pool metadata cannot be trusted (see the kernel log; remap_check can examine it)" },
-	{ EINVAL, "the pool does not fit the device (smaller than when formatted?) or a bad argument" },
+	{ EBUSY,
+	  "busy: the slot is taken, the pool is already active, or the device is in use" },
+	{ EBADMSG,
+	  "the pool metadata cannot be trusted (see the kernel log; remap_check can examine it)" },
+	{ EINVAL,
+	  "the pool does not fit the device (smaller than when formatted?) or a bad argument" },
 	{ 0, NULL }
 };
 
 static const struct errmsg msgs_free[] = {
-	{ EBUSY, "remap devices are still attached to the pool (remove them first)" },
+	{ EBUSY,
+	  "remap devices are still attached to the pool (remove them first)" },
 	{ ENOENT, "no active pool in that slot" },
 	{ 0, NULL }
 };
 
 static const struct errmsg msgs_mgr[] = {
 	{ ENOENT, "no active pool in that slot" },
-	{ EINVAL, "the kernel refused the request (unsupported by this dm-remap module, or a bad argument; see the kernel log)" },
+	{ EINVAL,
+	  "refused: not supported by this dm-remap module, or a bad argument (see the kernel log)" },
 	{ 0, NULL }
 };
 
 static const struct errmsg msgs_create[] = {
 	{ EEXIST, "a device-mapper device of that name already exists" },
-	{ EBUSY, "busy: another device uses this dev_id, or the main device is in use" },
+	{ EBUSY,
+	  "busy: another device uses this dev_id, or the main device is in use" },
 	{ ENODEV, "no active pool with that id, or no such main device" },
-	{ EINVAL, "the kernel refused the table (the main device is smaller than recorded for this dev_id, which has remaps: --force drops them; or see the kernel log)" },
+	{ EINVAL,
+	  "refused: the main device is smaller than recorded for this dev_id (--force drops its remaps), or see the kernel log" },
 	{ ENOSPC, "the pool has no room for another device record" },
 	{ 0, NULL }
 };
@@ -175,13 +184,15 @@ static const struct errmsg msgs_remove[] = {
 static const struct errmsg msgs_devmsg[] = {
 	{ EEXIST, "already done (the block is already remapped)" },
 	{ ENOSPC, "the pool has no free spare block" },
-	{ EINVAL, "the kernel refused the request (unsupported by this dm-remap module, or a bad argument; see the kernel log)" },
+	{ EINVAL,
+	  "refused: not supported by this dm-remap module, or a bad argument (see the kernel log)" },
 	{ 0, NULL }
 };
 
 static const struct errmsg msgs_sysfs[] = {
 	{ EINVAL, "the kernel refused the value (invalid or out of range)" },
-	{ ENOENT, "no such setting (does this dm-remap module have the scanner?)" },
+	{ ENOENT,
+	  "no such setting (does this dm-remap module have the scanner?)" },
 	{ 0, NULL }
 };
 
@@ -192,7 +203,8 @@ static const struct errmsg msgs_common[] = {
 	{ ENODEV, "no such device" },
 	{ ENOENT, "no such device" },
 	{ EIO, "I/O error" },
-	{ ENODM, "device-mapper is not available (no /dev/mapper/control; modprobe dm-mod)" },
+	{ ENODM,
+	  "device-mapper is not available (no /dev/mapper/control; modprobe dm-mod)" },
 	{ 0, NULL }
 };
 
@@ -251,7 +263,7 @@ static int common_opt(int c, char **argv, const char *what, const char *help)
 
 /* Only the common options; positional arguments from argv[optind]. */
 int parse_common(int argc, char **argv, const char *what,
-			const char *help)
+		 const char *help)
 {
 	static const struct option lo[] = { COMMON_LONGOPTS, { 0 } };
 	int c, r;
@@ -349,9 +361,11 @@ static const char *const pool_attrs[] = {
 	"low_water", "attached_devices", "metadata_seq", "scan_state",
 };
 
-enum { PA_SPARE, PA_DEV, PA_UUID, PA_STATE, PA_BS, PA_TOTAL, PA_USED,
-       PA_PENDING, PA_RETIRED, PA_FREE, PA_LOW, PA_ATTACHED, PA_SEQ,
-       PA_SCAN, PA_NR };
+enum {
+	PA_SPARE, PA_DEV, PA_UUID, PA_STATE, PA_BS, PA_TOTAL, PA_USED,
+	PA_PENDING, PA_RETIRED, PA_FREE, PA_LOW, PA_ATTACHED, PA_SEQ,
+	PA_SCAN, PA_NR
+};
 
 struct pool_row {
 	int id;
@@ -1292,7 +1306,7 @@ static const char *const scan_dev_attrs[] = {
 	"scanned", "scan_failed", "scan_slow", "scan_predictive", "health",
 };
 
-#define NR_SCAN_DEV (sizeof(scan_dev_attrs) / sizeof(scan_dev_attrs[0]))
+#define NR_SCAN_DEV ARRAY_SIZE(scan_dev_attrs)
 
 static int cmp_dev_id(const void *a, const void *b)
 {
@@ -1656,7 +1670,7 @@ int main(int argc, char **argv)
 	if (a == argc)
 		return usage_error("usage", "no command given (see remapctl --help)");
 	dmx_init();
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		if (!strcmp(argv[a], commands[i].name))
 			return commands[i].fn(argc - a, argv + a);
 	return usage_error("usage", "unknown command '%s' (see remapctl --help)",

@@ -20,6 +20,8 @@
 
 #define REMAPCTL_VERSION	"0.2"
 
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
 /* Exit codes (documented in remapctl(8)). */
 enum {
 	EXIT_OK = 0,

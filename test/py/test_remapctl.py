@@ -507,3 +507,18 @@ def test_activate_recreates_labelled_devices(ctl, dm, loopdev, spare):
     p = ctl("activate")
     assert p.returncode == 3 and "0 devices created" in p.stdout
     assert "rc-l0: already active" in p.stdout
+
+
+def test_long_listings_are_complete(ctl, dm, loopdev, pool):
+    """More remaps than fit the first message buffer: remaps lists them all."""
+    backing = loopdev(16)
+    n = blockdev_sectors(backing)
+    nbad = 1500
+    bad = dm.create(segments_table(backing, n, [(BS, nbad * BS)]), hint="bad")
+    ctl.create("rc-many", f"/dev/mapper/{bad}", "--pool", pool)
+    pwrite("/dev/mapper/rc-many", 0, pattern("m", (nbad + 2) * BLOCK))
+    rm = ctl.json("remaps", "rc-many")
+    assert [r["block"] for r in rm["remaps"]] == list(range(1, nbad + 1))
+    assert rm["mapped"] == nbad
+    text = ctl.ok("remaps", "rc-many").splitlines()
+    assert len(text) == nbad + 2 and f"{nbad} remapped" in text[-1]
