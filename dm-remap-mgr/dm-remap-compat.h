@@ -13,6 +13,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/fs.h>
+#include <linux/ioprio.h>
 
 /*
  * An exclusively opened block device (the spare).  6.1 opens with
@@ -67,14 +68,21 @@ static inline void rm_bdev_close(struct rm_bdev *b, void *holder)
  * stable releases, so the version number cannot tell: Kbuild defines
  * RM_DM_IO_IOPRIO when the kernel's <linux/dm-io.h> has it.
  */
+static inline int rm_dm_io_prio(struct dm_io_request *req, unsigned int nr,
+				struct dm_io_region *where,
+				unsigned long *errbits, unsigned short ioprio)
+{
+#ifdef RM_DM_IO_IOPRIO
+	return dm_io(req, nr, where, errbits, ioprio);
+#else
+	return dm_io(req, nr, where, errbits);	/* ioprio: not on this kernel */
+#endif
+}
+
 static inline int rm_dm_io(struct dm_io_request *req, unsigned int nr,
 			   struct dm_io_region *where, unsigned long *errbits)
 {
-#ifdef RM_DM_IO_IOPRIO
-	return dm_io(req, nr, where, errbits, IOPRIO_DEFAULT);
-#else
-	return dm_io(req, nr, where, errbits);
-#endif
+	return rm_dm_io_prio(req, nr, where, errbits, IOPRIO_DEFAULT);
 }
 
 #endif /* DM_REMAP_COMPAT_H */

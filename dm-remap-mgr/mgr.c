@@ -173,6 +173,18 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 		return r ? r : 1;
 	}
 
+	if (!strcasecmp(argv[0], "scan_start") ||
+	    !strcasecmp(argv[0], "scan_stop")) {
+		bool start = !strcasecmp(argv[0], "scan_start");
+
+		if (argc != 1) {
+			DMERR_LIMIT("usage: %s (for the pool selected by switch_to)",
+				    start ? "scan_start" : "scan_stop");
+			return -EINVAL;
+		}
+		return dmr_scan_control(READ_ONCE(mc->slot), start);
+	}
+
 	DMERR_LIMIT("unknown message '%s'", argv[0]);
 	return -EINVAL;
 }

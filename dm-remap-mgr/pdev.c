@@ -311,6 +311,7 @@ out:
 struct pdev_attr {
 	struct attribute attr;
 	ssize_t (*show)(struct dmr_pdev *pdev, char *buf);
+	size_t u64_offset;		/* without show: a u64 field's offset */
 };
 
 static ssize_t pdev_show_dev(struct dmr_pdev *pdev, char *buf)
@@ -362,10 +363,34 @@ static ssize_t pdev_show_remapped_ios(struct dmr_pdev *pdev, char *buf)
 	return pdev_show_atomic(buf, &pdev->remapped_ios);
 }
 
+/* Scanner progress and findings (scanner.c). */
+
+static ssize_t pdev_show_scan_last_pass(struct dmr_pdev *pdev, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)READ_ONCE(pdev->scan_last_pass));
+}
+
+static ssize_t pdev_show_scan_percent(struct dmr_pdev *pdev, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", dmr_scan_percent(pdev));
+}
+
+static ssize_t pdev_show_health(struct dmr_pdev *pdev, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", dmr_scan_health(pdev));
+}
+
 #define PDEV_ATTR(_name)						\
 static struct pdev_attr pdev_attr_##_name = {				\
 	.attr = { .name = #_name, .mode = 0444 },			\
 	.show = pdev_show_##_name,					\
+}
+
+/* A u64 written under a lock of its own, read here without it. */
+#define PDEV_U64_ATTR(_name)						\
+static struct pdev_attr pdev_attr_##_name = {				\
+	.attr = { .name = #_name, .mode = 0444 },			\
+	.u64_offset = offsetof(struct dmr_pdev, _name),			\
 }
 
 PDEV_ATTR(dev);
@@ -375,6 +400,16 @@ PDEV_ATTR(pending);
 PDEV_ATTR(read_errors);
 PDEV_ATTR(write_errors);
 PDEV_ATTR(remapped_ios);
+PDEV_U64_ATTR(scan_pos);
+PDEV_ATTR(scan_percent);
+PDEV_U64_ATTR(scan_passes);
+PDEV_ATTR(scan_last_pass);
+PDEV_U64_ATTR(scanned);
+PDEV_U64_ATTR(scan_failed);
+PDEV_U64_ATTR(scan_slow);
+PDEV_U64_ATTR(scan_retried);
+PDEV_U64_ATTR(scan_predictive);
+PDEV_ATTR(health);
 
 static struct attribute *pdev_attrs[] = {
 	&pdev_attr_dev.attr,
@@ -384,6 +419,16 @@ static struct attribute *pdev_attrs[] = {
 	&pdev_attr_read_errors.attr,
 	&pdev_attr_write_errors.attr,
 	&pdev_attr_remapped_ios.attr,
+	&pdev_attr_scan_pos.attr,
+	&pdev_attr_scan_percent.attr,
+	&pdev_attr_scan_passes.attr,
+	&pdev_attr_scan_last_pass.attr,
+	&pdev_attr_scanned.attr,
+	&pdev_attr_scan_failed.attr,
+	&pdev_attr_scan_slow.attr,
+	&pdev_attr_scan_retried.attr,
+	&pdev_attr_scan_predictive.attr,
+	&pdev_attr_health.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(pdev);
@@ -392,8 +437,12 @@ static ssize_t pdev_attr_show(struct kobject *kobj, struct attribute *attr,
 			      char *buf)
 {
 	struct pdev_attr *pa = container_of(attr, struct pdev_attr, attr);
+	struct dmr_pdev *pdev = container_of(kobj, struct dmr_pdev, kobj);
 
-	return pa->show(container_of(kobj, struct dmr_pdev, kobj), buf);
+	if (!pa->show)
+		return pdev_show_u64(pdev, buf,
+				     (u64 *)((char *)pdev + pa->u64_offset));
+	return pa->show(pdev, buf);
 }
 
 static const struct sysfs_ops pdev_sysfs_ops = {
@@ -440,6 +489,7 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	spin_lock_init(&pdev->err_lock);
 	bio_list_init(&pdev->failed);
 	INIT_WORK(&pdev->err_work, repair);
+	dmr_scan_pdev_init(pdev);
 
 	pdev->writes = alloc_percpu(struct dmr_wcount);
 	if (!pdev->writes) {

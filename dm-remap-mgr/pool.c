@@ -37,6 +37,10 @@ struct pool_attr {
 	u64 (*value)(struct dmr_pool *pool);	/* called under md_lock */
 	ssize_t (*show)(struct dmr_pool *pool, char *buf);
 	ssize_t (*store)(struct dmr_pool *pool, const char *buf, size_t len);
+	ssize_t (*scan_show)(struct dmr_pool *pool, struct attribute *attr,
+			     char *buf);
+	ssize_t (*scan_store)(struct dmr_pool *pool, struct attribute *attr,
+			      const char *buf, size_t len);
 };
 
 #define POOL_U64_ATTR(_name, _expr)					\
@@ -125,6 +129,32 @@ static struct pool_attr pool_attr_low_water = {
 	.store = pool_store_low_water,
 };
 
+/* Scanner tunables and state: scanner.c parses and validates them. */
+static ssize_t pool_scan_show(struct dmr_pool *pool, struct attribute *attr,
+			      char *buf)
+{
+	return dmr_scan_show(pool, attr->name, buf);
+}
+
+static ssize_t pool_scan_store(struct dmr_pool *pool, struct attribute *attr,
+			       const char *buf, size_t len)
+{
+	return dmr_scan_store(pool, attr->name, buf, len);
+}
+
+#define POOL_SCAN_ATTR(_name, _mode, _store)				\
+static struct pool_attr pool_attr_##_name = {				\
+	.attr = { .name = #_name, .mode = _mode },			\
+	.scan_show = pool_scan_show,					\
+	.scan_store = _store,						\
+}
+
+POOL_SCAN_ATTR(scan_enabled, 0644, pool_scan_store);
+POOL_SCAN_ATTR(scan_interval, 0644, pool_scan_store);
+POOL_SCAN_ATTR(scan_rate, 0644, pool_scan_store);
+POOL_SCAN_ATTR(scan_slow_ms, 0644, pool_scan_store);
+POOL_SCAN_ATTR(scan_state, 0444, NULL);
+
 POOL_SHOW_ATTR(spare_device, pool_show_spare_device);
 POOL_SHOW_ATTR(dev, pool_show_dev);
 POOL_SHOW_ATTR(state, pool_show_state);
@@ -146,6 +176,11 @@ static struct attribute *pool_attrs[] = {
 	&pool_attr_metadata_seq.attr,
 	&pool_attr_commits.attr,
 	&pool_attr_low_water.attr,
+	&pool_attr_scan_enabled.attr,
+	&pool_attr_scan_interval.attr,
+	&pool_attr_scan_rate.attr,
+	&pool_attr_scan_slow_ms.attr,
+	&pool_attr_scan_state.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(pool);
@@ -157,6 +192,8 @@ static ssize_t pool_attr_show(struct kobject *kobj, struct attribute *attr,
 	struct pool_attr *pa = container_of(attr, struct pool_attr, attr);
 	u64 v;
 
+	if (pa->scan_show)
+		return pa->scan_show(pool, attr, buf);
 	if (pa->show)
 		return pa->show(pool, buf);
 	mutex_lock(&pool->md_lock);
@@ -171,6 +208,8 @@ static ssize_t pool_attr_store(struct kobject *kobj, struct attribute *attr,
 	struct dmr_pool *pool = container_of(kobj, struct dmr_pool, kobj);
 	struct pool_attr *pa = container_of(attr, struct pool_attr, attr);
 
+	if (pa->scan_store)
+		return pa->scan_store(pool, attr, buf, len);
 	return pa->store ? pa->store(pool, buf, len) : -EPERM;
 }
 
@@ -261,6 +300,7 @@ static void pool_destroy(struct dmr_pool *pool, bool in_sysfs)
 		sysfs_remove_link(&pool->kobj, "spare");
 		kobject_del(&pool->kobj);	/* waits for sysfs readers */
 	}
+	dmr_scan_exit(pool);
 	if (pool->err_wq)
 		destroy_workqueue(pool->err_wq);
 	if (pool->wq)
@@ -383,6 +423,8 @@ int dmr_pool_resume(unsigned int id, const char *path)
 		r = check_uuid_unique(pool);
 	}
 	if (!r)
+		r = dmr_scan_init(pool);
+	if (!r)
 		r = pool_publish(pool);
 	if (r) {
 		pool_destroy(pool, false);
@@ -463,6 +505,27 @@ int dmr_pool_format(const char *path, u32 block_size, bool force)
 out:
 	mutex_unlock(&ops_lock);
 	return r;
+}
+
+/* ---- References ---------------------------------------------------------- */
+
+struct dmr_pool *dmr_pool_get(unsigned int id)
+{
+	struct dmr_pool *pool;
+
+	if (id >= DMR_MAX_POOLS)
+		return NULL;
+	mutex_lock(&registry_lock);
+	pool = pools[id];
+	if (pool)
+		kobject_get(&pool->kobj);
+	mutex_unlock(&registry_lock);
+	return pool;
+}
+
+void dmr_pool_put(struct dmr_pool *pool)
+{
+	kobject_put(&pool->kobj);
 }
 
 /* ---- Attach (remap target) ----------------------------------------------- */
@@ -690,12 +753,14 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 		if (table)
 			DMEMIT(" %u %u:%u %llu/%llu %s %s", i,
 			       MAJOR(pool->spare_dev), MINOR(pool->spare_dev),
-			       used, total, dmr_pool_state_name(pool), "off");
+			       used, total, dmr_pool_state_name(pool),
+			       dmr_scan_state_name(pool));
 		else
 			DMEMIT("%u %s %u:%u %llu/%llu %s scanner=%s\n", i,
 			       pool->spare_name, MAJOR(pool->spare_dev),
 			       MINOR(pool->spare_dev), used, total,
-			       dmr_pool_state_name(pool), "off");
+			       dmr_pool_state_name(pool),
+			       dmr_scan_state_name(pool));
 	}
 	mutex_unlock(&registry_lock);
 	return sz;
@@ -711,13 +776,7 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 	struct dmr_pool *pool;
 	unsigned int sz = 0, i;
 
-	/* A plain reference: keeps the memory, does not count as attached. */
-	mutex_lock(&registry_lock);
-	pool = pools[id];
-	if (pool)
-		kobject_get(&pool->kobj);
-	mutex_unlock(&registry_lock);
-
+	pool = dmr_pool_get(id);
 	if (!pool) {
 		DMERR_LIMIT("list_devices: no pool in slot %u", id);
 		return -ENOENT;
@@ -736,7 +795,7 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 		       named ? n->name : "-", named ? n->locator : "-");
 	}
 	mutex_unlock(&pool->md_lock);
-	kobject_put(&pool->kobj);
+	dmr_pool_put(pool);
 	return 0;
 }
 

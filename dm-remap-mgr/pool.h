@@ -21,6 +21,34 @@
 
 #define DMR_MAX_POOLS		64	/* registry slots 0..63 */
 
+struct remap_c;			/* a remap table instance (dm-remap/remap.h) */
+
+enum dmr_scan_state {
+	DMR_SCAN_OFF,		/* disabled (scan_enabled = 0) */
+	DMR_SCAN_IDLE,		/* no device due for a pass */
+	DMR_SCAN_SCANNING,
+};
+
+/*
+ * The background scanner of a pool (scanner.c).  Tunables are written by
+ * sysfs and read by the worker without a lock (whole words).
+ */
+struct dmr_scan {
+	struct workqueue_struct *wq;	/* WQ_UNBOUND|WQ_FREEZABLE|WQ_MEM_RECLAIM */
+	struct delayed_work work;	/* one step: one chunk of one device */
+	struct dm_io_client *io;
+	void *buf;			/* one chunk, vmalloc */
+	bool enabled;
+	unsigned int interval;		/* seconds from a pass's end to the next */
+	unsigned int rate;		/* KiB/s while the devices are idle */
+	unsigned int slow_ms;		/* a read slower than this is slow */
+	unsigned int state;		/* enum dmr_scan_state */
+	bool stopping;			/* the pool is going away */
+	time64_t held_until;		/* scan_stop: no pass before this */
+	u32 cursor;			/* dev_id served last (round robin) */
+	u64 fg_ios;			/* foreground I/Os seen at the last step */
+};
+
 enum dmr_pool_state {
 	DMR_POOL_OK,
 	DMR_POOL_FAIL,		/* a metadata write failed: read-only */
@@ -77,6 +105,8 @@ struct dmr_pool {
 
 	/* Protected by the registry lock. */
 	unsigned int nr_attached;	/* remap devices holding the pool */
+
+	struct dmr_scan scan;
 
 	/*
 	 * Per-device state of attached devices; protected by pdev_lock.
@@ -145,6 +175,25 @@ struct dmr_pdev {
 	bool main_failed;		/* main device fails everywhere */
 	struct dm_target *event_ti;	/* live table for dm events; pdev_lock */
 
+	/*
+	 * Scanner.  scan_lock is the scanner's own: the I/O path never takes
+	 * it.  It protects scan_rc (the live table, set on resume, cleared on
+	 * postsuspend, so a chunk in progress finishes before a suspend
+	 * completes) and the pass state below.  Lock order: scan_lock, then
+	 * ix_lock, then pdev_lock / md_lock.
+	 */
+	struct mutex scan_lock;
+	struct remap_c *scan_rc;
+	u64 scan_pos;			/* next block of the pass */
+	u64 scan_passes;		/* completed passes */
+	time64_t scan_last_pass;	/* end of the last pass, unix s */
+	bool scan_requested;		/* scan_start: a pass now */
+	time64_t scan_saved;		/* progress last recorded */
+	u64 scan_chunk;			/* blocks per read, adapts to load */
+	u64 scan_end;			/* whole blocks of the device */
+	/* Counters since the device was attached (read without a lock). */
+	u64 scanned, scan_failed, scan_slow, scan_retried, scan_predictive;
+
 	/* Statistics. */
 	atomic64_t read_errors;
 	atomic64_t write_errors;
@@ -157,6 +206,9 @@ struct dmr_pdev {
 int dmr_pool_registry_init(void);
 void dmr_pool_registry_exit(void);
 struct dmr_pool *dmr_pool_attach(unsigned int id);
+/* A plain reference (keeps the memory, does not attach); NULL if none. */
+struct dmr_pool *dmr_pool_get(unsigned int id);
+void dmr_pool_put(struct dmr_pool *pool);
 void dmr_pool_detach(struct dmr_pool *pool);
 int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 			  bool force, u64 *ticket, char **error);
@@ -197,6 +249,31 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 		    unsigned int state);
 sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare);
 unsigned int dmr_pool_block_shift(struct dmr_pool *pool);
+
+/* Scanner (scanner.c). */
+int dmr_scan_init(struct dmr_pool *pool);
+void dmr_scan_exit(struct dmr_pool *pool);
+void dmr_scan_kick(struct dmr_pool *pool);
+int dmr_scan_control(unsigned int id, bool start);
+const char *dmr_scan_state_name(struct dmr_pool *pool);
+void dmr_scan_pdev_init(struct dmr_pdev *pdev);
+void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc);
+void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc);
+unsigned int dmr_scan_health(struct dmr_pdev *pdev);
+unsigned int dmr_scan_percent(struct dmr_pdev *pdev);
+ssize_t dmr_scan_show(struct dmr_pool *pool, const char *name, char *buf);
+ssize_t dmr_scan_store(struct dmr_pool *pool, const char *name,
+		       const char *buf, size_t len);
+
+/* What the scanner asks of a remap table (dm-remap/repair.c). */
+struct dmr_scan_result {
+	u64 failed, slow, retried, predictive;
+};
+
+u64 remap_scan_blocks(struct remap_c *rc);
+int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
+		     u64 block, unsigned int nr, unsigned int slow_ms,
+		     struct dmr_scan_result *res);
 
 /* Metadata engine (metadata.c). */
 int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,

@@ -179,6 +179,7 @@ static void remap_dtr(struct dm_target *ti)
 	struct remap_c *rc = ti->private;
 
 	dmr_pdev_set_event_target(rc->pdev, ti, false);
+	dmr_scan_detach(rc->pdev, rc);
 	dm_io_client_destroy(rc->io);
 	dmr_pdev_put(rc->pdev, ti->table);
 	dmr_pool_detach(rc->pool);
@@ -208,6 +209,21 @@ static int remap_preresume(struct dm_target *ti)
 	}
 	dmr_pdev_set_event_target(rc->pdev, ti, true);
 	return 0;
+}
+
+/* The scanner reads through the live table only. */
+static void remap_resume(struct dm_target *ti)
+{
+	struct remap_c *rc = ti->private;
+
+	dmr_scan_attach(rc->pdev, rc);
+}
+
+static void remap_postsuspend(struct dm_target *ti)
+{
+	struct remap_c *rc = ti->private;
+
+	dmr_scan_detach(rc->pdev, rc);
 }
 
 /* ---- I/O path ------------------------------------------------------------------ */
@@ -600,6 +616,8 @@ static struct target_type remap_target = {
 	.map = remap_map,
 	.end_io = remap_end_io,
 	.preresume = remap_preresume,
+	.resume = remap_resume,
+	.postsuspend = remap_postsuspend,
 	.status = remap_status,
 	.message = remap_message,
 	.iterate_devices = remap_iterate_devices,

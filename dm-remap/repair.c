@@ -41,8 +41,10 @@
 
 /* ---- Helpers ---------------------------------------------------------------- */
 
-static int sync_io(struct remap_c *rc, struct block_device *bdev,
-		   blk_opf_t opf, void *buf, sector_t sector, sector_t count)
+/* Synchronous I/O of count sectors at sector of bdev to or from buf. */
+static int io_prio(struct dm_io_client *io, struct block_device *bdev,
+		   blk_opf_t opf, void *buf, sector_t sector, sector_t count,
+		   unsigned short ioprio)
 {
 	struct dm_io_region where = {
 		.bdev = bdev,
@@ -53,10 +55,16 @@ static int sync_io(struct remap_c *rc, struct block_device *bdev,
 		.bi_opf = opf,
 		.mem.type = DM_IO_VMA,
 		.mem.ptr.vma = buf,
-		.client = rc->io,
+		.client = io,
 	};
 
-	return rm_dm_io(&req, 1, &where, NULL);
+	return rm_dm_io_prio(&req, 1, &where, NULL, ioprio);
+}
+
+static int sync_io(struct remap_c *rc, struct block_device *bdev,
+		   blk_opf_t opf, void *buf, sector_t sector, sector_t count)
+{
+	return io_prio(rc->io, bdev, opf, buf, sector, count, IOPRIO_DEFAULT);
 }
 
 static sector_t block_sectors(struct remap_c *rc)
@@ -317,14 +325,87 @@ static int move_block(struct remap_c *rc, u64 block, void *buf,
 	return 0;
 }
 
-/* ---- Forced remaps ---------------------------------------------------------------- */
+/*
+ * Where the block stands in the index: 0 or its RM_IX_* state (a repair
+ * batch may have moved it since its bio was routed).
+ */
+static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
+{
+	struct dmr_ix *x = rcu_dereference_protected(pdev->ix,
+				lockdep_is_held(&pdev->ix_lock));
+	unsigned int state = 0;
+
+	if (!rm_index_lookup(&x->ix, block, spare, &state))
+		return 0;
+	return state;
+}
+
+/* ---- Moving a live block: forced and predictive remaps ------------------------------ */
+
+/*
+ * Move block (not in the index) to the spare with its current data: BUSY,
+ * drained, read, written to a spare block, committed, published.  If it
+ * cannot be read and may_lose is set, record it PENDING instead, unless
+ * the main device fails everywhere.  Caller holds ix_lock.
+ * Returns 0 (MAPPED), 1 (PENDING), -ENOSPC, -EIO (unreadable, nothing
+ * changed) or another error.
+ */
+static int move_live_block(struct remap_c *rc, u64 block, void *buf,
+			   bool may_lose)
+{
+	struct fixes f = {};
+	unsigned int tries;
+	u32 spare;
+	int r, rd;
+
+	if (dmr_pool_free_blocks(rc->pool) == 0)
+		return -ENOSPC;
+	r = fixes_reserve(&f);
+	if (r)
+		return r;
+	/* BUSY and drained before the copy is read. */
+	r = start_move(rc, block, &spare);
+	if (r)
+		goto out;
+	for (tries = 0; tries < (may_lose ? READ_RETRIES : 1); tries++) {
+		rd = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, buf,
+			     block << rc->shift, block_sectors(rc));
+		if (!rd)
+			break;
+	}
+	if (!rd) {
+		r = write_spare(rc, block, &spare, buf);
+		if (!r)
+			fixes_add(&f, block, spare, RM_IX_MAPPED, false,
+				  dmr_pool_record(rc->pool, spare, rc->dev_id,
+						  block, RM_ENTRY_MAPPED));
+	} else if (may_lose && probe_main(rc, buf)) {
+		fixes_add(&f, block, spare, RM_IX_PENDING, false,
+			  dmr_pool_record(rc->pool, spare, rc->dev_id, block,
+					  RM_ENTRY_PENDING));
+		r = 1;
+	} else {
+		dmr_pdev_ix_delete(rc->pdev, block);
+		dmr_pool_unreserve(rc->pool, spare);
+		r = -EIO;
+	}
+	if (f.n) {
+		int w = dmr_md_wait(rc->pool, f.ticket);
+
+		fixes_finish(rc, &f, w);
+		if (w)
+			r = w;
+	}
+	remap_release_deferred(rc);
+out:
+	kfree(f.v);
+	return r;
+}
 
 int remap_force(struct remap_c *rc, u64 block)
 {
 	struct dmr_pdev *pdev = rc->pdev;
-	struct fixes f = {};
 	unsigned int state;
-	struct dmr_ix *x;
 	void *buf;
 	int r;
 
@@ -333,56 +414,103 @@ int remap_force(struct remap_c *rc, u64 block)
 		return -ENOMEM;
 
 	mutex_lock(&pdev->ix_lock);
-	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
-	if (rm_index_lookup(&x->ix, block, NULL, &state)) {
+	state = block_state(pdev, block, NULL);
+	if (state) {
 		DMERR_LIMIT("force_remap: block %llu is already %s", block,
 			    state == RM_IX_PENDING ? "pending" : "remapped");
 		r = -EEXIST;
-		goto out;
-	}
-	if (dmr_pool_free_blocks(rc->pool) == 0) {
-		DMERR_LIMIT("force_remap: pool %u has no free spare block",
-			    rc->pool_id);
-		r = -ENOSPC;
-		goto out;
-	}
-	r = fixes_reserve(&f);
-	if (r)
-		goto out;
-	/* BUSY and drained before the copy is read. */
-	r = start_move(rc, block, &f.v[0].spare);
-	if (r) {
+	} else {
+		r = move_live_block(rc, block, buf, false);
 		if (r == -ENOSPC)
 			DMERR_LIMIT("force_remap: pool %u has no free spare block",
 				    rc->pool_id);
-		goto out;
+		else if (r == -EIO)
+			DMERR_LIMIT("force_remap: block %llu: cannot read it or write the spare",
+				    (unsigned long long)block);
 	}
-	if (sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, buf,
-		    block << rc->shift, block_sectors(rc))) {
-		DMERR_LIMIT("force_remap: cannot read block %llu; nothing changed",
-			    (unsigned long long)block);
-		dmr_pdev_ix_delete(pdev, block);
-		dmr_pool_unreserve(rc->pool, f.v[0].spare);
-		r = -EIO;
-	} else {
-		u32 spare = f.v[0].spare;
-
-		r = write_spare(rc, block, &spare, buf);
-		if (!r)
-			fixes_add(&f, block, spare, RM_IX_MAPPED, false,
-				  dmr_pool_record(rc->pool, spare, rc->dev_id,
-						  block, RM_ENTRY_MAPPED));
-	}
-	if (f.n) {
-		r = dmr_md_wait(rc->pool, f.ticket);
-		fixes_finish(rc, &f, r);
-	}
-	remap_release_deferred(rc);
-out:
 	mutex_unlock(&pdev->ix_lock);
-	kfree(f.v);
 	vfree(buf);
 	return r;
+}
+
+/* ---- Scanner ------------------------------------------------------------------------- */
+
+/* Whole blocks of the device: the scanner leaves a partial last block. */
+u64 remap_scan_blocks(struct remap_c *rc)
+{
+	return rc->ti->len >> rc->shift;
+}
+
+/* A timed read at idle I/O priority; *ms is how long it took. */
+static int scan_read(struct remap_c *rc, struct dm_io_client *io, void *buf,
+		     sector_t sector, sector_t count, s64 *ms)
+{
+	ktime_t t0 = ktime_get();
+	int r;
+
+	r = io_prio(io, rc->main_dev->bdev, REQ_OP_READ, buf, sector, count,
+		    IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
+	*ms = ktime_ms_delta(ktime_get(), t0);
+	return r;
+}
+
+/*
+ * Scan blocks [block, block + nr): one read; if it fails or is slower than
+ * slow_ms, every block alone, retried.  A block that reads only after
+ * retries or slowly is moved with its data (predictive remap); one that
+ * does not read at all becomes pending.  Blocks in the index already live
+ * on the spare and are left alone.  Returns 0, or -EIO when the main
+ * device fails everywhere (nothing recorded), or another error.
+ */
+int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
+		     u64 block, unsigned int nr, unsigned int slow_ms,
+		     struct dmr_scan_result *res)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	sector_t bs = block_sectors(rc);
+	unsigned int tries, state;
+	u64 b;
+	s64 ms;
+	int r;
+
+	if (!scan_read(rc, io, buf, block << rc->shift, nr * bs, &ms) &&
+	    ms <= slow_ms)
+		return 0;
+	for (b = block; b < block + nr; b++) {
+		for (tries = 0; tries <= READ_RETRIES; tries++) {
+			r = scan_read(rc, io, buf, b << rc->shift, bs, &ms);
+			if (!r)
+				break;
+		}
+		if (!r && !tries && ms <= slow_ms)
+			continue;
+		if (r)
+			res->failed++;
+		else if (tries)
+			res->retried++;
+		else
+			res->slow++;
+		mutex_lock(&pdev->ix_lock);
+		state = block_state(pdev, b, NULL);
+		r = state ? 0 : move_live_block(rc, b, buf, true);
+		mutex_unlock(&pdev->ix_lock);
+		if (state)
+			continue;
+		if (!r) {
+			res->predictive++;
+			DMINFO_LIMIT("dev_id %u: scanner: block %llu %s: remapped with its data",
+				     rc->dev_id, (unsigned long long)b,
+				     tries ? "read only after retries" : "is slow");
+		} else if (r == 1) {
+			DMERR_LIMIT("dev_id %u: scanner: block %llu is unreadable: now pending",
+				    rc->dev_id, (unsigned long long)b);
+		} else if (r == -ENOSPC) {
+			dmr_pool_exhausted(rc->pool);
+		} else {
+			return r;
+		}
+	}
+	return 0;
 }
 
 /* ---- Repairs after I/O errors -------------------------------------------------------- */
@@ -415,18 +543,6 @@ static bool main_alive(struct repair_ctx *c)
 	if (!c->alive)
 		c->alive = probe_main(c->rc, c->tmp) ? 1 : -1;
 	return c->alive > 0;
-}
-
-/* Where the block stands in the index (this batch may have moved it). */
-static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
-{
-	struct dmr_ix *x = rcu_dereference_protected(pdev->ix,
-				lockdep_is_held(&pdev->ix_lock));
-	unsigned int state = 0;
-
-	if (!rm_index_lookup(&x->ix, block, spare, &state))
-		return 0;
-	return state;
 }
 
 /* The fix this batch made for block, if any. */

@@ -44,6 +44,8 @@ show dmsetup create remap-mgr --table "0 1 remap-mgr"
 show dmsetup message remap-mgr 0 format_spare "$SPARE"
 show dmsetup message remap-mgr 0 switch_to 0
 show dmsetup message remap-mgr 0 resume_spare "$SPARE"
+# The background scanner is shown on its own at the end.
+echo 0 > /sys/module/dm_remap/pools/0/scan_enabled
 show dmsetup message remap-mgr 0 list
 
 say "Creating the remap device data0 over the bad disk (dev_id 1 in pool 0)"
@@ -96,6 +98,7 @@ say "Reboot-style check: remove everything, resume the pool, verify every byte"
 dmsetup remove data0
 show dmsetup message remap-mgr 0 free_spare
 show dmsetup message remap-mgr 0 resume_spare "$SPARE"
+echo 0 > /sys/module/dm_remap/pools/0/scan_enabled
 show dmsetup create data0 --table "0 $N remap 1 /dev/mapper/baddisk 0"
 mount -o ro /dev/mapper/data0 /tmp/demo/mnt
 ok=1

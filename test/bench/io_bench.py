@@ -3,8 +3,12 @@
 """I/O benchmark of the remap target, run inside the guest by test/bench.sh.
 
 One boot, three devices over identical null_blk disks (4 GiB, 4 KiB blocks,
-no memory backing):  remap (over nullb0, pool on a brd ramdisk), linear A
-(nullb1) and linear B (nullb2).  For each number of remaps (pools written by
+no memory backing):  remap (over nullb0), linear A (nullb1) and linear B
+(nullb2).  The pool's spare is of the same kind for its data blocks: a
+linear concatenation of a brd ramdisk holding the metadata area (it must
+keep what mkpool writes) and nullb3 from the first data sector on, so that
+remapped I/O does not pay brd's memory copies that the main device does
+not.  For each number of remaps (pools written by
 test/bench/mkpool) and each of 4 KiB random read / random write, ROUNDS
 rounds; a round runs the three devices one after the other in one fio
 invocation (stonewall), in an order that rotates through all 6 permutations.
@@ -45,7 +49,9 @@ EXTRA = [(e.split(":")[0], [int(n) for n in e.split(":")[1].split(",")])
 GB = 4                          # null_blk size
 MAIN_SECTORS = GB << 21         # 4 GiB in 512-byte sectors
 MAIN_BLOCKS = MAIN_SECTORS // 8
-SPARE_KIB = 512 * 1024          # brd: 512 MiB, pages allocated on first write
+SPARE_KIB = 512 * 1024          # spare size; brd holds only its metadata area
+SPARE_SECTORS = SPARE_KIB * 2
+SPARE = "bench-spare"
 DEV_ID = 42
 SEED = 1
 MGR, REMAP, LIN_A, LIN_B = "bench-mgr", "bench-remap", "bench-lin-a", "bench-lin-b"
@@ -88,12 +94,12 @@ def setup():
         run("modprobe", m)
     if os.path.isdir("/sys/module/null_blk") or os.path.isdir("/sys/module/brd"):
         raise RuntimeError("null_blk or brd already loaded: cannot set their parameters")
-    run("modprobe", "null_blk", "nr_devices=3", f"gb={GB}", "bs=4096", "queue_mode=2",
+    run("modprobe", "null_blk", "nr_devices=4", f"gb={GB}", "bs=4096", "queue_mode=2",
         "irqmode=0", "memory_backed=0")
     run("modprobe", "brd", "rd_nr=1", f"rd_size={SPARE_KIB}")
     if not os.path.isdir("/sys/module/dm_remap"):
         run("insmod", KO)
-    for d in ["/dev/nullb0", "/dev/nullb1", "/dev/nullb2", "/dev/ram0"]:
+    for d in ["/dev/nullb0", "/dev/nullb1", "/dev/nullb2", "/dev/nullb3", "/dev/ram0"]:
         if not os.path.exists(d):
             raise RuntimeError(f"{d} is missing")
     run("dmsetup", "create", MGR, "--table", "0 1 remap-mgr")
@@ -156,17 +162,35 @@ def detach_pool():
         dm_msg(MGR, "free_spare")
 
 
+def make_spare(image):
+    """(Re)build the spare: brd up to the pool's first data sector, then
+    nullb3; copy the metadata area of the pool image onto it."""
+    with open(image, "rb") as f:
+        f.seek(88)                      # superblock copy 0: data_start
+        ds = int.from_bytes(f.read(8), "little")
+    table = (f"0 {ds} linear /dev/ram0 0\n"
+             f"{ds} {SPARE_SECTORS - ds} linear /dev/nullb3 {ds}")
+    if os.path.exists(f"/dev/mapper/{SPARE}"):
+        run("dmsetup", "remove", SPARE)
+    run("dmsetup", "create", SPARE, "--table", table)
+    run("dd", f"if={image}", f"of=/dev/mapper/{SPARE}", "bs=512", f"count={ds}",
+        "oflag=direct", "status=none")
+
+
 def load_pool(n):
     """Write a pool with n remaps, resume it, attach the remap device, validate."""
     detach_pool()
     listfile = f"/tmp/mkpool-{n}.list"
+    image = f"/tmp/mkpool-{n}.img"
     t0 = time.time()
     gen = run(MKPOOL, "-d", str(DEV_ID), "-s", str(SEED), "-l", listfile,
-              "/dev/ram0", str(MAIN_SECTORS), str(n))
+              "-S", str(SPARE_SECTORS * 512), image, str(MAIN_SECTORS), str(n))
     t_gen = time.time() - t0
+    make_spare(image)
+    os.unlink(image)
     t0 = time.time()
     dm_msg(MGR, "switch_to", "0")
-    dm_msg(MGR, "resume_spare", "/dev/ram0")
+    dm_msg(MGR, "resume_spare", f"/dev/mapper/{SPARE}")
     t_resume = time.time() - t0
     t0 = time.time()
     run("dmsetup", "create", REMAP, "--table",
@@ -194,7 +218,7 @@ def load_pool(n):
                     min(len(got), len(want)))
         problems.append(f"list_remaps differs from mkpool's list: {len(got)} vs {len(want)} "
                         f"lines, first difference at line {diff}")
-    if devices != f"{DEV_ID} sectors={MAIN_SECTORS} blocks={n}":
+    if devices != f"{DEV_ID} sectors={MAIN_SECTORS} blocks={n} name=- locator=-":
         problems.append(f"list_devices says '{devices}'")
     if len(pools) < 4 or pools[3].split("/")[0] != str(n):
         problems.append(f"list says '{' '.join(pools)}'")
@@ -246,8 +270,9 @@ def main():
     result = {
         "kernel": os.uname().release, "engine": engine, "iodepth": IODEPTH,
         "runtime_s": RUNTIME, "ramp_s": RAMP, "rounds": ROUNDS, "bs": 4096,
-        "main_sectors": MAIN_SECTORS, "spare": f"brd {SPARE_KIB} KiB", "dev_id": DEV_ID,
-        "null_blk": f"nr_devices=3 gb={GB} bs=4096 queue_mode=2 irqmode=0 memory_backed=0",
+        "main_sectors": MAIN_SECTORS, "dev_id": DEV_ID,
+        "spare": f"{SPARE_KIB} KiB: metadata area on brd, data blocks on nullb3",
+        "null_blk": f"nr_devices=4 gb={GB} bs=4096 queue_mode=2 irqmode=0 memory_backed=0",
         "plan": {str(n): e for n, e in plan.items()},
         "validation": [], "share": {}, "runs": [],
     }
@@ -285,13 +310,13 @@ def main():
 
     # The module's own metadata (after its commits) must load in user space too.
     detach_pool()
-    p = subprocess.run([MKPOOL, "-V", "/dev/ram0"], stdout=subprocess.PIPE,
+    p = subprocess.run([MKPOOL, "-V", f"/dev/mapper/{SPARE}"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     result["verify_after_module"] = {"rc": p.returncode, "out": p.stdout.strip()}
     log(f"pool as left by the module, checked by mkpool -V: rc={p.returncode} {p.stdout.strip()}")
     if p.returncode:
         failed = True
-    for d in [LIN_A, LIN_B, MGR]:
+    for d in [LIN_A, LIN_B, SPARE, MGR]:
         run("dmsetup", "remove", d, check=False)
 
     lines = run("dmesg").splitlines()[kmsg_start:]

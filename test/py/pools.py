@@ -24,9 +24,15 @@ class Manager:
     def format(self, dev, *opts):
         return self.msg("format_spare", dev, *opts)
 
-    def resume(self, slot, dev):
+    def resume(self, slot, dev, scan=False):
+        """Resume a pool; its scanner is switched off unless scan is set
+        (tests that do not test it must not see its reads and commits)."""
         self.msg("switch_to", slot)
-        return self.msg("resume_spare", dev)
+        out = self.msg("resume_spare", dev)
+        if not scan:
+            with open(os.path.join(SYSFS_POOLS, str(slot), "scan_enabled"), "w") as f:
+                f.write("0")
+        return out
 
     def free(self, slot):
         self.msg("switch_to", slot)

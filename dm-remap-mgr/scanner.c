@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * scanner.c - the background health scanner of a pool.
+ *
+ * One delayed work item per pool, on the pool's own workqueue, makes one
+ * step at a time: it picks the next attached device that is due for a
+ * pass (round robin by dev_id), reads one chunk of its main device at idle
+ * I/O priority and schedules the next step.  remap_scan_chunk() (in the
+ * remap target's repair.c) narrows a chunk that fails or is slow to
+ * blocks and moves what it finds: slow or flaky blocks to the spare with
+ * their data, unreadable ones recorded as pending.
+ *
+ * Pacing: while the pool's devices are idle the chunk grows to
+ * SCAN_MAX_CHUNK and steps are spaced so that reads stay under the rate
+ * tunable.  A step that sees foreground I/O completed since the previous
+ * step (the dm devices' own I/O statistics) shrinks the chunk to one block
+ * and waits at least SCAN_BUSY_DELAY_MS before the next one, so a busy
+ * device sees at most a few small idle-priority reads per second.
+ *
+ * Progress (position, completed passes, time of the last pass end) lives
+ * in the device's identity record and is committed with the metadata at
+ * least every SCAN_SAVE_S seconds, at the end of a pass and on suspend,
+ * so a pass resumes where it stopped after suspend, free_spare or reboot.
+ *
+ * Locking: the worker takes a device's scan_lock for one chunk; the I/O
+ * path never takes it.  Tunables are whole words read with READ_ONCE.
+ */
+#include <linux/module.h>
+#include <linux/part_stat.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/vmalloc.h>
+
+#include "pool.h"
+
+#define DM_MSG_PREFIX "remap-mgr"
+
+#define SCAN_MAX_CHUNK		SZ_1M		/* bytes per read when idle */
+#define SCAN_BUSY_DELAY_MS	500	/* between steps while devices are busy */
+#define SCAN_IDLE_POLL_S	10	/* look for due devices this often */
+#define SCAN_FAIL_DELAY_S	30	/* after a device failed everywhere */
+#define SCAN_SAVE_S		30	/* progress committed this often */
+
+#define SCAN_DEF_INTERVAL	(7 * 24 * 3600)	/* a pass a week */
+#define SCAN_DEF_RATE		32768		/* KiB/s */
+#define SCAN_DEF_SLOW_MS	500
+
+#define SCAN_MAX_INTERVAL	(366 * 24 * 3600)
+#define SCAN_MAX_RATE		(4u << 20)	/* 4 GiB/s in KiB/s */
+#define SCAN_MAX_SLOW_MS	600000
+
+static const char * const scan_state_names[] = {
+	[DMR_SCAN_OFF] = "off",
+	[DMR_SCAN_IDLE] = "idle",
+	[DMR_SCAN_SCANNING] = "scanning",
+};
+
+const char *dmr_scan_state_name(struct dmr_pool *pool)
+{
+	return scan_state_names[READ_ONCE(pool->scan.state)];
+}
+
+/* ---- Device state -------------------------------------------------------------- */
+
+/* Load the pass state of a new pdev from its identity record. */
+void dmr_scan_pdev_init(struct dmr_pdev *pdev)
+{
+	struct dmr_pool *pool = pdev->pool;
+	int i;
+
+	mutex_init(&pdev->scan_lock);
+	mutex_lock(&pool->md_lock);
+	i = rm_dev_find(pool->devs, pdev->dev_id);
+	if (i >= 0) {
+		pdev->scan_pos = pool->devs[i].scan_pos;
+		pdev->scan_passes = pool->devs[i].scan_passes;
+		pdev->scan_last_pass = pool->devs[i].last_pass_time;
+	}
+	mutex_unlock(&pool->md_lock);
+	pdev->scan_chunk = 1;
+}
+
+/* Record the pass state in the identity record; commit it, not waiting. */
+static void scan_save(struct dmr_pdev *pdev)
+{
+	struct dmr_pool *pool = pdev->pool;
+	struct rm_dev *d;
+	bool kick = false;
+	int i;
+
+	lockdep_assert_held(&pdev->scan_lock);
+	mutex_lock(&pool->md_lock);
+	i = rm_dev_find(pool->devs, pdev->dev_id);
+	if (i >= 0) {
+		d = &pool->devs[i];
+		if (d->scan_pos != pdev->scan_pos ||
+		    d->scan_passes != pdev->scan_passes ||
+		    d->last_pass_time != pdev->scan_last_pass) {
+			d->scan_pos = pdev->scan_pos;
+			d->scan_passes = pdev->scan_passes;
+			d->last_pass_time = pdev->scan_last_pass;
+			dmr_md_dirty(pool, 0);
+			kick = true;
+		}
+	}
+	mutex_unlock(&pool->md_lock);
+	if (kick)
+		dmr_md_kick(pool);
+	pdev->scan_saved = ktime_get_real_seconds();
+}
+
+/* The table rc went live: scan through it. */
+void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
+{
+	mutex_lock(&pdev->scan_lock);
+	pdev->scan_rc = rc;
+	mutex_unlock(&pdev->scan_lock);
+	dmr_scan_kick(pdev->pool);
+}
+
+/*
+ * The table rc is suspended or goes away: no more reads through it.
+ * Waits for a chunk in progress (one read, maybe one move).
+ */
+void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc)
+{
+	mutex_lock(&pdev->scan_lock);
+	if (pdev->scan_rc == rc) {
+		pdev->scan_rc = NULL;
+		scan_save(pdev);
+	}
+	mutex_unlock(&pdev->scan_lock);
+}
+
+static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
+		     time64_t now)
+{
+	if (!READ_ONCE(pdev->scan_rc))
+		return false;
+	if (READ_ONCE(pdev->scan_requested))
+		return true;
+	if (now < READ_ONCE(pool->scan.held_until))
+		return false;
+	/* A pass in progress, a device never scanned, or its time has come. */
+	return READ_ONCE(pdev->scan_pos) || !READ_ONCE(pdev->scan_passes) ||
+	       now >= READ_ONCE(pdev->scan_last_pass) +
+		      READ_ONCE(pool->scan.interval);
+}
+
+/*
+ * The next due device after the one served last, by dev_id; a reference
+ * is taken on it.  Also sums the foreground I/Os of all devices.
+ */
+static struct dmr_pdev *scan_pick(struct dmr_pool *pool, time64_t now,
+				  u64 *fg_ios)
+{
+	struct dmr_pdev *pdev, *first = NULL, *next = NULL;
+	u32 cursor = pool->scan.cursor;
+
+	*fg_ios = 0;
+	mutex_lock(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list) {
+		*fg_ios += part_stat_read_accum(dm_disk(pdev->md)->part0, ios);
+		if (!scan_due(pool, pdev, now))
+			continue;
+		if (!first || pdev->dev_id < first->dev_id)
+			first = pdev;
+		if (pdev->dev_id > cursor &&
+		    (!next || pdev->dev_id < next->dev_id))
+			next = pdev;
+	}
+	if (!next)
+		next = first;
+	if (next) {
+		kobject_get(&next->kobj);
+		pool->scan.cursor = next->dev_id;
+	}
+	mutex_unlock(&pool->pdev_lock);
+	return next;
+}
+
+/* Health score 0..100; see Documentation/admin-guide.md, "Scanner". */
+unsigned int dmr_scan_health(struct dmr_pdev *pdev)
+{
+	unsigned int penalty;
+
+	if (READ_ONCE(pdev->main_failed))
+		return 0;
+	penalty = 10 * fls64(READ_ONCE(pdev->nr_mapped)) +
+		  20 * fls64(READ_ONCE(pdev->nr_pending)) +
+		  5 * fls64(READ_ONCE(pdev->scan_slow) +
+			    READ_ONCE(pdev->scan_retried));
+	return penalty >= 100 ? 0 : 100 - penalty;
+}
+
+/* Progress of the pass in progress; 100 between passes, 0 if never. */
+unsigned int dmr_scan_percent(struct dmr_pdev *pdev)
+{
+	u64 pos = READ_ONCE(pdev->scan_pos);
+	u64 end = READ_ONCE(pdev->scan_end);
+
+	if (pos && end)
+		return div64_u64(min(pos, end) * 100, end);
+	return READ_ONCE(pdev->scan_passes) ? 100 : 0;
+}
+
+/* ---- One step ----------------------------------------------------------------- */
+
+/* Scan one chunk of pdev; returns the delay before the next step. */
+static unsigned long scan_device(struct dmr_pool *pool,
+				 struct dmr_pdev *pdev, bool busy)
+{
+	struct dmr_scan *sc = &pool->scan;
+	unsigned int shift = dmr_pool_block_shift(pool) + SECTOR_SHIFT;
+	u64 max_chunk = max_t(u64, SCAN_MAX_CHUNK >> shift, 1);
+	struct dmr_scan_result res = {};
+	time64_t now = ktime_get_real_seconds();
+	unsigned long delay;
+	unsigned int nr;
+	u64 bytes;
+	int r;
+
+	mutex_lock(&pdev->scan_lock);
+	if (!pdev->scan_rc || !scan_due(pool, pdev, now)) {
+		mutex_unlock(&pdev->scan_lock);
+		return 0;
+	}
+	pdev->scan_end = remap_scan_blocks(pdev->scan_rc);
+	if (pdev->scan_pos >= pdev->scan_end)
+		pdev->scan_pos = 0;	/* the device shrank: start over */
+	if (busy)
+		pdev->scan_chunk = 1;
+	else
+		pdev->scan_chunk = min(2 * pdev->scan_chunk, max_chunk);
+	nr = min(pdev->scan_chunk, pdev->scan_end - pdev->scan_pos);
+	if (!nr) {
+		mutex_unlock(&pdev->scan_lock);
+		return SCAN_IDLE_POLL_S * HZ;
+	}
+
+	r = remap_scan_chunk(pdev->scan_rc, sc->io, sc->buf, pdev->scan_pos,
+			     nr, READ_ONCE(sc->slow_ms), &res);
+	if (r) {
+		mutex_unlock(&pdev->scan_lock);
+		DMERR_LIMIT("pool %u dev_id %u: scanner: main fails at block %llu (%d); pausing",
+			    pool->id, pdev->dev_id,
+			    (unsigned long long)pdev->scan_pos, r);
+		return SCAN_FAIL_DELAY_S * HZ;
+	}
+	WRITE_ONCE(pdev->scanned, pdev->scanned + nr);
+	WRITE_ONCE(pdev->scan_failed, pdev->scan_failed + res.failed);
+	WRITE_ONCE(pdev->scan_slow, pdev->scan_slow + res.slow);
+	WRITE_ONCE(pdev->scan_retried, pdev->scan_retried + res.retried);
+	WRITE_ONCE(pdev->scan_predictive,
+		   pdev->scan_predictive + res.predictive);
+	WRITE_ONCE(pdev->scan_pos, pdev->scan_pos + nr);
+	if (pdev->scan_pos >= pdev->scan_end) {
+		WRITE_ONCE(pdev->scan_pos, 0);
+		WRITE_ONCE(pdev->scan_passes, pdev->scan_passes + 1);
+		WRITE_ONCE(pdev->scan_last_pass, now);
+		WRITE_ONCE(pdev->scan_requested, false);
+		DMINFO("pool %u dev_id %u: scanner: pass %llu done (%llu blocks)",
+		       pool->id, pdev->dev_id,
+		       (unsigned long long)pdev->scan_passes,
+		       (unsigned long long)pdev->scan_end);
+		scan_save(pdev);
+	} else if (now - pdev->scan_saved >= SCAN_SAVE_S) {
+		scan_save(pdev);
+	}
+	mutex_unlock(&pdev->scan_lock);
+
+	if (res.failed)
+		dmr_pdev_event(pdev);
+	/* Stay under the rate: bytes / (KiB/s) milliseconds. */
+	bytes = (u64)nr << shift;
+	delay = msecs_to_jiffies(div_u64(bytes * 1000,
+					 (u64)READ_ONCE(sc->rate) << 10));
+	if (busy)
+		delay = max(delay, msecs_to_jiffies(SCAN_BUSY_DELAY_MS));
+	return delay;
+}
+
+static void scan_work(struct work_struct *ws)
+{
+	struct dmr_pool *pool = container_of(to_delayed_work(ws),
+					     struct dmr_pool, scan.work);
+	struct dmr_scan *sc = &pool->scan;
+	time64_t now = ktime_get_real_seconds();
+	struct dmr_pdev *pdev;
+	unsigned long delay;
+	u64 fg_ios;
+	bool busy;
+
+	if (!READ_ONCE(sc->enabled) || READ_ONCE(sc->stopping)) {
+		WRITE_ONCE(sc->state, DMR_SCAN_OFF);
+		return;
+	}
+	pdev = scan_pick(pool, now, &fg_ios);
+	busy = fg_ios != sc->fg_ios;
+	sc->fg_ios = fg_ios;
+	if (!pdev) {
+		WRITE_ONCE(sc->state, DMR_SCAN_IDLE);
+		delay = SCAN_IDLE_POLL_S * HZ;
+	} else {
+		WRITE_ONCE(sc->state, DMR_SCAN_SCANNING);
+		delay = scan_device(pool, pdev, busy);
+		kobject_put(&pdev->kobj);
+	}
+	/* Re-armed only here and by dmr_scan_kick(); never after stopping. */
+	if (!READ_ONCE(sc->stopping))
+		queue_delayed_work(sc->wq, &sc->work, delay);
+}
+
+/* Run a step now (a device went live, a tunable changed). */
+void dmr_scan_kick(struct dmr_pool *pool)
+{
+	struct dmr_scan *sc = &pool->scan;
+
+	if (sc->wq && READ_ONCE(sc->enabled) && !READ_ONCE(sc->stopping))
+		mod_delayed_work(sc->wq, &sc->work, 0);
+}
+
+/* ---- Control ------------------------------------------------------------------- */
+
+/* scan_start / scan_stop of the manager, for pool id. */
+int dmr_scan_control(unsigned int id, bool start)
+{
+	struct dmr_pool *pool = dmr_pool_get(id);
+	struct dmr_pdev *pdev;
+	int r = 0;
+
+	if (!pool) {
+		DMERR_LIMIT("scan_%s: no pool in slot %u", start ? "start" : "stop",
+			    id);
+		return -ENOENT;
+	}
+	if (start && !READ_ONCE(pool->scan.enabled)) {
+		DMERR_LIMIT("scan_start: the scanner of pool %u is disabled (scan_enabled = 0)",
+			    id);
+		r = -EINVAL;
+		goto out;
+	}
+	WRITE_ONCE(pool->scan.held_until, start ? 0 :
+		   ktime_get_real_seconds() + READ_ONCE(pool->scan.interval));
+	mutex_lock(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list)
+		WRITE_ONCE(pdev->scan_requested, start);
+	mutex_unlock(&pool->pdev_lock);
+	dmr_scan_kick(pool);
+out:
+	dmr_pool_put(pool);
+	return r;
+}
+
+struct scan_tunable {
+	const char *name;
+	size_t offset;			/* of the unsigned int in dmr_scan */
+	unsigned int min, max;
+};
+
+static const struct scan_tunable scan_tunables[] = {
+	{ "scan_interval", offsetof(struct dmr_scan, interval), 1,
+	  SCAN_MAX_INTERVAL },
+	{ "scan_rate", offsetof(struct dmr_scan, rate), 1, SCAN_MAX_RATE },
+	{ "scan_slow_ms", offsetof(struct dmr_scan, slow_ms), 1,
+	  SCAN_MAX_SLOW_MS },
+};
+
+static unsigned int *scan_field(struct dmr_pool *pool,
+				const struct scan_tunable *t)
+{
+	return (unsigned int *)((char *)&pool->scan + t->offset);
+}
+
+ssize_t dmr_scan_show(struct dmr_pool *pool, const char *name, char *buf)
+{
+	unsigned int i;
+
+	if (!strcmp(name, "scan_enabled"))
+		return sysfs_emit(buf, "%d\n", READ_ONCE(pool->scan.enabled));
+	if (!strcmp(name, "scan_state"))
+		return sysfs_emit(buf, "%s\n", dmr_scan_state_name(pool));
+	for (i = 0; i < ARRAY_SIZE(scan_tunables); i++) {
+		unsigned int *v = scan_field(pool, &scan_tunables[i]);
+
+		if (!strcmp(name, scan_tunables[i].name))
+			return sysfs_emit(buf, "%u\n", READ_ONCE(*v));
+	}
+	return -ENOENT;
+}
+
+/* A bad value is refused with EINVAL and changes nothing. */
+ssize_t dmr_scan_store(struct dmr_pool *pool, const char *name,
+		       const char *buf, size_t len)
+{
+	unsigned int i, v;
+
+	if (kstrtouint(buf, 10, &v))
+		return -EINVAL;
+	if (!strcmp(name, "scan_enabled")) {
+		if (v > 1)
+			return -EINVAL;
+		WRITE_ONCE(pool->scan.enabled, v);
+		if (v)
+			dmr_scan_kick(pool);
+		else
+			WRITE_ONCE(pool->scan.state, DMR_SCAN_OFF);
+		return len;
+	}
+	for (i = 0; i < ARRAY_SIZE(scan_tunables); i++) {
+		const struct scan_tunable *t = &scan_tunables[i];
+
+		if (strcmp(name, t->name))
+			continue;
+		if (v < t->min || v > t->max)
+			return -EINVAL;
+		WRITE_ONCE(*scan_field(pool, t), v);
+		dmr_scan_kick(pool);
+		return len;
+	}
+	return -EINVAL;
+}
+
+/* ---- Life cycle ---------------------------------------------------------------- */
+
+int dmr_scan_init(struct dmr_pool *pool)
+{
+	struct dmr_scan *sc = &pool->scan;
+
+	sc->enabled = true;
+	sc->interval = SCAN_DEF_INTERVAL;
+	sc->rate = SCAN_DEF_RATE;
+	sc->slow_ms = SCAN_DEF_SLOW_MS;
+	sc->state = DMR_SCAN_IDLE;
+	INIT_DELAYED_WORK(&sc->work, scan_work);
+	sc->buf = vmalloc(max_t(u32, SCAN_MAX_CHUNK, pool->sb.geo.block_size));
+	if (!sc->buf)
+		return -ENOMEM;
+	sc->io = dm_io_client_create();
+	if (IS_ERR(sc->io)) {
+		int r = PTR_ERR(sc->io);
+
+		sc->io = NULL;
+		return r;
+	}
+	sc->wq = alloc_workqueue("dm-remap-scan/%u",
+				 WQ_UNBOUND | WQ_FREEZABLE | WQ_MEM_RECLAIM, 1,
+				 pool->id);
+	return sc->wq ? 0 : -ENOMEM;
+}
+
+/* Stop for good: no step runs after this returns. */
+void dmr_scan_exit(struct dmr_pool *pool)
+{
+	struct dmr_scan *sc = &pool->scan;
+
+	WRITE_ONCE(sc->stopping, true);
+	if (sc->wq) {
+		cancel_delayed_work_sync(&sc->work);
+		destroy_workqueue(sc->wq);
+		sc->wq = NULL;
+	}
+	WRITE_ONCE(sc->state, DMR_SCAN_OFF);
+	if (sc->io)
+		dm_io_client_destroy(sc->io);
+	sc->io = NULL;
+	vfree(sc->buf);
+	sc->buf = NULL;
+}

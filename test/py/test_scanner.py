@@ -1,0 +1,233 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The pool's background scanner: finds slow and failing blocks that no user
+read touched, moves the slow ones with their data, records the unreadable
+ones as pending; progress, control, tunables, and stopping."""
+import errno
+import hashlib
+import os
+import time
+
+import pytest
+
+from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, wait_for
+from pools import Manager, RemapDev, data_start, pool_attr
+
+BLOCK = 4096
+BS = BLOCK // 512
+SLOT = 6
+POOLS = "/sys/module/dm_remap/pools"
+
+pytestmark = pytest.mark.allow_kmsg(r"I/O error|Buffer I/O error")
+
+
+def set_attr(name, value, slot=SLOT):
+    with open(os.path.join(POOLS, str(slot), name), "w") as f:
+        f.write(str(value))
+
+
+def dev_attr(dev_id, name, slot=SLOT):
+    with open(os.path.join(POOLS, str(slot), "devices", str(dev_id), name)) as f:
+        return f.read().strip()
+
+
+def dev_int(dev_id, name):
+    return int(dev_attr(dev_id, name))
+
+
+def faulty_table(dev, sectors, failing, slow, delay_ms):
+    """dev, with the blocks in failing erroring every I/O and those in slow
+    delayed by delay_ms; linear elsewhere."""
+    marks = {b: "error" for b in failing}
+    marks.update({b: f"delay {dev} {b * BS} {delay_ms}" for b in slow})
+    lines, pos = [], 0
+    for b in sorted(marks):
+        if b * BS > pos:
+            lines.append(f"{pos} {b * BS - pos} linear {dev} {pos}")
+        lines.append(f"{b * BS} {BS} {marks[b]}")
+        pos = (b + 1) * BS
+    if pos < sectors:
+        lines.append(f"{pos} {sectors - pos} linear {dev} {pos}")
+    return "\n".join(lines)
+
+
+def events(name):
+    return int(dmsetup("info", "-c", "--noheadings", "-o", "events", name).strip())
+
+
+@pytest.fixture
+def env(dm, loopdev):
+    """A pool in SLOT with its scanner on; an 8 MiB main backing device
+    filled with a known pattern."""
+    mgr = Manager(dm)
+    spare, backing = loopdev(64), loopdev(8)
+    data = pattern("scan", 8 << 20)
+    pwrite(backing, 0, data)
+    mgr.format(spare)
+    mgr.resume(SLOT, spare, scan=True)
+
+    class Env:
+        pass
+    e = Env()
+    e.defaults = {k: pool_attr(SLOT, k) for k in
+                  ["scan_enabled", "scan_interval", "scan_rate", "scan_slow_ms",
+                   "scan_state"]}
+    # Off until a test has set up its device: a device never scanned
+    # starts its first pass as soon as the scanner may run.
+    set_attr("scan_enabled", 0)
+    set_attr("scan_rate", 1 << 20)
+    set_attr("scan_slow_ms", 700)
+    e.mgr, e.dm, e.spare, e.backing, e.data = mgr, dm, spare, backing, data
+    yield e
+    for name in reversed(list(dm.names)):
+        if name != mgr.name:
+            dm.remove(name)
+    mgr.free(SLOT)
+
+
+def run_pass(dev_id, timeout=120):
+    """Enable the scanner and wait for the device's first pass to end."""
+    set_attr("scan_enabled", 1)
+    assert wait_for(lambda: dev_int(dev_id, "scan_passes") >= 1, timeout=timeout), \
+        f"no pass in {timeout}s: at block {dev_attr(dev_id, 'scan_pos')}"
+    set_attr("scan_enabled", 0)
+
+
+def test_pass_finds_slow_and_failing_blocks(env):
+    n = blockdev_sectors(env.backing)
+    failing, slow = [37, 1500], [5, 900, 2047]
+    main = env.dm.create(faulty_table(env.backing, n, failing, slow, 1500), hint="faulty")
+    dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=4)
+    ev = events(dev.name)
+    assert dev_int(4, "health") == 100
+    run_pass(4)
+
+    # Counters: every block scanned, each finding counted once.
+    assert dev_int(4, "scanned") == n // BS
+    assert dev_int(4, "scan_failed") == len(failing)
+    assert dev_int(4, "scan_slow") == len(slow)
+    assert dev_int(4, "scan_predictive") == len(slow)
+    assert dev_int(4, "scan_percent") == 100
+    assert int(dev_attr(4, "scan_last_pass")) > 0
+    # Slow blocks remapped with their data, failing ones pending.
+    remaps = dev.remaps()
+    assert {b: st for b, (_, st) in remaps.items()} == \
+        {**{b: "mapped" for b in slow}, **{b: "pending" for b in failing}}
+    st = dev.status()
+    assert st["remaps"] == len(slow) and st["pending"] == len(failing)
+    # 10 * bits(3 remaps) + 20 * bits(2 pending) + 5 * bits(3 slow) = 20 + 40 + 10
+    assert dev_int(4, "health") == 30
+    # The user never read anything; a dm event told about the pending blocks.
+    assert st["read_errors"] == 0
+    assert events(dev.name) > ev
+    for b in slow:
+        assert pread(dev.path, b * BLOCK, BLOCK) == env.data[b * BLOCK:(b + 1) * BLOCK]
+        spare_block, _ = remaps[b]
+        assert pread(env.spare, data_start(env.spare) * 512 + spare_block * BLOCK, BLOCK) == \
+            env.data[b * BLOCK:(b + 1) * BLOCK]
+    for b in failing:
+        with pytest.raises(OSError) as e:
+            pread(dev.path, b * BLOCK, BLOCK)
+        assert e.value.errno == errno.EIO
+    # Everything else reads back unchanged.
+    edges = [0] + [x for b in sorted(failing) for x in (b, b + 1)] + [n // BS]
+    for lo, hi in zip(edges[::2], edges[1::2]):
+        assert pread(dev.path, lo * BLOCK, (hi - lo) * BLOCK) == \
+            env.data[lo * BLOCK:hi * BLOCK]
+
+
+def test_scanner_reads_never_change_data(env):
+    before = hashlib.sha256(pread(env.backing, 0, 8 << 20)).hexdigest()
+    dev = RemapDev(env.dm, env.backing, SLOT, dev_id=1)
+    run_pass(1)
+    assert dev_int(1, "scanned") == (8 << 20) // BLOCK
+    assert dev.remaps() == {}
+    assert dev_int(1, "health") == 100
+    dev.remove()
+    assert hashlib.sha256(pread(env.backing, 0, 8 << 20)).hexdigest() == before
+
+
+def test_progress_survives_suspend_remove_and_free(env):
+    set_attr("scan_rate", 64)                     # KiB/s: a pass takes ~2 min
+    dev = RemapDev(env.dm, env.backing, SLOT, dev_id=2)
+    set_attr("scan_enabled", 1)
+    assert wait_for(lambda: dev_int(2, "scan_pos") >= 8, timeout=30)
+    assert pool_attr(SLOT, "scan_state") == "scanning"
+    # Suspended: the scanner leaves the device alone, promptly.
+    t0 = time.time()
+    dmsetup("suspend", dev.name)
+    assert time.time() - t0 < 10
+    pos = dev_int(2, "scan_pos")
+    time.sleep(1.5)
+    assert dev_int(2, "scan_pos") == pos
+    dmsetup("resume", dev.name)
+    assert wait_for(lambda: dev_int(2, "scan_pos") > pos, timeout=30)
+    # Removed mid-pass, the pool freed and resumed: the pass goes on from
+    # where it was.
+    t0 = time.time()
+    dev.remove()
+    assert time.time() - t0 < 10
+    env.mgr.msg("switch_to", SLOT)
+    env.mgr.msg("free_spare")
+    env.mgr.resume(SLOT, env.spare, scan=True)
+    set_attr("scan_enabled", 0)
+    dev = RemapDev(env.dm, env.backing, SLOT, dev_id=2)
+    saved = dev_int(2, "scan_pos")
+    assert saved > pos
+    assert dev_int(2, "scan_passes") == 0
+    set_attr("scan_rate", 1 << 20)
+    run_pass(2)
+    # It finished the pass without starting over.
+    assert dev_int(2, "scanned") == (8 << 20) // BLOCK - saved
+
+
+def test_scan_stop_and_start(env):
+    set_attr("scan_rate", 64)
+    RemapDev(env.dm, env.backing, SLOT, dev_id=3)
+    set_attr("scan_enabled", 1)
+    env.mgr.msg("switch_to", SLOT)
+    env.mgr.msg("scan_start")
+    assert wait_for(lambda: dev_int(3, "scan_pos") > 0, timeout=30)
+    env.mgr.msg("scan_stop")
+    assert wait_for(lambda: pool_attr(SLOT, "scan_state") == "idle", timeout=15)
+    pos = dev_int(3, "scan_pos")
+    time.sleep(1.5)
+    assert dev_int(3, "scan_pos") == pos
+    env.mgr.msg("scan_start")
+    assert wait_for(lambda: dev_int(3, "scan_pos") > pos, timeout=30)
+    # Disabled: off, and scan_start is refused.
+    set_attr("scan_enabled", 0)
+    assert wait_for(lambda: pool_attr(SLOT, "scan_state") == "off", timeout=15)
+    with pytest.raises(CmdError):
+        env.mgr.msg("scan_start")
+    with pytest.raises(CmdError):
+        env.mgr.msg("scan_start", "now")
+    env.mgr.msg("switch_to", SLOT + 1)
+    with pytest.raises(CmdError):
+        env.mgr.msg("scan_stop")          # no pool in that slot
+
+
+@pytest.mark.parametrize("name,bad", [
+    ("scan_enabled", ["2", "-1", "yes", "1x"]),
+    ("scan_interval", ["0", "-5", "x", "99999999999"]),
+    ("scan_rate", ["0", "4194305", "1.5"]),
+    ("scan_slow_ms", ["0", "600001", "fast"]),
+])
+def test_bad_tunable_is_refused(env, name, bad):
+    before = {k: pool_attr(SLOT, k) for k in
+              ["scan_enabled", "scan_interval", "scan_rate", "scan_slow_ms"]}
+    for v in bad:
+        with pytest.raises(OSError) as e:
+            set_attr(name, v)
+        assert e.value.errno == errno.EINVAL, v
+    assert {k: pool_attr(SLOT, k) for k in before} == before
+    with pytest.raises(OSError):
+        set_attr("scan_state", "idle")
+
+
+def test_defaults_and_list(env):
+    assert env.defaults == {"scan_enabled": "1", "scan_interval": str(7 * 24 * 3600),
+                            "scan_rate": "32768", "scan_slow_ms": "500",
+                            "scan_state": "idle"}
+    assert env.mgr.list()[SLOT][-1] == "scanner=off"
+    set_attr("scan_enabled", 1)
+    assert wait_for(lambda: env.mgr.list()[SLOT][-1] == "scanner=idle", timeout=15)
