@@ -1303,7 +1303,8 @@ static const char *const scan_pool_attrs[] = {
 
 static const char *const scan_dev_attrs[] = {
 	"scan_pos", "scan_percent", "scan_passes", "scan_last_pass",
-	"scanned", "scan_failed", "scan_slow", "scan_predictive", "health",
+	"scanned", "scan_failed", "scan_slow", "scan_retried",
+	"scan_predictive", "health",
 };
 
 #define NR_SCAN_DEV ARRAY_SIZE(scan_dev_attrs)
@@ -1379,9 +1380,9 @@ static int scan_status(int slot)
 	} else {
 		printf("pool %d: scanner %s, enabled %s, interval %s s, rate %s KiB/s, slow %s ms\n",
 		       slot, pv[0], pv[1], pv[2], pv[3], pv[4]);
-		table_init(&tab, 11, "DEV_ID", "DEVICE", "POS", "PERCENT",
+		table_init(&tab, 12, "DEV_ID", "DEVICE", "POS", "PERCENT",
 			   "PASSES", "LAST_PASS", "SCANNED", "FAILED", "SLOW",
-			   "PREDICTIVE", "HEALTH");
+			   "RETRIED", "PREDICTIVE", "HEALTH");
 	}
 	for (j = 0; j < n; j++) {
 		for (i = 0; i < NR_SCAN_DEV; i++) {
@@ -1489,6 +1490,15 @@ static int scan_set(int slot, int argc, char **argv, const char **attr)
 	return EXIT_OK;
 }
 
+/* scan_enabled of the pool reads 1 (or cannot be read). */
+static bool scan_enabled(int slot)
+{
+	char buf[16];
+
+	return pool_attr(slot, "scan_enabled", buf, sizeof(buf)) ||
+	       strcmp(buf, "0");
+}
+
 static int cmd_scan(int argc, char **argv)
 {
 	const char *mgr, *op, *attr[16];
@@ -1527,6 +1537,9 @@ static int cmd_scan(int argc, char **argv)
 		return EXIT_FAIL;
 	r = mgr_msg(slot, !strcmp(op, "start") ? "scan_start" : "scan_stop",
 		    NULL);
+	if (r == -EINVAL && !strcmp(op, "start") && !scan_enabled(slot))
+		return fail(what, "scan start: the scanner is disabled (remapctl scan %d set enabled=1)",
+			    slot);
 	if (r)
 		return fail(what, "scan %s: %s", op, why(REQ_MGR, r));
 	printf("pool %d: scan %s\n", slot,

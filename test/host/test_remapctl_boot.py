@@ -79,6 +79,7 @@ def test_remapctl_lifecycle_across_reboots(tmp_path):
     assert d["data0"]["dev_id"] == 0 and d["data0"]["main"] == "/dev/vdb"
     assert d["data1"]["dev_id"] == 1 and d["data1"]["state"] == "degraded"
     assert d["data1"]["main"] == "/dev/mapper/badmain"
+    assert [x["name"] for x in a["scan"]["devices"]] == ["data0", "data1"]
     assert remaps(a, "data0") == remaps(s, "data0")
     assert remaps(a, "data1") == remaps(s, "data1")
     assert a["read"]["data0"] == {str(b): "ok" for b in range(NBLOCKS)}
