@@ -111,13 +111,18 @@ static int find_pools(struct found **out, const struct pool_info *act,
 			continue;
 		if (blk_sectors(dev, &sectors) || sectors < 64)
 			continue;
+		/* sysfs writes '!' for the '/' of names like cciss/c0d0. */
 		snprintf(f[nf].path, sizeof(f[nf].path), "/dev/%s", k);
+		for (j = 5; f[nf].path[j]; j++)
+			if (f[nf].path[j] == '!')
+				f[nf].path[j] = '/';
 		if (blk_devno(f[nf].path, &adev) || adev != dev)
 			continue;
 		if (sb_probe(f[nf].path, &sb) || !sb.found)
 			continue;
 		if (!sb.valid) {
-			fail(f[nf].path, "has dm-remap superblocks but no valid copy; not resumed (remap_check can examine it)");
+			fail(f[nf].path, "has dm-remap superblocks but no valid copy (%s); not resumed (remap_check can examine it)",
+			     rm_strerror(sb.err));
 			c->failed++;
 			continue;
 		}

@@ -76,6 +76,35 @@ int blk_devno(const char *path, dev_t *dev)
 	return 0;
 }
 
+int blk_canon(const char *path, char *buf, size_t size, dev_t *dev)
+{
+	char *real = realpath(path, NULL);
+	const char *p;
+	int r;
+
+	if (!real)
+		return -errno;
+	r = blk_devno(real, dev);
+	for (p = real; !r && *p; p++)
+		if (*p <= ' ' || *p > '~')
+			r = -EILSEQ;
+	if (!r && strlen(real) >= size)
+		r = -ENAMETOOLONG;
+	if (!r)
+		strcpy(buf, real);
+	free(real);
+	return r;
+}
+
+const char *blk_strerror(int err)
+{
+	if (err == -ENOTBLK)
+		return "not a block device";
+	if (err == -EILSEQ)
+		return "its path has whitespace or non-ASCII characters";
+	return strerror(-err);
+}
+
 int blk_sectors(dev_t dev, uint64_t *sectors)
 {
 	char path[64];
@@ -286,7 +315,7 @@ int sb_probe(const char *path, struct pool_sb *out)
 	unsigned int i;
 	uint8_t *buf;
 	ssize_t n;
-	int fd, r = 0;
+	int fd, err, r = 0;
 
 	memset(out, 0, sizeof(*out));
 	fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK);
@@ -308,8 +337,11 @@ int sb_probe(const char *path, struct pool_sb *out)
 		if (memcmp(blk, RM_SB_MAGIC, RM_SB_MAGIC_LEN))
 			continue;
 		out->found = true;
-		if (rm_sb_decode(blk, rm_sb_blocknr(i), &sb))
+		err = rm_sb_decode(blk, rm_sb_blocknr(i), &sb);
+		if (err) {
+			out->err = err;
 			continue;
+		}
 		if (!out->valid || sb.seq > out->seq) {
 			out->valid = true;
 			out->seq = sb.seq;

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -379,12 +380,9 @@ static void pool_read(int id, struct pool_row *row)
 	row->id = id;
 	for (i = 0; i < PA_NR; i++)
 		pool_attr(id, pool_attrs[i], row->v[i], sizeof(row->v[i]));
-	/* No scanner in this module: it is off. */
+	/* A module without the scanner: it is off. */
 	if (!strcmp(row->v[PA_SCAN], "-"))
 		strcpy(row->v[PA_SCAN], "off");
-	/* As the manager's list says it: no free block means exhausted. */
-	if (!strcmp(row->v[PA_STATE], "ok") && !strcmp(row->v[PA_FREE], "0"))
-		strcpy(row->v[PA_STATE], "exhausted");
 }
 
 static void pool_json(const struct pool_row *row)
@@ -520,12 +518,10 @@ static int remap_parse(const struct dmdev *d, struct remap_dev *rd)
 		snprintf(rd->main_name, sizeof(rd->main_name), "%s", main);
 	if (dmx_status(d->name, &st))
 		return 0;
-	if (sscanf(st, "%*u %*u %llu %llu %llu %llu %llu %15s",
-		   (unsigned long long *)&rd->remaps,
-		   (unsigned long long *)&rd->pending,
-		   (unsigned long long *)&rd->read_errors,
-		   (unsigned long long *)&rd->write_errors,
-		   (unsigned long long *)&rd->remapped_ios, rd->state) == 6)
+	if (sscanf(st, "%*u %*u %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64
+		   " %" SCNu64 " %15s", &rd->remaps, &rd->pending,
+		   &rd->read_errors, &rd->write_errors, &rd->remapped_ios,
+		   rd->state) == 6)
 		rd->have_status = true;
 	free(st);
 	return 0;
@@ -580,7 +576,7 @@ static void dev_table_row(struct table *t, const struct remap_dev *rd)
 		table_cell(t, "-");
 		table_cell(t, "-");
 		table_cell(t, "-");
-		table_cell(t, "suspended?");
+		table_cell(t, "unknown");
 		return;
 	}
 	table_cell(t, "%llu", (unsigned long long)rd->remaps);
@@ -633,8 +629,8 @@ static int pool_format(int argc, char **argv)
 	const char *what = "pool format", *mgr;
 	uint64_t bs = RM_DEFAULT_BLOCK_SIZE;
 	bool force = false, have_bs = false;
+	char *msg, path[PATH_MAX];
 	struct pool_sb sb;
-	char *msg;
 	dev_t dev;
 	int c, r;
 
@@ -662,24 +658,22 @@ static int pool_format(int argc, char **argv)
 	if (argc - optind != 1)
 		return usage_error(what, "expected one spare device (see --help)");
 	what = argv[optind];
-	r = blk_devno(argv[optind], &dev);
+	r = blk_canon(argv[optind], path, sizeof(path), &dev);
 	if (r)
-		return fail(what, "%s", r == -ENOTBLK ? "not a block device" :
-			    strerror(-r));
+		return fail(what, "%s", blk_strerror(r));
 	if (mgr_get(what, &mgr))
 		return EXIT_FAIL;
 	if (have_bs)
-		msg = xasprintf("format_spare %s%s block_size=%llu",
-				argv[optind], force ? " force" : "",
-				(unsigned long long)bs);
+		msg = xasprintf("format_spare %s%s block_size=%llu", path,
+				force ? " force" : "", (unsigned long long)bs);
 	else
-		msg = xasprintf("format_spare %s%s", argv[optind],
+		msg = xasprintf("format_spare %s%s", path,
 				force ? " force" : "");
 	r = mgr_msg(-1, msg, NULL);
 	free(msg);
 	if (r)
 		return fail(what, "cannot format: %s", why(REQ_FORMAT, r));
-	if (!sb_probe(argv[optind], &sb) && sb.valid)
+	if (!sb_probe(path, &sb) && sb.valid)
 		printf("formatted %s: %llu blocks of %u bytes\n", argv[optind],
 		       (unsigned long long)sb.nr_blocks, sb.block_size);
 	else
@@ -705,7 +699,7 @@ static int pool_resume(int argc, char **argv)
 	struct pool_info act[MAX_SLOTS];
 	const char *what = "pool resume", *mgr;
 	int c, r, slot = -1, i, n;
-	char *msg, buf[32];
+	char *msg, buf[32], path[PATH_MAX];
 	dev_t dev, adev;
 
 	optind = 0;
@@ -726,10 +720,9 @@ static int pool_resume(int argc, char **argv)
 	if (argc - optind != 1)
 		return usage_error(what, "expected one spare device (see --help)");
 	what = argv[optind];
-	r = blk_devno(argv[optind], &dev);
+	r = blk_canon(argv[optind], path, sizeof(path), &dev);
 	if (r)
-		return fail(what, "%s", r == -ENOTBLK ? "not a block device" :
-			    strerror(-r));
+		return fail(what, "%s", blk_strerror(r));
 	if (mgr_get(what, &mgr))
 		return EXIT_FAIL;
 	n = pools_active(act);
@@ -743,11 +736,10 @@ static int pool_resume(int argc, char **argv)
 			return fail(what, "no free pool slot (all %d in use)",
 				    MAX_SLOTS);
 	} else if (pool_is_active(slot)) {
-		return fail(what, "slot %d is busy (pool on %s)", slot,
-			    (pool_attr(slot, "spare_device", buf, sizeof(buf)),
-			     buf));
+		pool_attr(slot, "spare_device", buf, sizeof(buf));
+		return fail(what, "slot %d is busy (pool on %s)", slot, buf);
 	}
-	msg = xasprintf("resume_spare %s", argv[optind]);
+	msg = xasprintf("resume_spare %s", path);
 	r = mgr_msg(slot, msg, NULL);
 	free(msg);
 	if (r)
@@ -995,9 +987,7 @@ static int cmd_create(int argc, char **argv)
 	what = name;
 	r = blk_devno(argv[optind + 1], &main);
 	if (r)
-		return fail(what, "%s: %s", argv[optind + 1],
-			    r == -ENOTBLK ? "not a block device" :
-			    strerror(-r));
+		return fail(what, "%s: %s", argv[optind + 1], blk_strerror(r));
 	r = blk_sectors(main, &sectors);
 	if (r || !sectors)
 		return fail(what, "%s: cannot read its size", argv[optind + 1]);

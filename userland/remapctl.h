@@ -122,6 +122,7 @@ int mgr_msg(int slot, const char *msg, char **resp);
 struct pool_sb {
 	bool found;		/* some copy has the magic */
 	bool valid;		/* some copy is valid */
+	int err;		/* why the last invalid copy is (RM_E_*) */
 	uint64_t seq;
 	uint8_t uuid[16];
 	uint32_t block_size;
@@ -134,6 +135,13 @@ int sysfs_read_u64(const char *path, uint64_t *v);
 int sysfs_write(const char *path, const char *val);
 /* Path of a block device node to its device number; -errno. */
 int blk_devno(const char *path, dev_t *dev);
+/*
+ * The canonical path of a block device (symlinks resolved), usable in a
+ * dm message: printable ASCII without whitespace.
+ */
+int blk_canon(const char *path, char *buf, size_t size, dev_t *dev);
+/* blk_devno/blk_canon errors in words. */
+const char *blk_strerror(int err);
 /* Size in 512-byte sectors, from sysfs. */
 int blk_sectors(dev_t dev, uint64_t *sectors);
 /* Kernel name ("sda1") into buf. */
