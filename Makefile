@@ -25,6 +25,10 @@ SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fram
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_HDR := $(wildcard common/*.h)
 UNIT_SRC   := $(wildcard test/unit/*.c)
+# Offline metadata tools: one program each over a shared loader and writer.
+TOOLS      := remap_check remap_dump remap_repair
+TOOLS_SRC  := userland/mdread.c userland/mdjson.c userland/mdwrite.c
+TOOLS_HDR  := $(wildcard userland/md*.h)
 
 .PHONY: all module userland unit fuzz check demo bench bench-index install clean lint
 
@@ -42,7 +46,7 @@ $(BUILD)/common-user/%.o: common/%.c $(COMMON_HDR)
 $(BUILD)/libremap-common.a: $(patsubst common/%.c,$(BUILD)/common-user/%.o,$(COMMON_SRC))
 	$(AR) rcs $@ $^
 
-userland: $(BUILD)/remapctl
+userland: $(BUILD)/remapctl $(addprefix $(BUILD)/,$(TOOLS))
 
 REMAPCTL_SRC := $(wildcard userland/remapctl.c userland/dm.c userland/blk.c \
 		  userland/json.c userland/activate.c)
@@ -50,13 +54,17 @@ $(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h $(BUILD)/libremap-common.
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $(REMAPCTL_SRC) $(BUILD)/libremap-common.a \
 		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
 
-# Unit tests of common/, built with ASan and UBSan.
+$(BUILD)/remap_%: userland/remap_%.c $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/libremap-common.a $(COMMON_HDR)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon -Iuserland $< $(TOOLS_SRC) \
+		$(BUILD)/libremap-common.a -o $@
+
+# Unit tests of common/ and the tools' loader, built with ASan and UBSan.
 unit: $(BUILD)/unit
 
-$(BUILD)/unit: $(UNIT_SRC) $(COMMON_SRC) $(COMMON_HDR) test/unit/unit.h
+$(BUILD)/unit: $(UNIT_SRC) $(COMMON_SRC) $(COMMON_HDR) $(TOOLS_SRC) $(TOOLS_HDR) test/unit/unit.h
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -pthread -Icommon \
-		$(UNIT_SRC) $(COMMON_SRC) -o $@
+	$(CC) -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes $(SAN) -pthread -Icommon -Iuserland \
+		$(UNIT_SRC) $(COMMON_SRC) $(TOOLS_SRC) -o $@
 
 # libFuzzer targets (clang).  FUZZ_SECONDS per target; corpus under build/.
 FUZZ_SECONDS ?= 60
@@ -73,6 +81,11 @@ fuzz: $(patsubst test/fuzz/%.c,$(BUILD)/%,$(FUZZ_SRC))
 
 $(BUILD)/fuzz_%: test/fuzz/fuzz_%.c $(COMMON_SRC) $(COMMON_HDR) $(BUILD)/mkseeds
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Icommon $< $(COMMON_SRC) -o $@
+
+# The offline tools' loader and writer on whole pool images.
+$(BUILD)/fuzz_load: test/fuzz/fuzz_load.c $(COMMON_SRC) $(COMMON_HDR) $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/mkseeds
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iuserland $< \
+		$(COMMON_SRC) $(TOOLS_SRC) -o $@
 
 $(BUILD)/mkseeds: $(wildcard test/fuzz/mkseeds.c) $(COMMON_SRC) $(COMMON_HDR)
 	@mkdir -p $(BUILD)
@@ -101,6 +114,10 @@ install: module userland
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
 	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(PREFIX)/sbin/remapctl
 	install -D -m 0644 man/remapctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/remapctl.8
+	for t in $(TOOLS); do \
+		install -D -m 0755 $(BUILD)/$$t $(DESTDIR)$(PREFIX)/sbin/$$t && \
+		install -D -m 0644 man/$$t.8 $(DESTDIR)$(PREFIX)/share/man/man8/$$t.8 || exit 1; \
+	done
 	test -n "$(DESTDIR)" || depmod -a $(KVER)
 
 clean:

@@ -233,14 +233,11 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		pdev->scan_chunk = 1;
 	else
 		pdev->scan_chunk = min(2 * pdev->scan_chunk, max_chunk);
+	/* 0 only for a device smaller than a block: its pass ends at once. */
 	nr = min(pdev->scan_chunk, pdev->scan_end - pdev->scan_pos);
-	if (!nr) {
-		mutex_unlock(&pdev->scan_lock);
-		return SCAN_IDLE_POLL_S * HZ;
-	}
-
-	r = remap_scan_chunk(pdev->scan_rc, sc->io, sc->buf, pdev->scan_pos,
-			     nr, READ_ONCE(sc->slow_ms), &res);
+	r = nr ? remap_scan_chunk(pdev->scan_rc, sc->io, sc->buf,
+				  pdev->scan_pos, nr, READ_ONCE(sc->slow_ms),
+				  &res) : 0;
 	if (r) {
 		mutex_unlock(&pdev->scan_lock);
 		DMERR_LIMIT("pool %u dev_id %u: scanner: main fails at block %llu (%d); pausing",

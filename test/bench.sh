@@ -13,7 +13,7 @@
 # REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the first that works),
 # EXTRA ("libaio:0": other engines and the counts they also run at; "" for
 # none), BENCH_TIMEOUT (2400 s), BENCH_STRICT (1: a missed target fails),
-# IO=0 / INDEX=0 skip a part, BUILD (build).
+# SCAN (1: the scanner on/off phase), IO=0 / INDEX=0 skip a part, BUILD (build).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -50,7 +50,7 @@ if [ "${IO:-1}" = 1 ]; then
 	rm -rf "$OUT/vm"
 	mkdir -p "$OUT/vm"
 	envs=()
-	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA; do
+	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN; do
 		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
 	done
 	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \

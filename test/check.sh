@@ -31,6 +31,9 @@ test/lint.sh || fail "lint"
 step "unit tests of common/ (ASan, UBSan)"
 build/unit || fail "unit tests"
 
+step "offline metadata tools on pool images"
+test/offline-tools.sh || fail "offline tools"
+
 step "fuzz smoke run"
 make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" || fail "fuzzing"
 

@@ -10,7 +10,7 @@ pkgs=()
 for g in $groups; do
 	case "$g" in
 	build) pkgs+=(make gcc libc6-dev kmod linux-image-amd64 linux-headers-amd64
-		      libdevmapper-dev pkg-config clang libclang-rt-14-dev) ;;
+		      libdevmapper-dev pkg-config clang libclang-rt-14-dev python3) ;;
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio dmsetup python3-pytest
 		   fio e2fsprogs util-linux procps xz-utils zstd file) ;;
 	bench) pkgs+=(fio valgrind) ;;

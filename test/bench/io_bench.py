@@ -22,7 +22,9 @@ and a short run must send the expected share of I/Os to the spare.
 
 Writes $VM_OUT/io.json.  Environment: ROUNDS (10), RUNTIME (3 s), RAMP (0.25 s),
 IODEPTH (32), ENGINE (first that works of
-"io_uring libaio"), REMAPS ("0 10000 100000"), MKPOOL (path of the binary), KO.
+"io_uring libaio"), REMAPS ("0 10000 100000"), MKPOOL (path of the binary), KO,
+SCAN (1: also the scanner phase: random reads of the remap device with the
+pool's scanner off and on at its default rate, interleaved rounds).
 """
 import itertools
 import json
@@ -162,6 +164,45 @@ def detach_pool():
         dm_msg(MGR, "free_spare")
 
 
+def scan_set(name, value):
+    with open(f"/sys/module/dm_remap/pools/0/{name}", "w") as f:
+        f.write(str(value))
+
+
+def scan_get(name, dev=None):
+    sub = f"devices/{dev}/" if dev is not None else ""
+    with open(f"/sys/module/dm_remap/pools/0/{sub}{name}") as f:
+        return f.read().strip()
+
+
+def scanner_phase(engine):
+    """Random-read IOPS of the remap device with the scanner off and on (at
+    its default rate, a pass in progress), interleaved rounds."""
+    v = load_pool(0)
+    if not v["ok"]:
+        return {"ok": False, "problems": v["problems"]}
+    rate = scan_get("scan_rate")
+    runs = []
+    for rnd in range(ROUNDS):
+        iops, scanned = {}, 0
+        for cfg in (["off", "on"] if rnd % 2 == 0 else ["on", "off"]):
+            if cfg == "on":
+                scan_set("scan_enabled", 1)
+                dm_msg(MGR, "switch_to", "0")
+                dm_msg(MGR, "scan_start")
+                time.sleep(0.5)
+                before = int(scan_get("scanned", DEV_ID))
+            iops[cfg] = fio(engine, "randread", ["remap"])["remap"]["iops"]
+            if cfg == "on":
+                scanned = int(scan_get("scanned", DEV_ID)) - before
+                scan_set("scan_enabled", 0)
+        runs.append({"round": rnd, "off": iops["off"], "on": iops["on"],
+                     "scanned_blocks_during_on": scanned})
+        log(f"scanner round {rnd + 1:>2}/{ROUNDS}: off={iops['off']:6.0f} on={iops['on']:6.0f} "
+            f"on/off={iops['on'] / iops['off']:.3f} (scanner read {scanned} blocks meanwhile)")
+    return {"ok": True, "rate_kib_s": int(rate), "engine": engine, "runs": runs}
+
+
 def make_spare(image):
     """(Re)build the spare: brd up to the pool's first data sector, then
     nullb3; copy the metadata area of the pool image onto it."""
@@ -173,7 +214,8 @@ def make_spare(image):
     if os.path.exists(f"/dev/mapper/{SPARE}"):
         run("dmsetup", "remove", SPARE)
     run("dmsetup", "create", SPARE, "--table", table)
-    run("dd", f"if={image}", f"of=/dev/mapper/{SPARE}", "bs=512", f"count={ds}",
+    # ds is a multiple of the pool's block size (4 KiB), null_blk's sector.
+    run("dd", f"if={image}", f"of=/dev/mapper/{SPARE}", "bs=4096", f"count={ds // 8}",
         "oflag=direct", "status=none")
 
 
@@ -191,6 +233,8 @@ def load_pool(n):
     t0 = time.time()
     dm_msg(MGR, "switch_to", "0")
     dm_msg(MGR, "resume_spare", f"/dev/mapper/{SPARE}")
+    # The target alone: the scanner is measured on its own (scanner_phase).
+    scan_set("scan_enabled", 0)
     t_resume = time.time() - t0
     t0 = time.time()
     run("dmsetup", "create", REMAP, "--table",
@@ -306,6 +350,10 @@ def main():
                         + f"  A/A={i['lin_b']['iops'] / i['lin_a']['iops']:.3f}")
             with open(os.path.join(OUT, "io.json"), "w") as f:
                 json.dump(result, f, indent=1)
+    if os.environ.get("SCAN", "1") == "1":
+        result["scanner"] = sc = scanner_phase(engine)
+        if not sc["ok"]:
+            failed = True
     result["measure_s"] = round(time.time() - t_start, 1)
 
     # The module's own metadata (after its commits) must load in user space too.

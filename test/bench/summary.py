@@ -18,6 +18,7 @@ import statistics
 import sys
 
 TARGETS = {0: 0.98, 100000: 0.97}
+SCAN_TARGET = 0.98              # random-read IOPS, scanner on / off
 INDEX_LIMIT = 1.5
 
 
@@ -60,6 +61,17 @@ def io_summary(io):
             row["resolved"] = abs(row["aa"]["median"] - 1) < 1 - t
         rows.append(row)
     return rows
+
+
+def scanner_summary(io):
+    sc = io.get("scanner")
+    if not sc or not sc.get("ok") or not sc.get("runs"):
+        return None
+    ratio = stats([r["on"] / r["off"] for r in sc["runs"]])
+    return {"ratio": ratio, "rate_kib_s": sc["rate_kib_s"], "target": SCAN_TARGET,
+            "pass": ratio["median"] >= SCAN_TARGET,
+            "scanned_median": statistics.median(r["scanned_blocks_during_on"]
+                                                for r in sc["runs"])}
 
 
 def index_summary(d):
@@ -137,6 +149,13 @@ def render(d, io, rows, idx, when):
             L.append(f"  {v['remaps']:>6} remaps: {'OK' if v['ok'] else 'FAILED ' + '; '.join(v['problems'])}"
                      f" (mkpool {v['mkpool_s']} s, resume_spare {v['resume_s']} s, "
                      f"attach {v['attach_s']} s)")
+        sc = scanner_summary(io)
+        if sc:
+            L.append(f"scanner: random-read IOPS of the remap device, scanner on (default rate "
+                     f"{sc['rate_kib_s']} KiB/s, a pass in progress) / off, {sc['ratio']['n']} "
+                     f"interleaved rounds: {fmt_range(sc['ratio'])} "
+                     f">={SCAN_TARGET:.2f} {'PASS' if sc['pass'] else 'FAIL'}; "
+                     f"blocks the scanner read during the 'on' runs: median {sc['scanned_median']}")
         va = io.get("verify_after_module")
         if va:
             L.append(f"  pool as left by the module, loaded by mkpool -V: "
@@ -182,11 +201,14 @@ def main():
         f.write(text)
     with open(os.path.join(d, "bench.json"), "w") as f:
         json.dump({"date": when, "host": platform.node(), "io_summary": rows, "index": idx,
-                   "io_raw": io}, f, indent=1)
+                   "scanner": scanner_summary(io) if io else None, "io_raw": io}, f, indent=1)
     print(text, end="")
     missed = [r for r in rows if "pass" in r and not r["pass"]]
     if idx and idx.get("flatness") and not idx["flatness"]["pass"]:
         missed.append("index")
+    sc = scanner_summary(io) if io else None
+    if sc and not sc["pass"]:
+        missed.append("scanner")
     if missed:
         print(f"bench: {len(missed)} target(s) missed"
               + ("" if os.environ.get("BENCH_STRICT") == "1" else

@@ -96,6 +96,36 @@ int main(int argc, char **argv)
 		return 1;
 	put(argv[1], "sb0-entries-last", 2);
 
+	/*
+	 * Damage the offline tools report, sealed with a good checksum so that
+	 * the payload decoders see it: a bad entry state, a duplicate and an
+	 * out-of-range mapping, a bad label string, a block from an
+	 * interrupted commit (seq above the superblock's).
+	 */
+	hdr(&h, &sb, RM_FIRST_ENTRY_LOGICAL, 0);
+	e[1].main_block = e[2].main_block;
+	e[5].main_block = RM_U64_MAX;
+	if (rm_entries_encode(buf[1], &h, e, RM_ENTRIES_PER_BLOCK))
+		return 1;
+	put(argv[1], "sb0-entries-dup-range", 2);
+	buf[1][RM_TB_HDR_SIZE + 4 * RM_ENTRY_SIZE + RM_ENTRY_OFF_STATE] = 9;
+	rm_md_seal(buf[1], RM_TB_OFF_CSUM);
+	put(argv[1], "sb0-entries-bad-state", 2);
+
+	hdr(&h, &sb, rm_name_logical(9), 0);
+	if (rm_names_encode(buf[1], &h, names))
+		return 1;
+	buf[1][RM_TB_HDR_SIZE + (9 % RM_NAMES_PER_BLOCK) * RM_NAME_RECORD_SIZE +
+	       RM_NAME_OFF_NAME + 2] = ' ';
+	rm_md_seal(buf[1], RM_TB_OFF_CSUM);
+	put(argv[1], "sb0-names-bad-label", 2);
+
+	hdr(&h, &sb, 0, 3);
+	h.seq = sb.seq + 1;
+	if (rm_devtable_encode(buf[1], &h, devs))
+		return 1;
+	put(argv[1], "sb0-devtable-ahead", 2);
+
 	sb.geo.block_size = 1u << 20;
 	if (rm_geometry_compute(1ull << 40, sb.geo.block_size, &sb.geo))
 		return 1;

@@ -157,8 +157,9 @@ def test_force_remap_twice_is_refused(env):
 def test_exhaustion_is_a_clear_error_and_changes_nothing(dm, loopdev, kmsg):
     mgr = Manager(dm)
     backing, main = loopdev(8), loopdev(16)
-    # A spare that holds just a few more blocks than the minimum.
-    small = run("losetup", "--sizelimit", str(20 * BLOCK + 5 * 4096 * 4), "-f", "--show",
+    # A spare that holds just a few more blocks than the minimum: 36
+    # metadata blocks (8 superblocks, 7 logicals x 4 slots) + 20 data blocks.
+    small = run("losetup", "--sizelimit", str((36 + 20) * BLOCK), "-f", "--show",
                 run("losetup", "-n", "-O", "BACK-FILE", backing).strip()).strip()
     try:
         mgr.format(small)

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The offline metadata tools (remap_check, remap_dump, remap_repair) agree
+with the module about pools the module wrote, and the module loads what
+remap_repair writes."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite
+from pools import PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr
+
+BUILD = os.path.join(ROOT, "build")
+BLOCK = 4096
+BS = BLOCK // 512
+DEV_ID = 4
+CHOSEN = [0, 7, 100, 2047, 4095]     # main blocks force-remapped
+
+
+def tool(name, *args):
+    path = os.path.join(BUILD, name)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: make userland", pytrace=False)
+    return subprocess.run([path, *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def dump(spare):
+    p = tool("remap_dump", spare)
+    assert p.returncode in (0, 1), p.stderr
+    return json.loads(p.stdout)
+
+
+def dumped_remaps(d, dev_id):
+    """{main block: (spare block, state)} of dev_id, as list_remaps gives it."""
+    return {e["main_block"]: (e["index"], e["state"])
+            for e in d["entries"] if e["dev_id"] == dev_id and e["state"] != "retired"}
+
+
+@pytest.fixture
+def env(dm, loopdev):
+    """A pool in slot 3 with a device (dev_id 4) holding forced remaps and a
+    label, then the device removed and the pool freed: the spare at rest."""
+    e = PoolEnv(dm, loopdev, 3)
+    dev = RemapDev(dm, e.main, e.pool, dev_id=DEV_ID)
+    e.data = pattern("offline", len(CHOSEN) * BLOCK)
+    for i, b in enumerate(CHOSEN):
+        pwrite(dev.path, b * BLOCK, e.data[i * BLOCK:(i + 1) * BLOCK])
+        dev.force(b * BS)
+    dmsetup("message", dev.name, "0", "set_label", "offline-data", "/dev/disk/by-id/test-main")
+    e.remaps = dev.remaps()
+    e.labels = labels(e.mgr, e.pool)
+    dev.remove()
+    e.mgr.free(e.pool)
+    # The main device's own copy of those blocks now differs from the spare's.
+    for b in CHOSEN:
+        pwrite(e.main, b * BLOCK, pattern("main", BLOCK))
+    yield e
+    e.close()
+
+
+def test_check_and_dump_agree_with_the_module(env):
+    p = tool("remap_check", env.spare)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.startswith(f"{env.spare}: clean: pool ")
+    assert f" {len(CHOSEN)} mapped, 0 pending, 0 retired" in p.stdout
+    d = dump(env.spare)
+    assert d["summary"]["status"] == "clean" and d["problems"] == []
+    assert sorted(env.remaps) == CHOSEN
+    assert dumped_remaps(d, DEV_ID) == env.remaps
+    dev = [r for r in d["devices"] if r["dev_id"] == DEV_ID]
+    assert len(dev) == 1 and dev[0]["in_use"]
+    assert dev[0]["size_sectors"] == blockdev_sectors(env.main)
+    assert (dev[0]["name"], dev[0]["locator"]) == env.labels[DEV_ID]
+    assert env.labels[DEV_ID] == ("offline-data", "/dev/disk/by-id/test-main")
+    assert d["superblock"]["seq"] >= 2 and d["superblock"]["block_size"] == BLOCK
+
+
+def test_one_damaged_superblock_copy_reported_and_resumed(env, dm):
+    corrupt_block(env.spare, 5)
+    p = tool("remap_check", env.spare)
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"{env.spare}: damaged: superblock copy 5: checksum mismatch"
+    assert len(lines) == 2 and lines[1].startswith(f"{env.spare}: damaged: pool ")
+    # The module resumes it, keeps every remap and heals the copy.
+    env.mgr.resume(env.pool, env.spare)
+    dev = RemapDev(dm, env.main, env.pool, dev_id=DEV_ID)
+    assert dev.remaps() == env.remaps
+    dev.remove()
+    env.mgr.free(env.pool)
+    p = tool("remap_check", env.spare)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_check_refuses_what_the_module_refuses(env):
+    d = dump(env.spare)
+    table_start, nr_logical = d["superblock"]["table_start"], d["superblock"]["nr_logical"]
+    # Both copies of every pair of the device table: no copy left.
+    for blk in (table_start, table_start + 1,
+                table_start + 2 * nr_logical, table_start + 2 * nr_logical + 1):
+        corrupt_block(env.spare, blk)
+    p = tool("remap_check", env.spare)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"{env.spare}: fatal: logical 0: no valid copy" in p.stdout
+    with pytest.raises(CmdError):
+        env.mgr.resume(env.pool, env.spare)
+    assert not pool_active(env.pool)
+
+
+def test_repaired_copy_loads_in_the_module(env, dm, loopdev):
+    # Lose one copy of every superblock but one, and one table copy.
+    for c in range(7):
+        corrupt_block(env.spare, c)
+    d = dump(env.spare)
+    corrupt_block(env.spare, d["superblock"]["table_start"] + 2 * d["superblock"]["nr_logical"])
+    assert tool("remap_check", env.spare).returncode == 1
+    new = loopdev(64)
+    p = tool("remap_repair", env.spare, new)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert tool("remap_check", new).returncode == 0
+    assert dump(new)["superblock"]["seq"] > d["superblock"]["seq"]
+    env.mgr.resume(env.pool, new)
+    try:
+        assert pool_attr(env.pool, "uuid") == d["superblock"]["uuid"]
+        dev = RemapDev(dm, env.main, env.pool, dev_id=DEV_ID)
+        assert dev.remaps() == env.remaps
+        assert labels(env.mgr, env.pool) == env.labels
+        # The remapped data came along: reads through the device see it,
+        # not what the main device holds.
+        for i, b in enumerate(CHOSEN):
+            assert pread(dev.path, b * BLOCK, BLOCK) == env.data[i * BLOCK:(i + 1) * BLOCK]
+        dev.remove()
+    finally:
+        env.mgr.free(env.pool)
+
+
+def test_active_spare_warned_and_not_repaired(env, loopdev):
+    env.mgr.resume(env.pool, env.spare)
+    try:
+        p = tool("remap_check", env.spare)
+        assert p.returncode in (0, 1), p.stdout + p.stderr
+        assert f"remap_check: {env.spare}: warning: in use" in p.stderr
+        new = loopdev(64)
+        p = tool("remap_repair", env.spare, new)
+        assert p.returncode == 3
+        assert p.stderr == f"remap_repair: {env.spare}: cannot open: Device or resource busy\n"
+        assert tool("remap_check", new).returncode == 2     # nothing written
+    finally:
+        env.mgr.free(env.pool)
