@@ -48,8 +48,10 @@ $(BUILD)/libremap-common.a: $(patsubst common/%.c,$(BUILD)/common-user/%.o,$(COM
 
 userland: $(BUILD)/remapctl $(addprefix $(BUILD)/,$(TOOLS))
 
-$(BUILD)/remapctl: userland/remapctl.c $(BUILD)/libremap-common.a $(COMMON_HDR)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $< $(BUILD)/libremap-common.a \
+REMAPCTL_SRC := $(wildcard userland/remapctl.c userland/dm.c userland/blk.c \
+		  userland/json.c userland/activate.c)
+$(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h $(BUILD)/libremap-common.a $(COMMON_HDR)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $(REMAPCTL_SRC) $(BUILD)/libremap-common.a \
 		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
 
 $(BUILD)/remap_%: userland/remap_%.c $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/libremap-common.a $(COMMON_HDR)
@@ -111,6 +113,7 @@ lint:
 install: module userland
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
 	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(PREFIX)/sbin/remapctl
+	install -D -m 0644 man/remapctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/remapctl.8
 	for t in $(TOOLS); do \
 		install -D -m 0755 $(BUILD)/$$t $(DESTDIR)$(PREFIX)/sbin/$$t && \
 		install -D -m 0644 man/$$t.8 $(DESTDIR)$(PREFIX)/share/man/man8/$$t.8 || exit 1; \
