@@ -358,9 +358,27 @@ static ssize_t pdev_show_write_errors(struct dmr_pdev *pdev, char *buf)
 	return pdev_show_atomic(buf, &pdev->write_errors);
 }
 
+u64 dmr_pdev_remapped_ios(struct dmr_pdev *pdev)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->remapped);
+	return sum - atomic64_read(&pdev->remapped_base);
+}
+
+void dmr_pdev_clear_stats(struct dmr_pdev *pdev)
+{
+	atomic64_set(&pdev->read_errors, 0);
+	atomic64_set(&pdev->write_errors, 0);
+	atomic64_add(dmr_pdev_remapped_ios(pdev), &pdev->remapped_base);
+}
+
 static ssize_t pdev_show_remapped_ios(struct dmr_pdev *pdev, char *buf)
 {
-	return pdev_show_atomic(buf, &pdev->remapped_ios);
+	return sysfs_emit(buf, "%llu\n",
+			  (unsigned long long)dmr_pdev_remapped_ios(pdev));
 }
 
 /* Scanner progress and findings (scanner.c). */

@@ -117,10 +117,14 @@ struct dmr_pool {
 	struct kobject *devices_kobj;	/* pools/<id>/devices */
 };
 
-/* Per-CPU counts of writes started and ended, per epoch parity. */
+/*
+ * Per-CPU counters of the I/O path: writes started and ended, per epoch
+ * parity, and bios sent to the spare.
+ */
 struct dmr_wcount {
 	unsigned long started[2];
 	unsigned long ended[2];
+	u64 remapped;
 };
 
 /* A remap index published for lock-free readers (RCU). */
@@ -197,7 +201,7 @@ struct dmr_pdev {
 	/* Statistics. */
 	atomic64_t read_errors;
 	atomic64_t write_errors;
-	atomic64_t remapped_ios;
+	atomic64_t remapped_base;	/* sum of writes[].remapped at clear_stats */
 	u64 nr_mapped;			/* protected by ix_lock */
 	u64 nr_pending;			/* protected by ix_lock */
 };
@@ -240,6 +244,8 @@ void dmr_pool_retire(struct dmr_pool *pool, u32 spare);
 u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare);
 void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table);
 void dmr_pdev_link(struct dmr_pdev *pdev);
+u64 dmr_pdev_remapped_ios(struct dmr_pdev *pdev);
+void dmr_pdev_clear_stats(struct dmr_pdev *pdev);
 int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
 		    unsigned int state);
 int dmr_pdev_ix_delete(struct dmr_pdev *pdev, u64 block);

@@ -343,7 +343,7 @@ again:
 			bio->bi_opf &= ~REQ_NOWAIT;
 		bio->bi_iter.bi_sector = dmr_pool_spare_sector(rc->pool, spare) +
 					 (s - (first << rc->shift));
-		atomic64_inc(&pdev->remapped_ios);
+		this_cpu_inc(pdev->writes->remapped);
 		return DM_MAPIO_REMAPPED;
 	case RM_IX_BUSY:
 		if (defer_bio(pdev, bio, first))
@@ -492,7 +492,7 @@ static void remap_status(struct dm_target *ti, status_type_t type,
 		       READ_ONCE(pdev->nr_pending),
 		       (long long)atomic64_read(&pdev->read_errors),
 		       (long long)atomic64_read(&pdev->write_errors),
-		       (long long)atomic64_read(&pdev->remapped_ios),
+		       (long long)dmr_pdev_remapped_ios(pdev),
 		       remap_state(rc));
 		break;
 	case STATUSTYPE_TABLE:
@@ -574,9 +574,7 @@ static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
 	if (argc == 3 && !strcasecmp(argv[0], "set_label"))
 		return dmr_pool_set_label(rc->pool, rc->dev_id, argv[1], argv[2]);
 	if (argc == 1 && !strcasecmp(argv[0], "clear_stats")) {
-		atomic64_set(&rc->pdev->read_errors, 0);
-		atomic64_set(&rc->pdev->write_errors, 0);
-		atomic64_set(&rc->pdev->remapped_ios, 0);
+		dmr_pdev_clear_stats(rc->pdev);
 		return 0;
 	}
 	DMERR_LIMIT("unknown message or wrong arguments: '%s' (see Documentation/admin-guide.md)",

@@ -4,11 +4,9 @@
 
 One boot, three devices over identical null_blk disks (4 GiB, 4 KiB blocks,
 no memory backing):  remap (over nullb0), linear A (nullb1) and linear B
-(nullb2).  The pool's spare is of the same kind for its data blocks: a
-linear concatenation of a brd ramdisk holding the metadata area (it must
-keep what mkpool writes) and nullb3 from the first data sector on, so that
-remapped I/O does not pay brd's memory copies that the main device does
-not.  For each number of remaps (pools written by
+(nullb2).  The pool's spare is a fourth null_blk device of the same kind,
+made through configfs with memory backing (it must keep the pool's
+metadata): remapped I/O goes through the same driver and no extra layer.  For each number of remaps (pools written by
 test/bench/mkpool) and each of 4 KiB random read / random write, ROUNDS
 rounds; a round runs the three devices one after the other in one fio
 invocation (stonewall), in an order that rotates through all 6 permutations.
@@ -51,9 +49,9 @@ EXTRA = [(e.split(":")[0], [int(n) for n in e.split(":")[1].split(",")])
 GB = 4                          # null_blk size
 MAIN_SECTORS = GB << 21         # 4 GiB in 512-byte sectors
 MAIN_BLOCKS = MAIN_SECTORS // 8
-SPARE_KIB = 512 * 1024          # spare size; brd holds only its metadata area
-SPARE_SECTORS = SPARE_KIB * 2
-SPARE = "bench-spare"
+SPARE_MB = 512                  # memory-backed null_blk: pages on first write
+NULLB_CFG = "/sys/kernel/config/nullb"
+SPARE = None                    # /dev/nullbN, set by setup()
 DEV_ID = 42
 SEED = 1
 MGR, REMAP, LIN_A, LIN_B = "bench-mgr", "bench-remap", "bench-lin-a", "bench-lin-b"
@@ -94,14 +92,15 @@ def remap_status():
 def setup():
     for m in ["dm-mod", "dm-bufio", "libcrc32c"]:
         run("modprobe", m)
-    if os.path.isdir("/sys/module/null_blk") or os.path.isdir("/sys/module/brd"):
-        raise RuntimeError("null_blk or brd already loaded: cannot set their parameters")
-    run("modprobe", "null_blk", "nr_devices=4", f"gb={GB}", "bs=4096", "queue_mode=2",
+    global SPARE
+    if os.path.isdir("/sys/module/null_blk"):
+        raise RuntimeError("null_blk already loaded: cannot set its parameters")
+    run("modprobe", "null_blk", "nr_devices=3", f"gb={GB}", "bs=4096", "queue_mode=2",
         "irqmode=0", "memory_backed=0")
-    run("modprobe", "brd", "rd_nr=1", f"rd_size={SPARE_KIB}")
+    SPARE = make_spare()
     if not os.path.isdir("/sys/module/dm_remap"):
         run("insmod", KO)
-    for d in ["/dev/nullb0", "/dev/nullb1", "/dev/nullb2", "/dev/nullb3", "/dev/ram0"]:
+    for d in ["/dev/nullb0", "/dev/nullb1", "/dev/nullb2", SPARE]:
         if not os.path.exists(d):
             raise RuntimeError(f"{d} is missing")
     run("dmsetup", "create", MGR, "--table", "0 1 remap-mgr")
@@ -203,36 +202,40 @@ def scanner_phase(engine):
     return {"ok": True, "rate_kib_s": int(rate), "engine": engine, "runs": runs}
 
 
-def make_spare(image):
-    """(Re)build the spare: brd up to the pool's first data sector, then
-    nullb3; copy the metadata area of the pool image onto it."""
-    with open(image, "rb") as f:
-        f.seek(88)                      # superblock copy 0: data_start
-        ds = int.from_bytes(f.read(8), "little")
-    table = (f"0 {ds} linear /dev/ram0 0\n"
-             f"{ds} {SPARE_SECTORS - ds} linear /dev/nullb3 {ds}")
-    if os.path.exists(f"/dev/mapper/{SPARE}"):
-        run("dmsetup", "remove", SPARE)
-    run("dmsetup", "create", SPARE, "--table", table)
-    # ds is a multiple of the pool's block size (4 KiB), null_blk's sector.
-    run("dd", f"if={image}", f"of=/dev/mapper/{SPARE}", "bs=4096", f"count={ds // 8}",
-        "oflag=direct", "status=none")
+def make_spare():
+    """The spare: a null_blk like the others but memory-backed (configfs)."""
+    if not os.path.isdir(NULLB_CFG):
+        run("modprobe", "configfs")
+        if not os.path.ismount("/sys/kernel/config"):
+            run("mount", "-t", "configfs", "configfs", "/sys/kernel/config")
+    d = os.path.join(NULLB_CFG, "spare")
+    os.mkdir(d)
+    for k, v in [("size", SPARE_MB), ("blocksize", 4096), ("queue_mode", 2),
+                 ("irqmode", 0), ("memory_backed", 1), ("power", 1)]:
+        with open(os.path.join(d, k), "w") as f:
+            f.write(str(v))
+    with open(os.path.join(d, "index")) as f:
+        return f"/dev/nullb{int(f.read())}"
+
+
+def remove_spare():
+    d = os.path.join(NULLB_CFG, "spare")
+    with open(os.path.join(d, "power"), "w") as f:
+        f.write("0")
+    os.rmdir(d)
 
 
 def load_pool(n):
     """Write a pool with n remaps, resume it, attach the remap device, validate."""
     detach_pool()
     listfile = f"/tmp/mkpool-{n}.list"
-    image = f"/tmp/mkpool-{n}.img"
     t0 = time.time()
     gen = run(MKPOOL, "-d", str(DEV_ID), "-s", str(SEED), "-l", listfile,
-              "-S", str(SPARE_SECTORS * 512), image, str(MAIN_SECTORS), str(n))
+              SPARE, str(MAIN_SECTORS), str(n))
     t_gen = time.time() - t0
-    make_spare(image)
-    os.unlink(image)
     t0 = time.time()
     dm_msg(MGR, "switch_to", "0")
-    dm_msg(MGR, "resume_spare", f"/dev/mapper/{SPARE}")
+    dm_msg(MGR, "resume_spare", SPARE)
     # The target alone: the scanner is measured on its own (scanner_phase).
     scan_set("scan_enabled", 0)
     t_resume = time.time() - t0
@@ -315,7 +318,7 @@ def main():
         "kernel": os.uname().release, "engine": engine, "iodepth": IODEPTH,
         "runtime_s": RUNTIME, "ramp_s": RAMP, "rounds": ROUNDS, "bs": 4096,
         "main_sectors": MAIN_SECTORS, "dev_id": DEV_ID,
-        "spare": f"{SPARE_KIB} KiB: metadata area on brd, data blocks on nullb3",
+        "spare": f"{SPARE} ({SPARE_MB} MiB null_blk, memory-backed)",
         "null_blk": f"nr_devices=4 gb={GB} bs=4096 queue_mode=2 irqmode=0 memory_backed=0",
         "plan": {str(n): e for n, e in plan.items()},
         "validation": [], "share": {}, "runs": [],
@@ -358,14 +361,15 @@ def main():
 
     # The module's own metadata (after its commits) must load in user space too.
     detach_pool()
-    p = subprocess.run([MKPOOL, "-V", f"/dev/mapper/{SPARE}"], stdout=subprocess.PIPE,
+    p = subprocess.run([MKPOOL, "-V", SPARE], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     result["verify_after_module"] = {"rc": p.returncode, "out": p.stdout.strip()}
     log(f"pool as left by the module, checked by mkpool -V: rc={p.returncode} {p.stdout.strip()}")
     if p.returncode:
         failed = True
-    for d in [LIN_A, LIN_B, SPARE, MGR]:
+    for d in [LIN_A, LIN_B, MGR]:
         run("dmsetup", "remove", d, check=False)
+    remove_spare()
 
     lines = run("dmesg").splitlines()[kmsg_start:]
     bad = [ln for ln in lines if KMSG_BAD.search(ln)]
