@@ -68,6 +68,12 @@ static inline void rm_bdev_close(struct rm_bdev *b, void *holder)
  * stable releases, so the version number cannot tell: Kbuild defines
  * RM_DM_IO_IOPRIO when the kernel's <linux/dm-io.h> has it.
  */
+#ifdef RM_DM_IO_IOPRIO
+#define RM_DM_IO_HAS_IOPRIO	true
+#else
+#define RM_DM_IO_HAS_IOPRIO	false
+#endif
+
 static inline int rm_dm_io_prio(struct dm_io_request *req, unsigned int nr,
 				struct dm_io_region *where,
 				unsigned long *errbits, unsigned short ioprio)

@@ -182,7 +182,7 @@ static int mgr_message(struct dm_target *ti, unsigned int argc, char **argv,
 				    start ? "scan_start" : "scan_stop");
 			return -EINVAL;
 		}
-		return dmr_scan_control(READ_ONCE(mc->slot), start);
+		return dmr_pool_scan_control(READ_ONCE(mc->slot), start);
 	}
 
 	DMERR_LIMIT("unknown message '%s'", argv[0]);

@@ -358,21 +358,41 @@ static ssize_t pdev_show_write_errors(struct dmr_pdev *pdev, char *buf)
 	return pdev_show_atomic(buf, &pdev->write_errors);
 }
 
-u64 dmr_pdev_remapped_ios(struct dmr_pdev *pdev)
+static u64 pdev_remapped_sum(struct dmr_pdev *pdev)
 {
 	u64 sum = 0;
 	int cpu;
 
 	for_each_possible_cpu(cpu)
 		sum += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->remapped);
-	return sum - atomic64_read(&pdev->remapped_base);
+	return sum;
+}
+
+/* Bios sent to the spare since the last clear_stats. */
+u64 dmr_pdev_remapped_ios(struct dmr_pdev *pdev)
+{
+	u64 sum = pdev_remapped_sum(pdev);
+	u64 base = atomic64_read(&pdev->remapped_base);
+
+	return sum > base ? sum - base : 0;
 }
 
 void dmr_pdev_clear_stats(struct dmr_pdev *pdev)
 {
 	atomic64_set(&pdev->read_errors, 0);
 	atomic64_set(&pdev->write_errors, 0);
-	atomic64_add(dmr_pdev_remapped_ios(pdev), &pdev->remapped_base);
+	atomic64_set(&pdev->remapped_base, pdev_remapped_sum(pdev));
+}
+
+/* Bios mapped so far (wraps; only differences mean something). */
+unsigned long dmr_pdev_ios(struct dmr_pdev *pdev)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->ios);
+	return sum;
 }
 
 static ssize_t pdev_show_remapped_ios(struct dmr_pdev *pdev, char *buf)

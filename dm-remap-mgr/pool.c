@@ -507,6 +507,27 @@ out:
 	return r;
 }
 
+/* scan_start / scan_stop of pool id; under ops_lock, so not during free. */
+int dmr_pool_scan_control(unsigned int id, bool start)
+{
+	struct dmr_pool *pool;
+	int r;
+
+	mutex_lock(&ops_lock);
+	mutex_lock(&registry_lock);
+	pool = pools[id];
+	mutex_unlock(&registry_lock);
+	if (pool) {
+		r = dmr_scan_control(pool, start);
+	} else {
+		DMERR_LIMIT("scan_%s: no pool in slot %u",
+			    start ? "start" : "stop", id);
+		r = -ENOENT;
+	}
+	mutex_unlock(&ops_lock);
+	return r;
+}
+
 /* ---- References ---------------------------------------------------------- */
 
 struct dmr_pool *dmr_pool_get(unsigned int id)
@@ -657,11 +678,15 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 			       dev_id, (unsigned long long)n);
 			__forget_dev_blocks(pool, dev_id);
 		}
-		/* A smaller device is another one: its label is stale. */
-		if (size < d->size_sectors &&
-		    (pool->names[i].flags & RM_NAME_F_IN_USE)) {
-			memset(&pool->names[i], 0, sizeof(pool->names[i]));
-			dmr_md_dirty(pool, rm_name_logical(i));
+		/* A smaller device is another one: new label, new scan. */
+		if (size < d->size_sectors) {
+			d->scan_pos = 0;
+			d->scan_passes = 0;
+			d->last_pass_time = 0;
+			if (pool->names[i].flags & RM_NAME_F_IN_USE) {
+				memset(&pool->names[i], 0, sizeof(pool->names[i]));
+				dmr_md_dirty(pool, rm_name_logical(i));
+			}
 		}
 	} else {
 		for (i = 0; i < RM_MAX_DEVS && !d; i++)
@@ -699,9 +724,10 @@ int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
 	u64 ticket = 0;
 	int i, r = 0;
 
+	/* "-" is what list_devices shows for "no label". */
 	if (strscpy(n.name, name, sizeof(n.name)) < 0 ||
 	    strscpy(n.locator, locator, sizeof(n.locator)) < 0 ||
-	    rm_name_check(&n)) {
+	    rm_name_check(&n) || !strcmp(name, "-") || !strcmp(locator, "-")) {
 		DMERR_LIMIT("set_label: want <name> (<%u chars) <locator> (<%u), printable ASCII",
 			    RM_NAME_LEN, RM_LOCATOR_LEN);
 		return -EINVAL;

@@ -46,7 +46,7 @@ struct dmr_scan {
 	bool stopping;			/* the pool is going away */
 	time64_t held_until;		/* scan_stop: no pass before this */
 	u32 cursor;			/* dev_id served last (round robin) */
-	u64 fg_ios;			/* foreground I/Os seen at the last step */
+	u64 fg_ios;			/* foreground bios seen at the last step */
 };
 
 enum dmr_pool_state {
@@ -125,6 +125,7 @@ struct dmr_wcount {
 	unsigned long started[2];
 	unsigned long ended[2];
 	u64 remapped;
+	unsigned long ios;		/* bios mapped: the scanner's load signal */
 };
 
 /* A remap index published for lock-free readers (RCU). */
@@ -192,6 +193,8 @@ struct dmr_pdev {
 	u64 scan_passes;		/* completed passes */
 	time64_t scan_last_pass;	/* end of the last pass, unix s */
 	bool scan_requested;		/* scan_start: a pass now */
+	bool scan_abort;		/* detach waits: finish the chunk early */
+	time64_t scan_retry_at;		/* after a failure: not before this */
 	time64_t scan_saved;		/* progress last recorded */
 	u64 scan_chunk;			/* blocks per read, adapts to load */
 	u64 scan_end;			/* whole blocks of the device */
@@ -245,6 +248,7 @@ u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare);
 void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table);
 void dmr_pdev_link(struct dmr_pdev *pdev);
 u64 dmr_pdev_remapped_ios(struct dmr_pdev *pdev);
+unsigned long dmr_pdev_ios(struct dmr_pdev *pdev);
 void dmr_pdev_clear_stats(struct dmr_pdev *pdev);
 int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
 		    unsigned int state);
@@ -260,7 +264,8 @@ unsigned int dmr_pool_block_shift(struct dmr_pool *pool);
 int dmr_scan_init(struct dmr_pool *pool);
 void dmr_scan_exit(struct dmr_pool *pool);
 void dmr_scan_kick(struct dmr_pool *pool);
-int dmr_scan_control(unsigned int id, bool start);
+int dmr_scan_control(struct dmr_pool *pool, bool start);
+int dmr_pool_scan_control(unsigned int id, bool start);
 const char *dmr_scan_state_name(struct dmr_pool *pool);
 void dmr_scan_pdev_init(struct dmr_pdev *pdev);
 void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc);
@@ -273,7 +278,8 @@ ssize_t dmr_scan_store(struct dmr_pool *pool, const char *name,
 
 /* What the scanner asks of a remap table (dm-remap/repair.c). */
 struct dmr_scan_result {
-	u64 failed, slow, retried, predictive;
+	unsigned int done;		/* blocks of the chunk handled */
+	u64 failed, slow, retried, predictive, pending;
 };
 
 u64 remap_scan_blocks(struct remap_c *rc);

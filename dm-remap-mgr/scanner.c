@@ -12,10 +12,10 @@
  *
  * Pacing: while the pool's devices are idle the chunk grows to
  * SCAN_MAX_CHUNK and steps are spaced so that reads stay under the rate
- * tunable.  A step that sees foreground I/O completed since the previous
- * step (the dm devices' own I/O statistics) shrinks the chunk to one block
- * and waits at least SCAN_BUSY_DELAY_MS before the next one, so a busy
- * device sees at most a few small idle-priority reads per second.
+ * tunable.  A step that sees foreground bios mapped since the previous
+ * step (per-CPU counts the remap target keeps) shrinks the chunk to one
+ * block and waits at least SCAN_BUSY_DELAY_MS before the next one, so a
+ * busy device sees at most two small idle-priority reads per second.
  *
  * Progress (position, completed passes, time of the last pass end) lives
  * in the device's identity record and is committed with the metadata at
@@ -23,10 +23,12 @@
  * so a pass resumes where it stopped after suspend, free_spare or reboot.
  *
  * Locking: the worker takes a device's scan_lock for one chunk; the I/O
- * path never takes it.  Tunables are whole words read with READ_ONCE.
+ * path never takes it.  A detach (suspend, removal) sets scan_abort first,
+ * so the chunk stops after the block in hand.  Tunables are whole words
+ * read with READ_ONCE.  Control messages and free_spare are serialized
+ * by the registry's ops_lock, so no kick races with dmr_scan_exit().
  */
 #include <linux/module.h>
-#include <linux/part_stat.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
@@ -48,6 +50,7 @@
 
 #define SCAN_MAX_INTERVAL	(366 * 24 * 3600)
 #define SCAN_MAX_RATE		(4u << 20)	/* 4 GiB/s in KiB/s */
+#define SCAN_MIN_SLOW_MS	10
 #define SCAN_MAX_SLOW_MS	600000
 
 static const char * const scan_state_names[] = {
@@ -58,6 +61,8 @@ static const char * const scan_state_names[] = {
 
 const char *dmr_scan_state_name(struct dmr_pool *pool)
 {
+	if (!READ_ONCE(pool->scan.enabled))
+		return scan_state_names[DMR_SCAN_OFF];
 	return scan_state_names[READ_ONCE(pool->scan.state)];
 }
 
@@ -125,18 +130,20 @@ void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
  */
 void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc)
 {
+	WRITE_ONCE(pdev->scan_abort, true);
 	mutex_lock(&pdev->scan_lock);
 	if (pdev->scan_rc == rc) {
 		pdev->scan_rc = NULL;
 		scan_save(pdev);
 	}
+	WRITE_ONCE(pdev->scan_abort, false);
 	mutex_unlock(&pdev->scan_lock);
 }
 
 static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 		     time64_t now)
 {
-	if (!READ_ONCE(pdev->scan_rc))
+	if (!READ_ONCE(pdev->scan_rc) || now < READ_ONCE(pdev->scan_retry_at))
 		return false;
 	if (READ_ONCE(pdev->scan_requested))
 		return true;
@@ -161,7 +168,7 @@ static struct dmr_pdev *scan_pick(struct dmr_pool *pool, time64_t now,
 	*fg_ios = 0;
 	mutex_lock(&pool->pdev_lock);
 	list_for_each_entry(pdev, &pool->pdevs, list) {
-		*fg_ios += part_stat_read_accum(dm_disk(pdev->md)->part0, ios);
+		*fg_ios += dmr_pdev_ios(pdev);
 		if (!scan_due(pool, pdev, now))
 			continue;
 		if (!first || pdev->dev_id < first->dev_id)
@@ -238,21 +245,19 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	r = nr ? remap_scan_chunk(pdev->scan_rc, sc->io, sc->buf,
 				  pdev->scan_pos, nr, READ_ONCE(sc->slow_ms),
 				  &res) : 0;
-	if (r) {
-		mutex_unlock(&pdev->scan_lock);
-		DMERR_LIMIT("pool %u dev_id %u: scanner: main fails at block %llu (%d); pausing",
-			    pool->id, pdev->dev_id,
-			    (unsigned long long)pdev->scan_pos, r);
-		return SCAN_FAIL_DELAY_S * HZ;
-	}
-	WRITE_ONCE(pdev->scanned, pdev->scanned + nr);
+	/* What was found counts, also when an error cut the chunk short. */
+	WRITE_ONCE(pdev->scanned, pdev->scanned + res.done);
 	WRITE_ONCE(pdev->scan_failed, pdev->scan_failed + res.failed);
 	WRITE_ONCE(pdev->scan_slow, pdev->scan_slow + res.slow);
 	WRITE_ONCE(pdev->scan_retried, pdev->scan_retried + res.retried);
 	WRITE_ONCE(pdev->scan_predictive,
 		   pdev->scan_predictive + res.predictive);
-	WRITE_ONCE(pdev->scan_pos, pdev->scan_pos + nr);
-	if (pdev->scan_pos >= pdev->scan_end) {
+	WRITE_ONCE(pdev->scan_pos, pdev->scan_pos + res.done);
+	if (r) {
+		/* This device waits; the others go on. */
+		WRITE_ONCE(pdev->scan_retry_at, now + SCAN_FAIL_DELAY_S);
+		scan_save(pdev);
+	} else if (pdev->scan_pos >= pdev->scan_end) {
 		WRITE_ONCE(pdev->scan_pos, 0);
 		WRITE_ONCE(pdev->scan_passes, pdev->scan_passes + 1);
 		WRITE_ONCE(pdev->scan_last_pass, now);
@@ -267,10 +272,24 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	}
 	mutex_unlock(&pdev->scan_lock);
 
-	if (res.failed)
+	if (r == -ENXIO && !READ_ONCE(pdev->main_failed)) {
+		/* As the I/O path does: errors pass through, state "fail". */
+		WRITE_ONCE(pdev->main_failed, true);
+		DMERR_LIMIT("pool %u dev_id %u: scanner: main device fails everywhere",
+			    pool->id, pdev->dev_id);
 		dmr_pdev_event(pdev);
+	} else if (r) {
+		DMERR_LIMIT("pool %u dev_id %u: scanner: stopped at block %llu (%d); again in %u s",
+			    pool->id, pdev->dev_id,
+			    (unsigned long long)pdev->scan_pos, r,
+			    SCAN_FAIL_DELAY_S);
+	}
+	if (res.pending)
+		dmr_pdev_event(pdev);
+	if (!res.done)
+		return 0;
 	/* Stay under the rate: bytes / (KiB/s) milliseconds. */
-	bytes = (u64)nr << shift;
+	bytes = (u64)res.done << shift;
 	delay = msecs_to_jiffies(div_u64(bytes * 1000,
 					 (u64)READ_ONCE(sc->rate) << 10));
 	if (busy)
@@ -320,34 +339,27 @@ void dmr_scan_kick(struct dmr_pool *pool)
 
 /* ---- Control ------------------------------------------------------------------- */
 
-/* scan_start / scan_stop of the manager, for pool id. */
-int dmr_scan_control(unsigned int id, bool start)
+/* scan_start / scan_stop; the caller holds the registry's ops_lock. */
+int dmr_scan_control(struct dmr_pool *pool, bool start)
 {
-	struct dmr_pool *pool = dmr_pool_get(id);
 	struct dmr_pdev *pdev;
-	int r = 0;
 
-	if (!pool) {
-		DMERR_LIMIT("scan_%s: no pool in slot %u", start ? "start" : "stop",
-			    id);
-		return -ENOENT;
-	}
 	if (start && !READ_ONCE(pool->scan.enabled)) {
 		DMERR_LIMIT("scan_start: the scanner of pool %u is disabled (scan_enabled = 0)",
-			    id);
-		r = -EINVAL;
-		goto out;
+			    pool->id);
+		return -EINVAL;
 	}
 	WRITE_ONCE(pool->scan.held_until, start ? 0 :
 		   ktime_get_real_seconds() + READ_ONCE(pool->scan.interval));
 	mutex_lock(&pool->pdev_lock);
-	list_for_each_entry(pdev, &pool->pdevs, list)
+	list_for_each_entry(pdev, &pool->pdevs, list) {
 		WRITE_ONCE(pdev->scan_requested, start);
+		if (start)
+			WRITE_ONCE(pdev->scan_retry_at, 0);
+	}
 	mutex_unlock(&pool->pdev_lock);
 	dmr_scan_kick(pool);
-out:
-	dmr_pool_put(pool);
-	return r;
+	return 0;
 }
 
 struct scan_tunable {
@@ -360,7 +372,7 @@ static const struct scan_tunable scan_tunables[] = {
 	{ "scan_interval", offsetof(struct dmr_scan, interval), 1,
 	  SCAN_MAX_INTERVAL },
 	{ "scan_rate", offsetof(struct dmr_scan, rate), 1, SCAN_MAX_RATE },
-	{ "scan_slow_ms", offsetof(struct dmr_scan, slow_ms), 1,
+	{ "scan_slow_ms", offsetof(struct dmr_scan, slow_ms), SCAN_MIN_SLOW_MS,
 	  SCAN_MAX_SLOW_MS },
 };
 
@@ -413,7 +425,6 @@ ssize_t dmr_scan_store(struct dmr_pool *pool, const char *name,
 		if (v < t->min || v > t->max)
 			return -EINVAL;
 		WRITE_ONCE(*scan_field(pool, t), v);
-		dmr_scan_kick(pool);
 		return len;
 	}
 	return -EINVAL;
@@ -441,6 +452,9 @@ int dmr_scan_init(struct dmr_pool *pool)
 		sc->io = NULL;
 		return r;
 	}
+	if (!RM_DM_IO_HAS_IOPRIO)
+		DMWARN_LIMIT("pool %u: dm-io lacks ioprio: scanner reads are not idle-class",
+			     pool->id);
 	sc->wq = alloc_workqueue("dm-remap-scan/%u",
 				 WQ_UNBOUND | WQ_FREEZABLE | WQ_MEM_RECLAIM, 1,
 				 pool->id);

@@ -384,6 +384,7 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 	struct remap_c *rc = ti->private;
 	struct remap_io *io = remap_io(bio);
 
+	this_cpu_inc(rc->pdev->writes->ios);
 	io->counted = 0;
 	io->to_main = 0;
 	io->handled = 0;

@@ -347,12 +347,14 @@ static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
  * drained, read, written to a spare block, committed, published.  If it
  * cannot be read and may_lose is set, record it PENDING instead, unless
  * the main device fails everywhere.  Caller holds ix_lock.
- * Returns 0 (MAPPED), 1 (PENDING), -ENOSPC, -EIO (unreadable, nothing
- * changed) or another error.
+ * Returns 0 (MAPPED), 1 (PENDING), -ENOSPC, -EIO (unreadable or the spare
+ * unwritable, nothing changed), -ENXIO (may_lose: the main device fails
+ * everywhere, nothing changed) or another error.
  */
 static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 			   bool may_lose)
 {
+	unsigned int noio = memalloc_noio_save();	/* bios are held */
 	struct fixes f = {};
 	unsigned int tries;
 	u32 spare;
@@ -387,7 +389,7 @@ static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 	} else {
 		dmr_pdev_ix_delete(rc->pdev, block);
 		dmr_pool_unreserve(rc->pool, spare);
-		r = -EIO;
+		r = may_lose ? -ENXIO : -EIO;
 	}
 	if (f.n) {
 		int w = dmr_md_wait(rc->pool, f.ticket);
@@ -399,6 +401,7 @@ static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 	remap_release_deferred(rc);
 out:
 	kfree(f.v);
+	memalloc_noio_restore(noio);
 	return r;
 }
 
@@ -454,59 +457,122 @@ static int scan_read(struct remap_c *rc, struct dm_io_client *io, void *buf,
 	return r;
 }
 
+/* A timed read of one block at normal priority. */
+static int timed_read(struct remap_c *rc, void *buf, u64 b, s64 *ms)
+{
+	ktime_t t0 = ktime_get();
+	int r;
+
+	r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, buf, b << rc->shift,
+		    block_sectors(rc));
+	*ms = ktime_ms_delta(ktime_get(), t0);
+	return r;
+}
+
+enum scan_finding { SCAN_OK, SCAN_SLOW, SCAN_RETRIED, SCAN_FAILED };
+
 /*
- * Scan blocks [block, block + nr): one read; if it fails or is slower than
- * slow_ms, every block alone, retried.  A block that reads only after
- * retries or slowly is moved with its data (predictive remap); one that
- * does not read at all becomes pending.  Blocks in the index already live
- * on the spare and are left alone.  Returns 0, or -EIO when the main
- * device fails everywhere (nothing recorded), or another error.
+ * Look at one block of a chunk that failed or was slow.  Read at normal
+ * priority: an idle-class read may wait behind foreground I/O, which says
+ * nothing about the medium.  Slow means two reads slower than slow_ms.
+ */
+static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
+				    unsigned int slow_ms)
+{
+	unsigned int tries;
+	s64 ms;
+	int r;
+
+	for (tries = 0; tries <= READ_RETRIES; tries++) {
+		r = timed_read(rc, buf, b, &ms);
+		if (!r)
+			break;
+	}
+	if (r)
+		return SCAN_FAILED;
+	if (tries)
+		return SCAN_RETRIED;
+	if (ms <= slow_ms)
+		return SCAN_OK;
+	r = timed_read(rc, buf, b, &ms);
+	if (r)
+		return SCAN_RETRIED;
+	return ms > slow_ms ? SCAN_SLOW : SCAN_OK;
+}
+
+/*
+ * Scan blocks [block, block + nr): one read at idle priority; if it fails
+ * or is slower than slow_ms, every block alone (scan_block()).  A block
+ * that reads only after retries or slowly is moved with its data
+ * (predictive remap); one that does not read at all becomes pending.
+ * Blocks in the index live on the spare and are skipped.
+ *
+ * res->done counts the blocks handled, res the findings, also when an
+ * error stops the chunk early.  Stops early, returning 0, when the
+ * scanner is asked to let go of the device (pdev->scan_abort).  Returns
+ * -ENXIO when the main device fails everywhere (nothing recorded for that
+ * block), -ENOSPC when the pool is exhausted, or another error.
  */
 int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 		     u64 block, unsigned int nr, unsigned int slow_ms,
 		     struct dmr_scan_result *res)
 {
 	struct dmr_pdev *pdev = rc->pdev;
-	sector_t bs = block_sectors(rc);
-	unsigned int tries, state;
-	u64 b;
+	enum scan_finding found;
+	unsigned int state;
 	s64 ms;
 	int r;
 
-	if (!scan_read(rc, io, buf, block << rc->shift, nr * bs, &ms) &&
-	    ms <= slow_ms)
+	res->done = 0;
+	if (!scan_read(rc, io, buf, block << rc->shift,
+		       (sector_t)nr << rc->shift, &ms) && ms <= slow_ms) {
+		res->done = nr;
 		return 0;
-	for (b = block; b < block + nr; b++) {
-		for (tries = 0; tries <= READ_RETRIES; tries++) {
-			r = scan_read(rc, io, buf, b << rc->shift, bs, &ms);
-			if (!r)
-				break;
-		}
-		if (!r && !tries && ms <= slow_ms)
+	}
+	for (; res->done < nr; res->done++) {
+		u64 b = block + res->done;
+
+		if (READ_ONCE(pdev->scan_abort))
+			return 0;
+		mutex_lock(&pdev->ix_lock);
+		state = block_state(pdev, b, NULL);
+		mutex_unlock(&pdev->ix_lock);
+		if (state)
 			continue;
-		if (r)
+		found = scan_block(rc, buf, b, slow_ms);
+		if (found == SCAN_OK)
+			continue;
+		if (found == SCAN_FAILED)
 			res->failed++;
-		else if (tries)
+		else if (found == SCAN_RETRIED)
 			res->retried++;
 		else
 			res->slow++;
 		mutex_lock(&pdev->ix_lock);
-		state = block_state(pdev, b, NULL);
-		r = state ? 0 : move_live_block(rc, b, buf, true);
+		/* A repair may have moved it meanwhile. */
+		r = block_state(pdev, b, NULL) ? -EEXIST :
+		    move_live_block(rc, b, buf, found == SCAN_FAILED);
 		mutex_unlock(&pdev->ix_lock);
-		if (state)
-			continue;
-		if (!r) {
+		switch (r) {
+		case 0:
 			res->predictive++;
 			DMINFO_LIMIT("dev_id %u: scanner: block %llu %s: remapped with its data",
 				     rc->dev_id, (unsigned long long)b,
-				     tries ? "read only after retries" : "is slow");
-		} else if (r == 1) {
+				     found == SCAN_RETRIED ? "read only after retries" :
+							     "is slow");
+			break;
+		case 1:
+			res->pending++;
 			DMERR_LIMIT("dev_id %u: scanner: block %llu is unreadable: now pending",
 				    rc->dev_id, (unsigned long long)b);
-		} else if (r == -ENOSPC) {
+			break;
+		case -EEXIST:
+		case -EIO:	/* not readable now: the next pass looks again */
+			break;
+		case -ENOSPC:
 			dmr_pool_exhausted(rc->pool);
-		} else {
+			return r;
+		default:
 			return r;
 		}
 	}

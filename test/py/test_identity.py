@@ -172,6 +172,7 @@ def test_label_is_durable_and_listed(mgr, pool, dm, loopdev):
     ("data0", "/dev/v\xe9"),            # not ASCII
     ("data0",),                         # missing locator
     ("data0", "/dev/vdb", "extra"),
+    ("-", "/dev/vdb"),                  # what list_devices shows for none
 ])
 def test_bad_label_is_refused(mgr, pool, dm, loopdev, args):
     main = loopdev(8)

@@ -133,6 +133,37 @@ def test_pass_finds_slow_and_failing_blocks(env):
     for lo, hi in zip(edges[::2], edges[1::2]):
         assert pread(dev.path, lo * BLOCK, (hi - lo) * BLOCK) == \
             env.data[lo * BLOCK:hi * BLOCK]
+    # A second pass skips what already lives on the spare: nothing new.
+    ev = events(dev.name)
+    set_attr("scan_enabled", 1)
+    env.mgr.msg("switch_to", SLOT)
+    env.mgr.msg("scan_start")
+    assert wait_for(lambda: dev_int(4, "scan_passes") >= 2, timeout=120)
+    assert dev_int(4, "scan_failed") == len(failing)
+    assert dev_int(4, "scan_slow") == len(slow)
+    assert dev_int(4, "health") == 30
+    assert events(dev.name) == ev
+    assert dev.remaps() == remaps
+
+
+def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
+    n = blockdev_sectors(env.backing)
+    slow = list(range(300, 320))                  # one chunk: minutes to narrow
+    main = env.dm.create(faulty_table(env.backing, n, [], slow, 1500), hint="faulty")
+    dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=5)
+    set_attr("scan_enabled", 1)
+    assert wait_for(lambda: dev_int(5, "scan_slow") >= 1, timeout=120)
+    t0 = time.time()
+    dmsetup("suspend", dev.name)
+    assert time.time() - t0 < 15
+    pos = dev_int(5, "scan_pos")
+    time.sleep(2)
+    assert dev_int(5, "scan_pos") == pos
+    dmsetup("resume", dev.name)
+    assert wait_for(lambda: dev_int(5, "scan_slow") >= 2, timeout=120)
+    t0 = time.time()
+    dev.remove()
+    assert time.time() - t0 < 15
 
 
 def test_scanner_reads_never_change_data(env):
@@ -210,7 +241,7 @@ def test_scan_stop_and_start(env):
     ("scan_enabled", ["2", "-1", "yes", "1x"]),
     ("scan_interval", ["0", "-5", "x", "99999999999"]),
     ("scan_rate", ["0", "4194305", "1.5"]),
-    ("scan_slow_ms", ["0", "600001", "fast"]),
+    ("scan_slow_ms", ["0", "9", "600001", "fast"]),
 ])
 def test_bad_tunable_is_refused(env, name, bad):
     before = {k: pool_attr(SLOT, k) for k in
