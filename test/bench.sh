@@ -41,7 +41,7 @@ rm -f "$OUT/io.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
 
 rc=0
 if [ "${IO:-1}" = 1 ]; then
-	step "I/O benchmark in a QEMU guest (about 17 minutes)"
+	step "I/O benchmark in a QEMU guest (about 20 minutes)"
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
@@ -50,7 +50,7 @@ if [ "${IO:-1}" = 1 ]; then
 	rm -rf "$OUT/vm"
 	mkdir -p "$OUT/vm"
 	envs=()
-	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN; do
+	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH; do
 		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
 	done
 	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \

@@ -74,6 +74,33 @@ def scanner_summary(io):
                                                 for r in sc["runs"])}
 
 
+def spare_path_summary(io, rows):
+    """The spare path's cost (one dm layer more) and what it leaves for the
+    target: ceiling = 1 / ((1 - p) + p / s), with p the share of I/O sent to
+    the spare and s = IOPS over the spare path / over the main path."""
+    sp = io.get("spare_path")
+    if not sp or not sp.get("runs"):
+        return None
+    out = {}
+    for rw in ("randread", "randwrite"):
+        ratios = [r["lin_s"] / r["lin_a"] for r in sp["runs"] if r["rw"] == rw]
+        if not ratios:
+            continue
+        st = stats(ratios)
+        out[rw] = {"spare_over_main": st, "at": {}}
+        for r in rows:
+            if r["rw"] != rw or r["engine"] != io["engine"]:
+                continue
+            share = io.get("share", {}).get(str(r["remaps"]), {}).get(rw, {}).get("share")
+            if share is None:
+                continue
+            ceiling = 1 / ((1 - share) + share / st["median"])
+            out[rw]["at"][r["remaps"]] = {"share": share, "ceiling": ceiling,
+                                          "ratio": r["ratio"]["median"],
+                                          "of_ceiling": r["ratio"]["median"] / ceiling}
+    return out
+
+
 def index_summary(d):
     timing, instr = {}, {}
     try:
@@ -156,6 +183,17 @@ def render(d, io, rows, idx, when):
                      f"interleaved rounds: {fmt_range(sc['ratio'])} "
                      f">={SCAN_TARGET:.2f} {'PASS' if sc['pass'] else 'FAIL'}; "
                      f"blocks the scanner read during the 'on' runs: median {sc['scanned_median']}")
+        spp = spare_path_summary(io, rows)
+        if spp:
+            L.append("spare path (dm-linear over the spare: one dm layer more, as remapped I/O has) "
+                     "/ dm-linear over null_blk:")
+            for rw, v in spp.items():
+                L.append(f"  {'read' if rw == 'randread' else 'write'}: "
+                         f"{fmt_range(v['spare_over_main'])}; a target costing nothing would "
+                         "reach " + ", ".join(
+                             f"{c['ceiling']:.3f} at {n} remaps (measured {c['ratio']:.3f} = "
+                             f"{c['of_ceiling']:.3f} of it)" for n, c in sorted(v["at"].items())
+                             if n))
         va = io.get("verify_after_module")
         if va:
             L.append(f"  pool as left by the module, loaded by mkpool -V: "
@@ -201,7 +239,9 @@ def main():
         f.write(text)
     with open(os.path.join(d, "bench.json"), "w") as f:
         json.dump({"date": when, "host": platform.node(), "io_summary": rows, "index": idx,
-                   "scanner": scanner_summary(io) if io else None, "io_raw": io}, f, indent=1)
+                   "scanner": scanner_summary(io) if io else None,
+                   "spare_path": spare_path_summary(io, rows) if io else None,
+                   "io_raw": io}, f, indent=1)
     print(text, end="")
     missed = [r for r in rows if "pass" in r and not r["pass"]]
     if idx and idx.get("flatness") and not idx["flatness"]["pass"]:
