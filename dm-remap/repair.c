@@ -354,9 +354,8 @@ static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
 static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 			   bool may_lose)
 {
-	unsigned int noio = memalloc_noio_save();	/* bios are held */
 	struct fixes f = {};
-	unsigned int tries;
+	unsigned int tries, noio;
 	u32 spare;
 	int r, rd;
 
@@ -365,6 +364,8 @@ static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 	r = fixes_reserve(&f);
 	if (r)
 		return r;
+	/* From BUSY on bios are held: no allocation may wait for I/O. */
+	noio = memalloc_noio_save();
 	/* BUSY and drained before the copy is read. */
 	r = start_move(rc, block, &spare);
 	if (r)
