@@ -5,6 +5,7 @@ ones as pending; progress, control, tunables, and stopping."""
 import errno
 import hashlib
 import os
+import threading
 import time
 
 import pytest
@@ -164,6 +165,35 @@ def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
     t0 = time.time()
     dev.remove()
     assert time.time() - t0 < 15
+
+
+def test_backs_off_while_the_device_is_busy(env, loopdev):
+    backing = loopdev(32)
+    dev = RemapDev(env.dm, backing, SLOT, dev_id=7)
+    total = (32 << 20) // BLOCK
+    stop = threading.Event()
+
+    def foreground():
+        i = 0
+        while not stop.is_set():
+            pread(dev.path, (i * 7919 % total) * BLOCK, BLOCK)
+            i += 1
+    t = threading.Thread(target=foreground)
+    t.start()
+    try:
+        set_attr("scan_enabled", 1)
+        time.sleep(1.5)
+        before = dev_int(7, "scanned")
+        time.sleep(4)
+        busy = dev_int(7, "scanned") - before
+    finally:
+        stop.set()
+        t.join()
+    # Busy: one block at most every 500 ms (a step may be in flight).
+    assert busy <= 12, f"{busy} blocks scanned in 4 s of foreground I/O"
+    # Idle again: chunks grow back and the pass ends soon.
+    assert wait_for(lambda: dev_int(7, "scan_passes") >= 1, timeout=90)
+    assert dev_int(7, "scanned") == total
 
 
 def test_scanner_reads_never_change_data(env):
