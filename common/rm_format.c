@@ -434,6 +434,19 @@ int rm_names_decode(const void *blk, uint32_t logical,
 
 /* ---- Entries ----------------------------------------------------------------- */
 
+bool rm_entries_equal(const struct rm_entry *a, const struct rm_entry *b,
+		      uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		if (a[i].main_block != b[i].main_block ||
+		    a[i].dev_id != b[i].dev_id || a[i].state != b[i].state ||
+		    a[i].flags != b[i].flags)
+			return false;
+	return true;
+}
+
 void rm_entry_encode(uint8_t *p, const struct rm_entry *e)
 {
 	rm_put_le64(p + RM_ENTRY_OFF_MAIN, e->main_block);

@@ -421,6 +421,9 @@ void rm_name_encode(uint8_t *p, const struct rm_name *n);
 int rm_name_decode(const uint8_t *p, struct rm_name *n);
 int rm_name_check(const struct rm_name *n);
 
+/* Field by field: decoded structs have padding the codec leaves alone. */
+bool rm_entries_equal(const struct rm_entry *a, const struct rm_entry *b,
+		      uint64_t n);
 void rm_entry_encode(uint8_t *p, const struct rm_entry *e);
 int rm_entry_decode(const uint8_t *p, struct rm_entry *e);
 int rm_entry_check(const struct rm_entry *e);

@@ -189,18 +189,6 @@ static void md_read_blocks(struct md_image *img, uint8_t *buf,
 	}
 }
 
-bool md_entries_equal(const struct rm_entry *a, const struct rm_entry *b,
-		      uint64_t n)
-{
-	uint64_t i;
-
-	for (i = 0; i < n; i++)
-		if (a[i].main_block != b[i].main_block ||
-		    a[i].dev_id != b[i].dev_id || a[i].state != b[i].state ||
-		    a[i].flags != b[i].flags)
-			return false;
-	return true;
-}
 
 const char *md_state_name(uint8_t state)
 {

@@ -163,9 +163,6 @@ void md_pool_free(struct md_pool *pool);
 void md_print_problems(FILE *f, const char *label,
 		       const struct md_pool *pool);
 
-/* n entries field by field (struct rm_entry has padding). */
-bool md_entries_equal(const struct rm_entry *a, const struct rm_entry *b,
-		      uint64_t n);
 /* "free", "mapped", "pending", "retired" ("invalid" otherwise). */
 const char *md_state_name(uint8_t state);
 /* The pool uuid as 8-4-4-4-12 lower-case hex. */

@@ -182,7 +182,7 @@ static int verify(struct repair *rp, const char *path)
 	} else if (!code &&
 		   (memcmp(got.devs, rp->devs, sizeof(rp->devs)) ||
 		    memcmp(got.names, rp->names, sizeof(rp->names)) ||
-		    !md_entries_equal(got.entries, rp->entries,
+		    !rm_entries_equal(got.entries, rp->entries,
 				      rp->sb.geo.nr_blocks))) {
 		code = fail(EXIT_FAILED, "%s: the written pool reads back differently",
 			    path);

@@ -122,7 +122,7 @@ static void repair(struct md_pool *pool)
 	check(got.worst == 0 && got.nr_problems == 0);
 	check(!memcmp(got.devs, pool->devs, sizeof(got.devs)));
 	check(!memcmp(got.names, pool->names, sizeof(got.names)));
-	check(md_entries_equal(got.entries, pool->entries, sb.geo.nr_blocks));
+	check(rm_entries_equal(got.entries, pool->entries, sb.geo.nr_blocks));
 	md_pool_free(&got);
 }
 

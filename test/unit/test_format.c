@@ -59,19 +59,6 @@ static bool geo_equal(const struct rm_geometry *a,
 	       a->data_start == b->data_start && a->nr_blocks == b->nr_blocks;
 }
 
-/* Field by field: decoded structs have padding the codec leaves alone. */
-static bool entries_equal(const struct rm_entry *a, const struct rm_entry *b,
-			  uint32_t n)
-{
-	uint32_t i;
-
-	for (i = 0; i < n; i++)
-		if (a[i].main_block != b[i].main_block ||
-		    a[i].dev_id != b[i].dev_id || a[i].state != b[i].state ||
-		    a[i].flags != b[i].flags)
-			return false;
-	return true;
-}
 
 static int sb_decode_at(uint64_t blocknr)
 {
@@ -491,14 +478,14 @@ UNIT_TEST(entries_roundtrip_and_relocate)
 		CHECK_EQ(out.kind, RM_TB_ENTRIES);
 		CHECK(out.seq == 7);
 		CHECK_EQ(rm_entries_decode(blk, RM_ENTRIES_PER_BLOCK, got), 0);
-		CHECK(entries_equal(got, e, RM_ENTRIES_PER_BLOCK));
+		CHECK(rm_entries_equal(got, e, RM_ENTRIES_PER_BLOCK));
 	}
 
 	make_hdr(&sb, &h, last, 3, 9);
 	CHECK_EQ(rm_entries_encode(blk, &h, e, n), 0);
 	CHECK_EQ(rm_tblock_decode_hdr(blk, &sb, h.blocknr, &out), 0);
 	CHECK_EQ(rm_entries_decode(blk, n, got), 0);
-	CHECK(entries_equal(got, e, n));
+	CHECK(rm_entries_equal(got, e, n));
 	/* the zero tail is only accepted for a count that covers it */
 	CHECK_EQ(rm_entries_decode(blk, n - 1, got), -RM_E_UNUSED);
 	CHECK_EQ(rm_entries_decode(blk, RM_ENTRIES_PER_BLOCK + 1, got),
@@ -909,7 +896,7 @@ UNIT_TEST(tblock_encode_decode_every_kind)
 	}
 	CHECK(!memcmp(devs, gdevs, sizeof(devs)));
 	CHECK(!memcmp(names, gnames, sizeof(names)));
-	CHECK(entries_equal(ge, e, 16096));
+	CHECK(rm_entries_equal(ge, e, 16096));
 	h.logical = (uint32_t)sb.geo.nr_logical;
 	CHECK_EQ(rm_tblock_encode(blk, &h, &sb.geo, devs, names, e),
 		 -RM_E_LOGICAL);

@@ -202,7 +202,7 @@ static const struct md_problem *find(const struct md_pool *p,
 static bool entries_equal(const struct img *t)
 {
 	return t->pool.entries &&
-	       md_entries_equal(t->pool.entries, t->entries,
+	       rm_entries_equal(t->pool.entries, t->entries,
 				t->sb.geo.nr_blocks);
 }
 
