@@ -149,6 +149,15 @@ size_t rm_index_bytes(uint32_t cap)
 	return (size_t)cap * sizeof(struct rm_index_slot);
 }
 
+uint32_t rm_index_filter_bits_for(uint32_t cap, uint32_t min_bits)
+{
+	uint64_t bits = (uint64_t)cap * RM_INDEX_FILTER_BITS_PER_SLOT;
+
+	if (bits < min_bits)
+		bits = min_bits;
+	return bits > (1u << 31) ? 1u << 31 : (uint32_t)bits;
+}
+
 unsigned int rm_index_region_shift_for(uint64_t nr_main_blocks,
 				       uint32_t max_bits)
 {
@@ -265,7 +274,12 @@ int rm_index_copy(struct rm_index *dst, const struct rm_index *src)
 
 bool rm_index_wants_shrink(const struct rm_index *ix)
 {
-	return ix->cap > RM_INDEX_MIN_CAP && ix->cap > (uint64_t)ix->live * 2;
+	/* 16 bytes of slot and 1 byte of filter per slot */
+	uint64_t bytes = (uint64_t)ix->cap *
+			 (sizeof(struct rm_index_slot) +
+			  RM_INDEX_FILTER_BITS_PER_SLOT / 8);
+
+	return ix->cap > RM_INDEX_MIN_CAP && bytes > (uint64_t)ix->live * 32;
 }
 
 /* ---- Reader side ------------------------------------------------------- */

@@ -23,11 +23,13 @@
  *   table of rm_index_cap_for(live + 1) slots (load ~0.6), fills it with
  *   rm_index_copy(), publishes it and retries.  After a delete the caller
  *   checks rm_index_wants_shrink() and, if true, rebuilds the same way with
- *   rm_index_cap_for(live).  With that policy the slot array never uses
- *   more than 32 bytes per live entry (cap <= 2 * live) except for
- *   tables of the minimum capacity RM_INDEX_MIN_CAP (1 KiB).  Right after a
- *   rebuild it is ~26.7 bytes per entry, at the grow threshold ~21.3.  The
- *   region bitmap is per device and does not depend on the entry count.
+ *   rm_index_cap_for(live).  A table sizes its region filter with
+ *   rm_index_filter_bits_for(): one byte of bitmap per slot on top of a
+ *   fixed per-device minimum.  With that policy slots and the per-slot
+ *   bitmap never use more than 32 bytes per live entry (17 * cap <= 32 *
+ *   live) except for tables of the minimum capacity RM_INDEX_MIN_CAP
+ *   (1 KiB).  Right after a rebuild it is ~28.3 bytes per entry, at the
+ *   grow threshold ~22.7.
  *
  * Region filter
  *   An optional bitmap (caller memory, uint64_t words) with one bit per
@@ -35,7 +37,11 @@
  *   its region is published and is only cleared by building a new table,
  *   so a clear bit means no entry of that region (no false negatives).
  *   Blocks past the end of the bitmap share its last bit.
- *   rm_index_region_shift_for() and rm_index_region_words_for() size it.
+ *   rm_index_filter_bits_for(), rm_index_region_shift_for() and
+ *   rm_index_region_words_for() size it.  The filter grows finer with the
+ *   table (RM_INDEX_FILTER_BITS_PER_SLOT bits per slot, down to one bit
+ *   per block), so that at most about one bit in eight is set and a bio
+ *   away from any remap seldom pays a hash lookup.
  *
  * Concurrency contract
  *   - Writers (rm_index_init, _set, _delete, _copy into dst) must be
@@ -105,6 +111,16 @@ uint32_t rm_index_cap_for(uint32_t n);
 /* Bytes of slot memory for cap slots. */
 size_t rm_index_bytes(uint32_t cap);
 
+/* Region bits per slot a table's filter is sized for (one byte per slot). */
+#define RM_INDEX_FILTER_BITS_PER_SLOT	8u
+
+/*
+ * Most region bits for a table of cap slots: RM_INDEX_FILTER_BITS_PER_SLOT
+ * per slot, at least min_bits (the caller's fixed per-device minimum), at
+ * most 2^31.  Pass it as max_bits to rm_index_region_shift_for().
+ */
+uint32_t rm_index_filter_bits_for(uint32_t cap, uint32_t min_bits);
+
 /*
  * Smallest region shift such that blocks 0..nr_main_blocks-1 fit in
  * max_bits regions (max_bits 0 is taken as 1; result <= 63).
@@ -153,9 +169,10 @@ int rm_index_delete(struct rm_index *ix, uint64_t main_block);
 int rm_index_copy(struct rm_index *dst, const struct rm_index *src);
 
 /*
- * True when the table uses more than 32 bytes of slots per live entry
- * (cap > 2 * live) and is bigger than RM_INDEX_MIN_CAP: the caller should
- * rebuild it with rm_index_cap_for(live) slots.
+ * True when the table uses more than 32 bytes of slots and per-slot filter
+ * per live entry (17 * cap > 32 * live) and is bigger than
+ * RM_INDEX_MIN_CAP: the caller should rebuild it with
+ * rm_index_cap_for(live) slots.
  */
 bool rm_index_wants_shrink(const struct rm_index *ix);
 

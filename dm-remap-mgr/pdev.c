@@ -12,7 +12,7 @@
 
 #define DM_MSG_PREFIX "remap"
 
-/* Region filter size: one bit per region, at most this many bits. */
+/* Region filter: at least this many bits (8 KiB), more as the index grows. */
 #define PDEV_REGION_BITS	(64 * 1024)
 
 unsigned int dmr_pool_block_shift(struct dmr_pool *pool)
@@ -163,17 +163,25 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 
 /* ---- The index -------------------------------------------------------------- */
 
+/*
+ * An index for nr_entries whose region filter covers nr_main_blocks: at
+ * least PDEV_REGION_BITS regions, finer as the table grows (one byte of
+ * bitmap per slot, see rm_index_filter_bits_for()).
+ */
 static struct dmr_ix *ix_alloc(u64 nr_entries, u64 nr_main_blocks)
 {
-	unsigned int shift = rm_index_region_shift_for(nr_main_blocks,
-						       PDEV_REGION_BITS);
-	u32 words = rm_index_region_words_for(nr_main_blocks, shift);
 	u32 cap = rm_index_cap_for(min_t(u64, nr_entries, RM_INDEX_MAX_ENTRIES));
-	size_t slots = rm_index_bytes(cap);
+	unsigned int shift;
 	struct dmr_ix *x;
+	size_t slots;
+	u32 words, bits;
 
 	if (!cap)
 		return NULL;
+	bits = rm_index_filter_bits_for(cap, PDEV_REGION_BITS);
+	shift = rm_index_region_shift_for(nr_main_blocks, bits);
+	words = rm_index_region_words_for(nr_main_blocks, shift);
+	slots = rm_index_bytes(cap);
 	x = kvzalloc(sizeof(*x) + slots + words * sizeof(u64), GFP_NOIO);
 	if (!x)
 		return NULL;

@@ -306,7 +306,12 @@ again:
 
 	rcu_read_lock();
 	x = rcu_dereference(pdev->ix);
-	hit = rm_index_may_contain(&x->ix, first, last);
+	/*
+	 * One block (most bios): first_in_range() tests its region bit itself.
+	 * Longer bios: the filter first, so that a bio far from any remap is
+	 * not cut at MAP_SCAN_BLOCKS.
+	 */
+	hit = first == last || rm_index_may_contain(&x->ix, first, last);
 	if (hit) {
 		/* Bounded work in map: look at most MAP_SCAN_BLOCKS blocks. */
 		if (in_map && last - first >= MAP_SCAN_BLOCKS)

@@ -10,9 +10,11 @@
  *                                    baseline to subtract)
  *
  * The device is 1 TiB of 4 KiB blocks (2^28 main blocks), remaps are at
- * uniformly random blocks, the region filter has at most 2^18 bits (32 KiB,
- * regions of 1024 blocks = 4 MiB).  The table is grown the way the kernel
- * does it: insert until -RM_E_FULL, copy into rm_index_cap_for(live + 1).
+ * uniformly random blocks.  The table is grown the way the kernel does it:
+ * insert until -RM_E_FULL, copy into rm_index_cap_for(live + 1), with a
+ * region filter sized as the kernel sizes it: rm_index_filter_bits_for(cap,
+ * 2^16) bits at most (8 KiB, regions of 4096 blocks, at the start; one
+ * byte per slot as the table grows).
  *
  * Kinds, each the map-function call rm_index_first_in_range(b, b + len - 1):
  *   hit    b is a remapped block (len 1)
@@ -30,7 +32,7 @@
 #include "rm_index.h"
 
 #define NR_BLOCKS	(1ull << 28)
-#define MAX_BITS	(1u << 18)
+#define MIN_BITS	(1u << 16)	/* the kernel's PDEV_REGION_BITS */
 #define NQ		(1u << 20)	/* queries per kind, cycled */
 
 enum kind { K_HIT, K_FAR, K_NEAR, K_BIO32, K_RAW, K_NR };
@@ -55,9 +57,12 @@ static uint64_t rnd(void)
 	return z ^ (z >> 31);
 }
 
-static void table_init(struct table *t, uint32_t cap, uint32_t words,
-		       unsigned int shift)
+static void table_init(struct table *t, uint32_t cap)
 {
+	unsigned int shift = rm_index_region_shift_for(NR_BLOCKS,
+				rm_index_filter_bits_for(cap, MIN_BITS));
+	uint32_t words = rm_index_region_words_for(NR_BLOCKS, shift);
+
 	t->slots = malloc(rm_index_bytes(cap));
 	t->regions = malloc(words * sizeof(uint64_t));
 	if (!t->slots || !t->regions ||
@@ -69,20 +74,17 @@ static void table_init(struct table *t, uint32_t cap, uint32_t words,
 
 static void table_build(struct table *t, uint32_t n, uint64_t *keys)
 {
-	unsigned int shift = rm_index_region_shift_for(NR_BLOCKS, MAX_BITS);
-	uint32_t words = rm_index_region_words_for(NR_BLOCKS, shift);
 	struct table nt;
 	uint32_t i = 0;
 	uint64_t b;
 	int ret;
 
-	table_init(t, rm_index_cap_for(0), words, shift);
+	table_init(t, rm_index_cap_for(0));
 	while (i < n) {
 		b = rnd() & (NR_BLOCKS - 1);
 		ret = rm_index_set(&t->ix, b, i, RM_IX_MAPPED);
 		if (ret == -RM_E_FULL) {
-			table_init(&nt, rm_index_cap_for(t->ix.live + 1), words,
-				   shift);
+			table_init(&nt, rm_index_cap_for(t->ix.live + 1));
 			if (rm_index_copy(&nt.ix, &t->ix))
 				exit(1);
 			free(t->slots);
@@ -212,11 +214,12 @@ static void timing(uint32_t n)
 		}
 		rate[k] = nops / dt;
 	}
-	printf("%u %u %.3f %.2f %.2f %d %.0f %.0f %.0f %.0f %.0f\n",
+	printf("%u %u %.3f %.2f %.2f %d %.0f %.0f %.0f %.0f %.0f %zu\n",
 	       n, t.ix.cap, (double)t.ix.live / t.ix.cap,
 	       (double)rm_index_bytes(t.ix.cap) / t.ix.live, avg_probe(&t),
 	       filter_pct(&t), rate[K_HIT], rate[K_FAR], rate[K_NEAR],
-	       rate[K_BIO32], rate[K_RAW]);
+	       rate[K_BIO32], rate[K_RAW],
+	       (size_t)t.ix.region_words * sizeof(uint64_t));
 	for (k = 0; k < K_NR; k++)
 		free(q[k]);
 	free(keys);
@@ -253,7 +256,7 @@ int main(int argc, char **argv)
 		sink = run(&t, kind, q[kind], nops);
 		return 0;
 	}
-	printf("# entries cap load bytes/entry avg_probe regions_set%% hit/s far/s near/s bio32/s raw_miss/s\n");
+	printf("# entries cap load slot_bytes/entry avg_probe regions_set%% hit/s far/s near/s bio32/s raw_miss/s filter_bytes\n");
 	if (argc == 1) {
 		timing(1000);
 		timing(100000);

@@ -113,7 +113,8 @@ def index_summary(d):
                                      "bytes_per_entry": float(v[3]), "avg_probe": float(v[4]),
                                      "regions_set_pct": float(v[5]),
                                      "per_s": dict(zip(["hit", "far", "near", "bio32", "raw"],
-                                                       map(float, v[6:11])))}
+                                                       map(float, v[6:11]))),
+                                     "filter_bytes": int(v[11])}
         with open(os.path.join(d, "instr.txt")) as f:
             for ln in f:
                 s, k, v = ln.split()
@@ -203,12 +204,15 @@ def render(d, io, rows, idx, when):
     L.append("")
     if idx:
         L.append("remap index (user space, common/rm_index.c; instructions per lookup from callgrind):")
-        L.append(f"  {'entries':>8} {'B/entry':>7} {'probe':>5} {'hit/s':>7} {'near/s':>7} {'raw/s':>7}"
-                 f"   instr/lookup: {'hit':>6} {'near':>6} {'raw':>6} {'far':>6} {'bio32':>7}")
+        L.append("  B/entry: slots per entry + region bitmap per entry (the bitmap has a fixed"
+                 " 8 KiB minimum per device); set: share of regions set")
+        L.append(f"  {'entries':>8} {'B/entry':>12} {'set':>4} {'probe':>5} {'hit/s':>7} {'near/s':>7}"
+                 f" {'raw/s':>7}   instr/lookup: {'hit':>6} {'near':>6} {'raw':>6} {'far':>6} {'bio32':>7}")
         for s, t in sorted(idx["timing"].items()):
             i = idx["instr_per_lookup"].get(s, {})
             ps = t["per_s"]
-            L.append(f"  {s:>8} {t['bytes_per_entry']:>7.2f} {t['avg_probe']:>5.2f} "
+            fb = f"{t['bytes_per_entry']:.1f}+{t['filter_bytes'] / s:.1f}"
+            L.append(f"  {s:>8} {fb:>12} {t['regions_set_pct']:>3.0f}% {t['avg_probe']:>5.2f} "
                      f"{ps['hit'] / 1e6:>6.1f}M {ps['near'] / 1e6:>6.1f}M {ps['raw'] / 1e6:>6.1f}M"
                      "                 " + " ".join(
                          f"{i[k]:>{w}.1f}" if k in i else f"{'-':>{w}}"

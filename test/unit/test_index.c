@@ -16,6 +16,9 @@ struct tix {
 	struct rm_index ix;
 	struct rm_index_slot *slots;
 	uint64_t *regions;
+	/* Filter sized by rm_index_filter_bits_for() on rebuilds (0: fixed). */
+	uint64_t policy_blocks;
+	uint32_t policy_min_bits;
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -42,8 +45,22 @@ static void tix_new(struct tix *t, uint32_t cap, uint64_t nr_blocks,
 	}
 	t->slots = malloc(rm_index_bytes(cap));
 	t->regions = words ? malloc(words * sizeof(uint64_t)) : NULL;
+	t->policy_blocks = 0;
+	t->policy_min_bits = 0;
 	if (rm_index_init(&t->ix, t->slots, cap, t->regions, words, shift))
 		abort();
+}
+
+/*
+ * A table of cap slots over nr_blocks whose filter follows the kernel's
+ * policy: rm_index_filter_bits_for(cap, min_bits), again on every rebuild.
+ */
+static void tix_new_policy(struct tix *t, uint32_t cap, uint64_t nr_blocks,
+			   uint32_t min_bits)
+{
+	tix_new(t, cap, nr_blocks, rm_index_filter_bits_for(cap, min_bits));
+	t->policy_blocks = nr_blocks;
+	t->policy_min_bits = min_bits;
 }
 
 static void tix_free(struct tix *t)
@@ -52,17 +69,26 @@ static void tix_free(struct tix *t)
 	free(t->regions);
 }
 
-/* Rebuild into a table of cap slots with the same filter geometry. */
+/*
+ * Rebuild into a table of cap slots, with the same filter geometry or, for
+ * a policy table, the geometry the policy gives for cap.
+ */
 static void tix_rebuild(struct tix *t, uint32_t cap)
 {
 	struct tix n;
 
-	n.slots = malloc(rm_index_bytes(cap));
-	n.regions = t->ix.region_words ?
-		malloc(t->ix.region_words * sizeof(uint64_t)) : NULL;
-	if (rm_index_init(&n.ix, n.slots, cap, n.regions, t->ix.region_words,
-			  t->ix.region_shift) ||
-	    rm_index_copy(&n.ix, &t->ix))
+	if (t->policy_blocks)
+		tix_new_policy(&n, cap, t->policy_blocks, t->policy_min_bits);
+	else
+		tix_new(&n, cap, 0, 0);
+	if (!t->policy_blocks && t->ix.region_words) {
+		free(n.regions);
+		n.regions = malloc(t->ix.region_words * sizeof(uint64_t));
+		if (rm_index_init(&n.ix, n.slots, cap, n.regions,
+				  t->ix.region_words, t->ix.region_shift))
+			abort();
+	}
+	if (rm_index_copy(&n.ix, &t->ix))
 		abort();
 	tix_free(t);
 	*t = n;
@@ -123,9 +149,11 @@ static size_t sort_unique(uint64_t *a, size_t n)
 	return m;
 }
 
+/* Slots and region bitmap per live entry. */
 static double bytes_per_live(const struct rm_index *ix)
 {
-	return (double)rm_index_bytes(ix->cap) / ix->live;
+	return (double)(rm_index_bytes(ix->cap) +
+			(size_t)ix->region_words * sizeof(uint64_t)) / ix->live;
 }
 
 /* Same home-slot formula as rm_index.c, to build worst-case clusters. */
@@ -261,6 +289,21 @@ UNIT_TEST(index_sizing)
 	CHECK_EQ(rm_index_region_words_for(0, 0), 1);
 	CHECK_EQ(rm_index_region_words_for(65, 0), 2);
 	CHECK_EQ(rm_index_region_words_for(RM_U64_MAX, 63), 1);
+
+	/* filter sizing: 8 bits per slot, a minimum, a ceiling */
+	CHECK_EQ(rm_index_filter_bits_for(64, 1 << 16), 1 << 16);
+	CHECK_EQ(rm_index_filter_bits_for(1000, 0), 8000);
+	CHECK_EQ(rm_index_filter_bits_for(166667, 1 << 16), 1333336);
+	CHECK_EQ(rm_index_filter_bits_for(RM_INDEX_MAX_CAP, 0), 1u << 31);
+	CHECK_EQ(rm_index_filter_bits_for(0, 0), 0);
+	/* 4 GiB of 4 KiB blocks with 100,000 remaps: one bit per block */
+	CHECK_EQ(rm_index_region_shift_for(1 << 20,
+			rm_index_filter_bits_for(rm_index_cap_for(100000),
+						 1 << 16)), 0);
+	/* with 10,000: 8 blocks per region */
+	CHECK_EQ(rm_index_region_shift_for(1 << 20,
+			rm_index_filter_bits_for(rm_index_cap_for(10000),
+						 1 << 16)), 3);
 }
 
 /* ---- tombstones, load limit, copy -------------------------------------- */
@@ -397,7 +440,11 @@ UNIT_TEST(index_cluster_wrap)
 	tix_free(&t);
 }
 
-/* Bytes per live entry with the grow/shrink policy of rm_index.h. */
+/*
+ * Bytes per live entry (slots and region bitmap) with the grow/shrink and
+ * filter sizing policy of rm_index.h; tables of the minimum capacity are
+ * exempt from the bound.
+ */
 UNIT_TEST(index_memory_bound)
 {
 	struct tix t;
@@ -407,7 +454,7 @@ UNIT_TEST(index_memory_bound)
 	double worst_grow = 0, worst_full = 0, worst_any = 0, x;
 
 	keys = malloc(300000 * sizeof(*keys));
-	tix_new(&t, rm_index_cap_for(0), 1ull << 28, 1 << 16);
+	tix_new_policy(&t, rm_index_cap_for(0), 1ull << 28, 0);
 	for (i = 0; i < 300000; i++) {
 		/* 2/3 inserts, 1/3 deletes of a random existing key */
 		if (n && rnd() % 3 == 0) {
@@ -425,7 +472,7 @@ UNIT_TEST(index_memory_bound)
 			ret = rm_index_set(&t.ix, b, i, RM_IX_MAPPED);
 			if (ret == -RM_E_FULL) {
 				/* at the grow threshold */
-				if (t.ix.live >= 32) {
+				if (t.ix.cap > RM_INDEX_MIN_CAP) {
 					x = bytes_per_live(&t.ix);
 					worst_full = x > worst_full ? x : worst_full;
 				}
@@ -433,7 +480,7 @@ UNIT_TEST(index_memory_bound)
 				ret = rm_index_set(&t.ix, b, i, RM_IX_MAPPED);
 				grows++;
 				x = bytes_per_live(&t.ix);
-				if (t.ix.live >= 32)
+				if (t.ix.cap > RM_INDEX_MIN_CAP)
 					worst_grow = x > worst_grow ? x : worst_grow;
 			}
 			if (ret)
@@ -443,7 +490,7 @@ UNIT_TEST(index_memory_bound)
 		}
 		if (t.ix.live != n)
 			bad++;
-		if (t.ix.live >= 32) {
+		if (t.ix.cap > RM_INDEX_MIN_CAP) {
 			x = bytes_per_live(&t.ix);
 			worst_any = x > worst_any ? x : worst_any;
 		}
@@ -460,7 +507,7 @@ UNIT_TEST(index_memory_bound)
 			shrinks++;
 		if (t.ix.live != n)
 			bad++;
-		if (t.ix.live >= 32) {
+		if (t.ix.cap > RM_INDEX_MIN_CAP) {
 			x = bytes_per_live(&t.ix);
 			worst_any = x > worst_any ? x : worst_any;
 		}
@@ -475,18 +522,18 @@ UNIT_TEST(index_memory_bound)
 	CHECK(worst_full <= 32.0);
 	CHECK(worst_any <= 32.0);
 
-	/* pure growth: right after a grow ~26.7, at the threshold ~21.3 */
+	/* pure growth: right after a grow ~28.3, at the threshold ~22.7 */
 	tix_free(&t);
-	tix_new(&t, rm_index_cap_for(0), 1ull << 28, 1 << 16);
+	tix_new_policy(&t, rm_index_cap_for(0), 1ull << 28, 0);
 	worst_grow = worst_full = 0;
 	for (i = 0; i < 200000; i++) {
 		ret = rm_index_set(&t.ix, i * 977ull, i, RM_IX_MAPPED);
 		if (ret == -RM_E_FULL) {
-			if (t.ix.live >= 32 && bytes_per_live(&t.ix) > 21.7)
+			if (t.ix.live >= 32 && bytes_per_live(&t.ix) > 22.7)
 				bad++;
 			tix_rebuild(&t, rm_index_cap_for(t.ix.live + 1));
 			ret = rm_index_set(&t.ix, i * 977ull, i, RM_IX_MAPPED);
-			if (t.ix.live >= 64 && bytes_per_live(&t.ix) > 26.85)
+			if (t.ix.live >= 64 && bytes_per_live(&t.ix) > 28.5)
 				bad++;
 		}
 		if (ret)
@@ -565,6 +612,36 @@ UNIT_TEST(index_region_filter)
 	CHECK(rm_index_may_contain(&t.ix, b, b));
 	CHECK(rm_index_may_contain(&t.ix, RM_INDEX_MAX_BLOCK, RM_U64_MAX));
 	tix_free(&t);
+
+	/*
+	 * The kernel's policy on a 4 GiB device (2^20 blocks) with 100,000
+	 * uniformly random remaps: the filter grows with the table until it
+	 * has one bit per block, so a random block that is not remapped is
+	 * rejected by its bit (about 90% of single-block bios).
+	 */
+	tix_new_policy(&t, rm_index_cap_for(0), 1 << 20, 1 << 16);
+	m = 0;
+	for (k = 0; k < n; k++) {
+		b = rnd() % (1 << 20);
+		if (tix_set(&t, b, (uint32_t)k, RM_IX_MAPPED))
+			bad++;
+		ref[k] = b;
+	}
+	m = sort_unique(ref, n);
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(t.ix.live, m);
+	CHECK_EQ(t.ix.region_shift, 0);
+	CHECK_EQ(t.ix.region_words, (1 << 20) / 64);
+	for (i = 0, k = 0; i < (1 << 20); i++) {
+		bool in = k < m && ref[k] == i;
+
+		if (rm_index_may_contain(&t.ix, i, i) != in)
+			bad++;
+		k += in;
+	}
+	CHECK_EQ(bad, 0);
+	CHECK(bytes_per_live(&t.ix) <= 32.0);
+	tix_free(&t);
 	free(ref);
 }
 
@@ -582,7 +659,8 @@ static int ref_first(const uint64_t *ref, size_t m, uint64_t first,
 	return 0;
 }
 
-static void check_first_in_range(uint32_t max_bits)
+/* max_bits: a fixed filter geometry; policy: the minimum of a policy table. */
+static void check_first_in_range(uint32_t max_bits, bool policy)
 {
 	const uint64_t nr = 1 << 22;
 	uint64_t *ref, first, last, want = 0, got = 0;
@@ -600,9 +678,16 @@ static void check_first_in_range(uint32_t max_bits)
 		else
 			ref[k] = rnd() % nr;
 	}
-	tix_new(&t, rm_index_cap_for(0), nr, max_bits);
+	if (policy)
+		tix_new_policy(&t, rm_index_cap_for(0), nr, max_bits);
+	else
+		tix_new(&t, rm_index_cap_for(0), nr, max_bits);
 	for (k = 0; k < n; k++)
 		tix_set(&t, ref[k], (uint32_t)(ref[k] * 3), 1 + ref[k] % 3);
+	if (policy)	/* grew finer with the table: 8 bits per slot */
+		CHECK_EQ(t.ix.region_shift,
+			 rm_index_region_shift_for(nr,
+				 rm_index_filter_bits_for(t.ix.cap, max_bits)));
 	m = sort_unique(ref, n);
 	/* delete every 5th: tombstones must not be found */
 	for (k = 0; k < m; k += 5) {
@@ -654,9 +739,10 @@ static void check_first_in_range(uint32_t max_bits)
 
 UNIT_TEST(index_first_in_range)
 {
-	check_first_in_range(1 << 12);	/* coarse regions */
-	check_first_in_range(1 << 22);	/* one block per region */
-	check_first_in_range(0);	/* no filter */
+	check_first_in_range(1 << 12, false);	/* coarse regions */
+	check_first_in_range(1 << 22, false);	/* one block per region */
+	check_first_in_range(0, false);		/* no filter */
+	check_first_in_range(0, true);		/* sized with the table */
 }
 
 /* ---- iterator, extreme keys ---------------------------------------------- */
