@@ -93,15 +93,6 @@ static uint32_t rm_ix_find(const struct rm_index *ix, uint64_t key,
 	}
 }
 
-/* Region bit of a block; blocks past the bitmap share its last bit. */
-static inline uint64_t rm_ix_region(const struct rm_index *ix, uint64_t block)
-{
-	uint64_t nbits = (uint64_t)ix->region_words << 6;
-	uint64_t r = block >> ix->region_shift;
-
-	return r < nbits ? r : nbits - 1;
-}
-
 /* Writer: set the region bit of block (before its key is published). */
 static void rm_ix_region_set(struct rm_index *ix, uint64_t block)
 {
@@ -109,7 +100,7 @@ static void rm_ix_region_set(struct rm_index *ix, uint64_t block)
 
 	if (!ix->region_words)
 		return;
-	r = rm_ix_region(ix, block);
+	r = rm_index_region_of(ix, block);
 	w = ix->regions[r >> 6];
 	if (!(w & (1ull << (r & 63))))
 		RM_WRITE_ONCE(ix->regions[r >> 6], w | (1ull << (r & 63)));
@@ -315,8 +306,8 @@ bool rm_index_may_contain(const struct rm_index *ix, uint64_t first_block,
 		return false;
 	if (!ix->region_words)
 		return true;
-	r0 = rm_ix_region(ix, first_block);
-	r1 = rm_ix_region(ix, last_block);
+	r0 = rm_index_region_of(ix, first_block);
+	r1 = rm_index_region_of(ix, last_block);
 	w0 = r0 >> 6;
 	w1 = r1 >> 6;
 	if (w0 == w1)
@@ -429,7 +420,7 @@ int rm_index_first_in_range(const struct rm_index *ix, uint64_t first_block,
 	/* The common miss: a range inside one region whose bit is clear. */
 	if (ix->region_words &&
 	    first_block >> ix->region_shift == last_block >> ix->region_shift) {
-		r = rm_ix_region(ix, first_block);
+		r = rm_index_region_of(ix, first_block);
 		if (!((RM_READ_ONCE(ix->regions[r >> 6]) >> (r & 63)) & 1))
 			return 0;
 	}

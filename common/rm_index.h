@@ -193,6 +193,33 @@ int rm_index_lookup(const struct rm_index *ix, uint64_t main_block,
 bool rm_index_may_contain(const struct rm_index *ix, uint64_t first_block,
 			  uint64_t last_block);
 
+/* Region bit of a block; blocks past the bitmap share its last bit. */
+static inline uint64_t rm_index_region_of(const struct rm_index *ix,
+					  uint64_t block)
+{
+	uint64_t nbits = (uint64_t)ix->region_words << 6;
+	uint64_t r = block >> ix->region_shift;
+
+	return r < nbits ? r : nbits - 1;
+}
+
+/*
+ * rm_index_may_contain(ix, main_block, main_block), inline for the map
+ * function: false if the index is empty or the block's region bit is clear.
+ */
+static inline bool rm_index_block_may_have(const struct rm_index *ix,
+					   uint64_t main_block)
+{
+	uint64_t r;
+
+	if (!RM_READ_ONCE(ix->live))
+		return false;
+	if (!ix->region_words)
+		return true;
+	r = rm_index_region_of(ix, main_block);
+	return (RM_READ_ONCE(ix->regions[r >> 6]) >> (r & 63)) & 1;
+}
+
 /*
  * The lowest block in [first_block, last_block] that has an entry.
  * Returns 1 and fills *found, *spare, *state (any may be NULL), or 0 if

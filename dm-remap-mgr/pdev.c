@@ -163,6 +163,15 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 
 /* ---- The index -------------------------------------------------------------- */
 
+/* Free an index no reader can see (never published, or after a grace period). */
+static void ix_free(struct dmr_ix *x)
+{
+	if (x) {
+		kvfree(x->filter);
+		kvfree(x);
+	}
+}
+
 /*
  * An index for nr_entries whose region filter covers nr_main_blocks: at
  * least PDEV_REGION_BITS regions, finer as the table grows (one byte of
@@ -182,12 +191,19 @@ static struct dmr_ix *ix_alloc(u64 nr_entries, u64 nr_main_blocks)
 	shift = rm_index_region_shift_for(nr_main_blocks, bits);
 	words = rm_index_region_words_for(nr_main_blocks, shift);
 	slots = rm_index_bytes(cap);
-	x = kvzalloc(sizeof(*x) + slots + words * sizeof(u64), GFP_NOIO);
+	x = kvzalloc(sizeof(*x) + slots, GFP_NOIO);
 	if (!x)
 		return NULL;
-	if (rm_index_init(&x->ix, (struct rm_index_slot *)(x + 1), cap,
-			  (u64 *)((char *)(x + 1) + slots), words, shift)) {
-		kvfree(x);
+	/*
+	 * The bitmap is read by every bio at a random place: on its own it
+	 * is small enough to come from the direct map (few TLB entries)
+	 * rather than from vmalloc space with the slots.
+	 */
+	x->filter = kvzalloc(struct_size(x->filter, words, words), GFP_NOIO);
+	if (!x->filter ||
+	    rm_index_init(&x->ix, (struct rm_index_slot *)(x + 1), cap,
+			  x->filter->words, words, shift)) {
+		ix_free(x);
 		return NULL;
 	}
 	return x;
@@ -220,10 +236,11 @@ static int ix_rebuild(struct dmr_pdev *pdev, u64 nr_entries, u64 nr_main_blocks)
 		return -ENOMEM;
 	r = rm_index_copy(&x->ix, &old->ix);
 	if (r) {
-		kvfree(x);
+		ix_free(x);
 		return -EINVAL;
 	}
 	rcu_assign_pointer(pdev->ix, x);
+	kvfree_rcu(old->filter, rcu);
 	kvfree_rcu(old, rcu);
 	return 0;
 }
@@ -304,7 +321,7 @@ static int pdev_build_index(struct dmr_pdev *pdev, u64 main_sectors)
 		}
 	}
 	if (r) {
-		kvfree(x);
+		ix_free(x);
 		r = -EINVAL;
 		goto out;
 	}
@@ -499,7 +516,7 @@ static void pdev_release(struct kobject *kobj)
 {
 	struct dmr_pdev *pdev = container_of(kobj, struct dmr_pdev, kobj);
 
-	kvfree(rcu_dereference_protected(pdev->ix, 1));
+	ix_free(rcu_dereference_protected(pdev->ix, 1));
 	free_percpu(pdev->writes);
 	kfree(pdev);
 }

@@ -128,10 +128,17 @@ struct dmr_wcount {
 	unsigned long ios;		/* bios mapped: the scanner's load signal */
 };
 
+/* The region bitmap of an index, its own allocation (see ix_alloc()). */
+struct dmr_ix_filter {
+	struct rcu_head rcu;
+	u64 words[];
+};
+
 /* A remap index published for lock-free readers (RCU). */
 struct dmr_ix {
 	struct rcu_head rcu;
-	struct rm_index ix;
+	struct rm_index ix;		/* slots follow this struct */
+	struct dmr_ix_filter *filter;	/* ix.regions == filter->words */
 };
 
 /*

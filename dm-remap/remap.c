@@ -304,14 +304,19 @@ again:
 		remap_uncount(pdev, io);
 	}
 
-	rcu_read_lock();
-	x = rcu_dereference(pdev->ix);
 	/*
-	 * One block (most bios): first_in_range() tests its region bit itself.
-	 * Longer bios: the filter first, so that a bio far from any remap is
-	 * not cut at MAP_SCAN_BLOCKS.
+	 * A preempt-disabled section is an RCU read-side critical section for
+	 * the grace period kvfree_rcu() waits for, and cheaper to enter than
+	 * a preemptible one; the work inside is bounded (MAP_SCAN_BLOCKS).
 	 */
-	hit = first == last || rm_index_may_contain(&x->ix, first, last);
+	rcu_read_lock_sched();
+	x = rcu_dereference_sched(pdev->ix);
+	/*
+	 * The region filter first (inline for one block), so that a bio far
+	 * from any remap pays no more and is not cut at MAP_SCAN_BLOCKS.
+	 */
+	hit = first == last ? rm_index_block_may_have(&x->ix, first) :
+			      rm_index_may_contain(&x->ix, first, last);
 	if (hit) {
 		/* Bounded work in map: look at most MAP_SCAN_BLOCKS blocks. */
 		if (in_map && last - first >= MAP_SCAN_BLOCKS)
@@ -319,7 +324,7 @@ again:
 		hit = rm_index_first_in_range(&x->ix, first, last, &found,
 					      &spare, &state);
 	}
-	rcu_read_unlock();
+	rcu_read_unlock_sched();
 
 	if (!hit) {
 		/* Cut where the scan stopped; dm core sends the rest. */

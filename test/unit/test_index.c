@@ -178,8 +178,11 @@ UNIT_TEST(index_basic)
 	tix_new(&t, 64, 1 << 20, 1024);
 	CHECK_EQ(rm_index_lookup(&t.ix, 5, &spare, &state), 0);
 	CHECK(!rm_index_may_contain(&t.ix, 0, RM_U64_MAX));
+	CHECK(!rm_index_block_may_have(&t.ix, 5));	/* empty */
 
 	CHECK_EQ(rm_index_set(&t.ix, 5, 100, RM_IX_MAPPED), 0);
+	CHECK(rm_index_block_may_have(&t.ix, 5));
+	CHECK(!rm_index_block_may_have(&t.ix, 5 + 8 * 1024));	/* region 8 */
 	CHECK_EQ(rm_index_set(&t.ix, 6, 101, RM_IX_PENDING), 0);
 	CHECK_EQ(t.ix.live, 2);
 	CHECK_EQ(rm_index_lookup(&t.ix, 5, &spare, &state), 1);
@@ -316,6 +319,7 @@ UNIT_TEST(index_tombstones)
 
 	tix_new(&t, 64, 0, 0);
 	CHECK_EQ(rm_index_set(&t.ix, 1000, 7, RM_IX_MAPPED), 0);
+	CHECK(rm_index_block_may_have(&t.ix, 123456));	/* no filter */
 	for (i = 0; i < t.ix.cap; i++)
 		if (t.slots[i].key == 1001)
 			a_slot = i;
@@ -583,6 +587,10 @@ UNIT_TEST(index_region_filter)
 			last = first + rnd() % (1 << 16);
 			break;
 		}
+		/* the inline one-block test agrees with the general one */
+		if (rm_index_block_may_have(&t.ix, first) !=
+		    rm_index_may_contain(&t.ix, first, first))
+			bad++;
 		k = lower_bound(ref, m, first);
 		if (k < m && ref[k] <= last) {
 			if (!rm_index_may_contain(&t.ix, first, last))
@@ -594,10 +602,12 @@ UNIT_TEST(index_region_filter)
 		}
 	}
 	CHECK_EQ(fneg, 0);
+	CHECK_EQ(bad, 0);
 	CHECK(clear > 0);
 	/* every key's own block */
 	for (k = 0; k < m; k++)
-		if (!rm_index_may_contain(&t.ix, ref[k], ref[k]))
+		if (!rm_index_may_contain(&t.ix, ref[k], ref[k]) ||
+		    !rm_index_block_may_have(&t.ix, ref[k]))
 			fneg++;
 	CHECK_EQ(fneg, 0);
 	/* edge cases */
@@ -608,8 +618,12 @@ UNIT_TEST(index_region_filter)
 
 	/* blocks past the bitmap share the last bit */
 	b = nr + 12345;
+	CHECK(!rm_index_block_may_have(&t.ix, b) ||
+	      rm_index_may_contain(&t.ix, nr - 1, nr - 1));
 	CHECK_EQ(tix_set(&t, b, 1, RM_IX_MAPPED), 0);
 	CHECK(rm_index_may_contain(&t.ix, b, b));
+	CHECK(rm_index_block_may_have(&t.ix, b));
+	CHECK(rm_index_block_may_have(&t.ix, RM_INDEX_MAX_BLOCK));
 	CHECK(rm_index_may_contain(&t.ix, RM_INDEX_MAX_BLOCK, RM_U64_MAX));
 	tix_free(&t);
 
