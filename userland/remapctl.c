@@ -28,41 +28,17 @@ int opt_verbose;
 
 /* ---- Errors and small helpers -------------------------------------------- */
 
-static void vline(const char *what, const char *fmt, va_list ap)
+int say(int code, const char *what, const char *fmt, ...)
 {
+	va_list ap;
+
 	fflush(stdout);
 	fprintf(stderr, "remapctl: %s: ", what);
+	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
-}
-
-int fail(const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vline(what, fmt, ap);
-	va_end(ap);
-	return EXIT_FAIL;
-}
-
-int usage_error(const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vline(what, fmt, ap);
-	va_end(ap);
-	return EXIT_USAGE;
-}
-
-void warn(const char *what, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vline(what, fmt, ap);
-	va_end(ap);
+	return code;
 }
 
 void oom(void)
@@ -607,6 +583,27 @@ static int remap_lookup(const char *what, const char *name, struct dmdev *d,
 
 /* ---- pool ---------------------------------------------------------------- */
 
+/*
+ * The one <spare> argument of pool format and pool resume: its canonical
+ * path and device number, once the manager device is there.  Returns -1
+ * if all is well, else the exit code (the error said); *what becomes the
+ * argument, for later messages.
+ */
+static int spare_arg(int argc, char **argv, const char **what, char *path,
+		     size_t len, dev_t *dev)
+{
+	const char *mgr;
+	int r;
+
+	if (argc - optind != 1)
+		return usage_error(*what, "expected one spare device (see --help)");
+	*what = argv[optind];
+	r = blk_canon(argv[optind], path, len, dev);
+	if (r)
+		return fail(*what, "%s", blk_strerror(r));
+	return mgr_get(*what, &mgr) ? EXIT_FAIL : -1;
+}
+
 static const char help_pool_format[] =
 "usage: remapctl pool format <spare> [--force] [--block-size N]\n"
 "\n"
@@ -626,7 +623,7 @@ static int pool_format(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ 0 }
 	};
-	const char *what = "pool format", *mgr;
+	const char *what = "pool format";
 	uint64_t bs = RM_DEFAULT_BLOCK_SIZE;
 	bool force = false, have_bs = false;
 	char *msg, path[PATH_MAX];
@@ -655,14 +652,9 @@ static int pool_format(int argc, char **argv)
 				return r;
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(what, "expected one spare device (see --help)");
-	what = argv[optind];
-	r = blk_canon(argv[optind], path, sizeof(path), &dev);
-	if (r)
-		return fail(what, "%s", blk_strerror(r));
-	if (mgr_get(what, &mgr))
-		return EXIT_FAIL;
+	r = spare_arg(argc, argv, &what, path, sizeof(path), &dev);
+	if (r >= 0)
+		return r;
 	if (have_bs)
 		msg = xasprintf("format_spare %s%s block_size=%llu", path,
 				force ? " force" : "", (unsigned long long)bs);
@@ -697,7 +689,7 @@ static int pool_resume(int argc, char **argv)
 		{ 0 }
 	};
 	struct pool_info act[MAX_SLOTS];
-	const char *what = "pool resume", *mgr;
+	const char *what = "pool resume";
 	int c, r, slot = -1, i, n;
 	char *msg, buf[32], path[PATH_MAX];
 	dev_t dev, adev;
@@ -717,14 +709,9 @@ static int pool_resume(int argc, char **argv)
 				return r;
 		}
 	}
-	if (argc - optind != 1)
-		return usage_error(what, "expected one spare device (see --help)");
-	what = argv[optind];
-	r = blk_canon(argv[optind], path, sizeof(path), &dev);
-	if (r)
-		return fail(what, "%s", blk_strerror(r));
-	if (mgr_get(what, &mgr))
-		return EXIT_FAIL;
+	r = spare_arg(argc, argv, &what, path, sizeof(path), &dev);
+	if (r >= 0)
+		return r;
 	n = pools_active(act);
 	for (i = 0; i < n; i++)
 		if (!parse_devno(act[i].devno, &adev) && adev == dev)

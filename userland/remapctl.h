@@ -42,14 +42,14 @@ enum {
 extern bool opt_json;
 extern int opt_verbose;
 
-/* "remapctl: <what>: <why>" on stderr; always returns EXIT_FAIL. */
-int fail(const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* The same line, for a bad command line; returns EXIT_USAGE. */
-int usage_error(const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void warn(const char *what, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* "remapctl: <what>: <why>" on stderr; returns code. */
+int say(int code, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define warn(what, ...)		((void)say(0, what, __VA_ARGS__))
+/* The same line; the value is EXIT_FAIL. */
+#define fail(what, ...)		say(EXIT_FAIL, what, __VA_ARGS__)
+/* The same line, for a bad command line; the value is EXIT_USAGE. */
+#define usage_error(what, ...)	say(EXIT_USAGE, what, __VA_ARGS__)
 /* Abort on allocation failure: nothing sensible is left to do. */
 void oom(void) __attribute__((noreturn));
 void *xmalloc(size_t n);
