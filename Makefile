@@ -32,7 +32,7 @@ TOOLS_HDR  := $(wildcard userland/md*.h)
 
 .PHONY: all module userland unit fuzz check demo bench bench-index install clean lint
 
-all: module userland unit
+all: module userland unit $(BUILD)/mkpool
 
 module:
 	@test -n "$(KVER)" -a -d "$(KDIR)" || { echo "no kernel headers for '$(KVER)' (apt-get install linux-headers-amd64, or KVER=...)"; exit 1; }
@@ -57,6 +57,10 @@ $(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h $(BUILD)/libremap-common.
 $(BUILD)/remap_%: userland/remap_%.c $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/libremap-common.a $(COMMON_HDR)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon -Iuserland $< $(TOOLS_SRC) \
 		$(BUILD)/libremap-common.a -o $@
+
+# Test tool: writes a pool that already holds N remaps (make check, make bench).
+$(BUILD)/mkpool: test/bench/mkpool.c $(BUILD)/libremap-common.a $(COMMON_HDR)
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $< $(BUILD)/libremap-common.a -o $@
 
 # Unit tests of common/ and the tools' loader, built with ASan and UBSan.
 unit: $(BUILD)/unit

@@ -30,13 +30,11 @@ export KVER BUILD
 
 step "build (kernel $KVER)"
 log=$(mktemp)
-make -s KVER="$KVER" module unit >"$log" 2>&1 || { cat "$log"; rm -f "$log"; fail "build"; }
+# build/mkpool: the pool generator, on the real format code of common/.
+make -s KVER="$KVER" module unit build/mkpool >"$log" 2>&1 ||
+	{ cat "$log"; rm -f "$log"; fail "build"; }
 rm -f "$log"
 mkdir -p "$OUT"
-# The pool generator, on the real format code of common/.
-${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes \
-	-Wstrict-prototypes -Wvla -Icommon test/bench/mkpool.c common/*.c \
-	-o "$OUT/mkpool" || fail "build of mkpool"
 rm -f "$OUT/io.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
 
 rc=0
@@ -55,7 +53,7 @@ if [ "${IO:-1}" = 1 ]; then
 	done
 	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \
 		--out "$OUT/vm" --console "$OUT/console.log" \
-		--env "MKPOOL=$PWD/$OUT/mkpool" ${envs[@]+"${envs[@]}"} \
+		--env "MKPOOL=$PWD/build/mkpool" ${envs[@]+"${envs[@]}"} \
 		-- /usr/bin/python3 test/bench/io_bench.py
 	r=$?
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.after"

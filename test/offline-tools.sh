@@ -3,7 +3,7 @@
 # The offline metadata tools on pool images (no kernel needed): exit codes,
 # report lines, JSON, refusals, and a repaired pool that checks clean and
 # holds the source's remaps and data.  Pools are written by
-# test/bench/mkpool (built here), damaged with dd.  Needs `make userland`.
+# test/bench/mkpool (make build/mkpool), damaged with dd.  Needs `make userland`.
 set -u
 cd "$(dirname "$0")/.."
 B=${TOOLS_DIR:-$PWD/build}	# TOOLS_DIR: e.g. a sanitizer build
@@ -11,8 +11,8 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0
 
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -Icommon test/bench/mkpool.c \
-	common/*.c -o "$T/mkpool" || exit 1
+make -s build/mkpool || exit 1
+MKPOOL=$PWD/build/mkpool
 for t in remap_check remap_dump remap_repair; do
 	[ -x "$B/$t" ] || { echo "offline-tools: $B/$t missing (make userland)" >&2; exit 1; }
 done
@@ -46,7 +46,7 @@ f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0xff]))' "$1" "$2
 json() { python3 -c "import json, sys; d = json.load(open(sys.argv[1])); print($1)" "$2"; }
 
 # A pool of 64 MiB with 300 remaps of dev 1 and random data in its data area.
-"$T/mkpool" -S $((64 << 20)) -l "$T/list" "$T/pool" 1048576 300 >/dev/null || exit 1
+"$MKPOOL" -S $((64 << 20)) -l "$T/list" "$T/pool" 1048576 300 >/dev/null || exit 1
 "$B/remap_dump" "$T/pool" >"$T/d.json"
 start=$(json 'd["superblock"]["data_start"]' "$T/d.json")
 nl=$(json 'd["superblock"]["nr_logical"]' "$T/d.json")

@@ -41,7 +41,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.environ.get("VM_OUT", "/tmp/out")
 KO = os.environ.get("KO", os.path.join(ROOT, "dm-remap.ko"))
-MKPOOL = os.environ.get("MKPOOL", os.path.join(ROOT, "build/bench/mkpool"))
+MKPOOL = os.environ.get("MKPOOL", os.path.join(ROOT, "build/mkpool"))
 ROUNDS = int(os.environ.get("ROUNDS", "10"))
 RUNTIME = float(os.environ.get("RUNTIME", "3"))
 RAMP = float(os.environ.get("RAMP", "0.25"))

@@ -2,11 +2,13 @@
 """The remap target: redirect of remapped blocks, forced remaps, listing,
 status, persistence and bad input."""
 import concurrent.futures
+import mmap
 import os
 import threading
 
 import pytest
 
+from conftest import ROOT
 from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
 from pools import (Manager, PoolEnv, RemapDev, data_start, devices, pool_active, pool_attr,
                    read_block)
@@ -388,3 +390,97 @@ def test_sysfs_device_directory(env):
             f.write("0")
     dev.remove()
     assert not os.path.exists(base)
+
+
+def block_data(b):
+    """What the many-remaps test writes to main block b (unique per block)."""
+    head = f"block {b} ".encode()
+    return (head * (BLOCK // len(head) + 1))[:BLOCK]
+
+
+def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
+    """A pool holding 10,000 remaps of one device (written by build/mkpool,
+    as forcing them one commit at a time would take too long here) on a
+    4 GiB main device: the index is then larger than its minimum and its
+    region filter finer than the minimum one (a region of 8 blocks instead
+    of 16), a geometry the small tests never reach.  Every remapped block
+    and both its neighbours are written in one bio each (normal, remapped,
+    normal), read back through the device, and found on their own side."""
+    n, dev_id, slot = 10000, 9, 2
+    main = loopdev(4096)                        # sparse: 2^20 blocks
+    spare = loopdev(64)
+    sectors = blockdev_sectors(main)
+    nblocks = sectors // BS
+    listfile = tmp_path / "remaps"
+    run(os.path.join(ROOT, "build", "mkpool"), "-d", str(dev_id), "-s", "7",
+        "-l", str(listfile), spare, str(sectors), str(n))
+    expected = {}
+    for line in listfile.read_text().splitlines():
+        b, s, st = line.split()
+        expected[int(b)] = (int(s), st)
+    assert len(expected) == n
+    mgr = Manager(dm)
+    mgr.resume(slot, spare)
+    try:
+        dev = RemapDev(dm, main, slot, dev_id=dev_id)
+        assert dev.remaps() == expected
+        st = dev.status()
+        assert (st["remaps"], st["pending"], st["state"]) == (n, 0, "ok")
+
+        def span(b):
+            return max(b - 1, 0), min(b + 1, nblocks - 1)
+
+        fd = os.open(dev.path, os.O_RDWR | os.O_DIRECT)
+        buf = mmap.mmap(-1, 3 * BLOCK)
+        written = set()
+        try:
+            for b in sorted(expected):
+                lo, hi = span(b)
+                data = b"".join(block_data(x) for x in range(lo, hi + 1))
+                buf[:len(data)] = data
+                assert os.pwritev(fd, [memoryview(buf)[:len(data)]], lo * BLOCK) == len(data)
+                written.update(range(lo, hi + 1))
+            os.fsync(fd)
+            for b in sorted(expected):
+                lo, hi = span(b)
+                size = (hi - lo + 1) * BLOCK
+                assert os.preadv(fd, [memoryview(buf)[:size]], lo * BLOCK) == size
+                got = bytes(buf[:size])
+                want = b"".join(block_data(x) for x in range(lo, hi + 1))
+                assert got == want, f"blocks {lo}..{hi} read back wrong through the device"
+        finally:
+            os.close(fd)
+        # Each block on its own side: remapped ones on the spare only.
+        zero = bytes(BLOCK)
+        for x in sorted(written):
+            want = zero if x in expected else block_data(x)
+            assert pread(main, x * BLOCK, BLOCK) == want, f"main block {x}"
+        ds = data_start(spare)
+        by_spare = {s: b for b, (s, _) in expected.items()}
+        chunk = 256
+        for first in range(0, n, chunk):
+            count = min(chunk, n - first)
+            area = pread(spare, (ds + first * BS) * 512, count * BLOCK)
+            for i in range(count):
+                assert area[i * BLOCK:(i + 1) * BLOCK] == block_data(by_spare[first + i]), \
+                    f"spare block {first + i}"
+        st = dev.status()
+        assert st["remapped_ios"] >= 2 * n and st["read_errors"] == st["write_errors"] == 0
+        # New remaps join the big index: their data is copied, then redirected.
+        new = sorted(x for x in written if x not in expected)[:3]
+        for x in new:
+            dev.force(x * BS)
+        got = dev.remaps()
+        assert sorted(set(got) - set(expected)) == new and len(got) == n + 3
+        for x in new:
+            assert pread(dev.path, x * BLOCK, BLOCK) == block_data(x)
+            assert pread(spare, (ds + got[x][0] * BS) * 512, BLOCK) == block_data(x)
+        dev.remove()
+        dev = RemapDev(dm, main, slot, dev_id=dev_id)
+        assert dev.remaps() == got
+        for x in new + sorted(expected)[:50]:
+            assert pread(dev.path, x * BLOCK, BLOCK) == block_data(x)
+        dev.remove()
+    finally:
+        if pool_active(slot):
+            mgr.free(slot)
