@@ -262,13 +262,14 @@ static bool defer_bio(struct dmr_pdev *pdev, struct bio *bio, u64 block)
 }
 
 /*
- * Decide where a data bio goes (bi_sector already relative to the target).
+ * Decide where a data bio goes (bi_sector already relative to the target;
+ * io is its per-bio data, looked up once by the caller).
  * In map() the bio may be cut with dm_accept_partial_bio(); a bio released
  * after a migration covers a single block and needs no cut.
  */
-int remap_route(struct remap_c *rc, struct bio *bio, bool in_map)
+int remap_route(struct remap_c *rc, struct bio *bio, struct remap_io *io,
+		bool in_map)
 {
-	struct remap_io *io = remap_io(bio);
 	struct dmr_pdev *pdev = rc->pdev;
 	sector_t s = bio->bi_iter.bi_sector;
 	u64 first = s >> rc->shift;
@@ -411,7 +412,7 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_REMAPPED;
 	}
 	bio->bi_iter.bi_sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
-	return remap_route(rc, bio, true);
+	return remap_route(rc, bio, io, true);
 }
 
 static int remap_end_io(struct dm_target *ti, struct bio *bio,
@@ -464,7 +465,9 @@ void remap_release_deferred(struct remap_c *rc)
 
 	while ((bio = bio_list_pop(&bios))) {
 		/* Routed for the table instance that mapped it. */
-		switch (remap_route(remap_io(bio)->rc, bio, false)) {
+		struct remap_io *io = remap_io(bio);
+
+		switch (remap_route(io->rc, bio, io, false)) {
 		case DM_MAPIO_REMAPPED:
 			submit_bio_noacct(bio);
 			break;

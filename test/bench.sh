@@ -13,7 +13,8 @@
 # REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the first that works),
 # EXTRA ("libaio:0": other engines and the counts they also run at; "" for
 # none), BENCH_TIMEOUT (2400 s), BENCH_STRICT (1: a missed target fails),
-# SCAN (1: the scanner on/off phase), IO=0 / INDEX=0 skip a part, BUILD (build).
+# SCAN (1: the scanner on/off phase), SPARE_PATH (1), MAIN_GB (4: size of the
+# null_blk disks), IO=0 / INDEX=0 skip a part, BUILD (build).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -48,10 +49,10 @@ if [ "${IO:-1}" = 1 ]; then
 	rm -rf "$OUT/vm"
 	mkdir -p "$OUT/vm"
 	envs=()
-	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH; do
+	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH MAIN_GB; do
 		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
 	done
-	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \
+	test/vm/vm-run --kver "$KVER" --mem 2048 --smp "${SMP:-2}" --timeout "${BENCH_TIMEOUT:-2400}" \
 		--out "$OUT/vm" --console "$OUT/console.log" \
 		--env "MKPOOL=$PWD/build/mkpool" ${envs[@]+"${envs[@]}"} \
 		-- /usr/bin/python3 test/bench/io_bench.py

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """I/O benchmark of the remap target, run inside the guest by test/bench.sh.
 
-One boot, three devices over identical null_blk disks (4 GiB, 4 KiB blocks,
+One boot, three devices over identical null_blk disks (MAIN_GB GiB, 4 KiB blocks,
 no memory backing):  remap (over nullb0), linear A (nullb1) and linear B
 (nullb2).  The pool's spare is of the same kind for its data blocks: a
 linear concatenation of a brd ramdisk holding the metadata area (it must
@@ -28,7 +28,8 @@ IODEPTH (32), ENGINE (first that works of
 "io_uring libaio"), REMAPS ("0 10000 100000"), MKPOOL (path of the binary), KO,
 SCAN (1: also the scanner phase: random reads of the remap device with the
 pool's scanner off and on at its default rate, interleaved rounds),
-SPARE_PATH (1: also the spare path phase).
+SPARE_PATH (1: also the spare path phase), MAIN_GB (4: size of each null_blk
+disk, so of the main device; 100,000 remaps are 10% of a 4 GiB one).
 """
 import itertools
 import json
@@ -52,7 +53,7 @@ REMAPS = [int(x) for x in os.environ.get("REMAPS", "0 10000 100000").split()]
 EXTRA = [(e.split(":")[0], [int(n) for n in e.split(":")[1].split(",")])
          for e in os.environ.get("EXTRA", "libaio:0").split()]
 
-GB = 4                          # null_blk size
+GB = int(os.environ.get("MAIN_GB", "4"))     # null_blk size
 MAIN_SECTORS = GB << 21         # 4 GiB in 512-byte sectors
 MAIN_BLOCKS = MAIN_SECTORS // 8
 SPARE_KIB = 512 * 1024          # spare size; brd holds only its metadata area
