@@ -6,15 +6,19 @@
 #     A/A control: dm-linear vs dm-linear) over null_blk, interleaved rounds
 #     in one QEMU boot, at 0, 10,000 and 100,000 remaps (pools written by
 #     test/bench/mkpool), after checking each pool against the module;
-#  2. the remap index in user space (test/bench/index-bench.sh);
-#  3. one summary table: build/bench/summary.txt, build/bench/bench.json.
+#  2. the remap index in user space (test/bench/index-bench.sh), after 3;
+#  3. a perf profile of dm-linear and remap runs in a one-vCPU guest: the
+#     share of the CPU time spent in dm_remap's functions;
+#  4. one summary table: build/bench/summary.txt, build/bench/bench.json.
 #
 # Environment: KVER, ROUNDS (10), RUNTIME (3), RAMP (0.25), IODEPTH (32),
 # REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the first that works),
 # EXTRA ("libaio:0": other engines and the counts they also run at; "" for
 # none), BENCH_TIMEOUT (2400 s), BENCH_STRICT (1: a missed target fails),
 # SCAN (1: the scanner on/off phase), SPARE_PATH (1), MAIN_GB (4: size of the
-# null_blk disks), IO=0 / INDEX=0 skip a part, BUILD (build).
+# null_blk disks), SMP (2: guest CPUs of the I/O boot), PROFILE (1: a second
+# boot, one vCPU, perf profile; PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s),
+# IO=0 / INDEX=0 skip a part, BUILD (build).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -36,7 +40,7 @@ make -s KVER="$KVER" module unit build/mkpool >"$log" 2>&1 ||
 	{ cat "$log"; rm -f "$log"; fail "build"; }
 rm -f "$log"
 mkdir -p "$OUT"
-rm -f "$OUT/io.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
+rm -f "$OUT/io.json" "$OUT/profile.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
 
 rc=0
 if [ "${IO:-1}" = 1 ]; then
@@ -64,6 +68,22 @@ if [ "${IO:-1}" = 1 ]; then
 	124) echo "make bench: the guest crashed or timed out (see $OUT/console.log)" >&2; rc=1 ;;
 	*) echo "make bench: the I/O benchmark failed (exit $r)" >&2; rc=1 ;;
 	esac
+fi
+
+if [ "${PROFILE:-1}" = 1 ]; then
+	step "profile: where an I/O's CPU time goes (perf in a one-vCPU guest, about 8 minutes)"
+	rm -rf "$OUT/vm-profile"
+	mkdir -p "$OUT/vm-profile"
+	envs=()
+	for v in IODEPTH REMAPS ENGINE MAIN_GB PROFILE_ROUNDS PROFILE_RUNTIME; do
+		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
+	done
+	test/vm/vm-run --kver "$KVER" --mem 2048 --smp 1 --timeout "${BENCH_TIMEOUT:-2400}" \
+		--out "$OUT/vm-profile" --console "$OUT/console-profile.log" --quiet \
+		--env "MKPOOL=$PWD/build/mkpool" --env PHASE=profile ${envs[@]+"${envs[@]}"} \
+		-- /usr/bin/python3 test/bench/io_bench.py ||
+		{ echo "make bench: the profile phase failed (see $OUT/console-profile.log)" >&2; rc=1; }
+	[ -s "$OUT/vm-profile/profile.json" ] && cp "$OUT/vm-profile/profile.json" "$OUT/profile.json"
 fi
 
 if [ "${INDEX:-1}" = 1 ]; then

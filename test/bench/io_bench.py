@@ -30,6 +30,10 @@ SCAN (1: also the scanner phase: random reads of the remap device with the
 pool's scanner off and on at its default rate, interleaved rounds),
 SPARE_PATH (1: also the spare path phase), MAIN_GB (4: size of each null_blk
 disk, so of the main device; 100,000 remaps are 10% of a 4 GiB one).
+
+PHASE=profile (a boot of its own, with one vCPU): the profile phase instead
+(profile_phase(); PROFILE_ROUNDS (3), PROFILE_RUNTIME (5 s)); writes
+$VM_OUT/profile.json.
 """
 import itertools
 import json
@@ -53,6 +57,9 @@ REMAPS = [int(x) for x in os.environ.get("REMAPS", "0 10000 100000").split()]
 EXTRA = [(e.split(":")[0], [int(n) for n in e.split(":")[1].split(",")])
          for e in os.environ.get("EXTRA", "libaio:0").split()]
 
+PROFILE_ROUNDS = int(os.environ.get("PROFILE_ROUNDS", "3"))
+PROFILE_RUNTIME = float(os.environ.get("PROFILE_RUNTIME", "5"))
+PERF_HZ = 4000
 GB = int(os.environ.get("MAIN_GB", "4"))     # null_blk size
 MAIN_SECTORS = GB << 21         # 4 GiB in 512-byte sectors
 MAIN_BLOCKS = MAIN_SECTORS // 8
@@ -134,14 +141,20 @@ def pick_engine():
     raise RuntimeError("neither io_uring nor libaio works with fio here")
 
 
-def fio(engine, rw, order, runtime=RUNTIME, ramp=RAMP):
-    """One fio run of the devices in order, one after the other; {cfg: iops}."""
+def fio_args(engine, rw, runtime, ramp):
+    """fio and the options every measured job shares."""
     args = ["fio", "--output-format=json", f"--ioengine={engine}", "--direct=1",
             "--bs=4k", f"--rw={rw}", f"--iodepth={IODEPTH}", "--numjobs=1",
             "--time_based", f"--runtime={int(runtime * 1000)}ms", "--norandommap",
             "--randrepeat=1", "--invalidate=0"]
     if ramp:
         args.append(f"--ramp_time={int(ramp * 1000)}ms")
+    return args
+
+
+def fio(engine, rw, order, runtime=RUNTIME, ramp=RAMP):
+    """One fio run of the devices in order, one after the other; {cfg: iops}."""
+    args = fio_args(engine, rw, runtime, ramp)
     for cfg in order:
         args += [f"--name={cfg}", f"--filename=/dev/mapper/{DEVICES[cfg]}", "--stonewall"]
     # (fio takes "0.3" as a time of 0 or of 30 s depending on the option:
@@ -160,6 +173,76 @@ def fio(engine, rw, order, runtime=RUNTIME, ramp=RAMP):
             raise RuntimeError(f"fio job {job['jobname']} failed: error {job['error']}")
         side = job["read"] if rw == "randread" else job["write"]
         out[job["jobname"]] = {"iops": side["iops"], "ios": side["total_ios"]}
+    return out
+
+
+def module_functions():
+    """The names of dm_remap's functions (perf reports them as kernel ones)."""
+    with open("/proc/kallsyms") as f:
+        return {ln.split()[2] for ln in f if ln.rstrip().endswith("[dm_remap]")}
+
+
+def perf_fio(engine, rw, cfg, runtime, mine):
+    """One fio run of one device under perf record (cpu-clock, all CPUs):
+    its I/Os, the samples outside the idle task, those in dm_remap's
+    functions (the names in mine), and these by function."""
+    data = "/tmp/bench-perf.data"
+    p = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "-a",
+                        "-o", data, "--"] + fio_args(engine, rw, runtime, RAMP)
+                       + [f"--name={cfg}", f"--filename=/dev/mapper/{DEVICES[cfg]}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode:
+        raise RuntimeError(f"perf record / fio failed ({p.returncode}): {p.stderr.strip()}")
+    job = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
+    if job["error"]:
+        raise RuntimeError(f"fio job {cfg} failed: error {job['error']}")
+    ios = job["read" if rw == "randread" else "write"]["total_ios"]
+    rep = run("perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym",
+              "--stdio", "-q", "-n", "--percent-limit", "0", "-t", ",")
+    os.unlink(data)
+    busy, mod, funcs = 0, 0, {}
+    for line in rep.splitlines():
+        f = [x.strip() for x in line.split(",", 4)]
+        if len(f) < 5 or not f[1].isdigit():
+            continue
+        n = int(f[1])
+        if f[2] == "swapper":
+            continue
+        busy += n
+        name = f[4].split("] ", 1)[-1]
+        if f[4].startswith("[k]") and name in mine:
+            mod += n
+            funcs[name] = funcs.get(name, 0) + n
+    return {"ios": ios, "busy": busy, "module": mod, "functions": funcs}
+
+
+def profile_phase(engine):
+    """Where an I/O's CPU time goes, with one vCPU (so that perf samples the
+    busy one): for each remap count, fio runs of dm-linear A and of the
+    remap device in alternating order under perf.  The IOPS ratio cannot
+    resolve 1% under emulation; the share of the remap runs' samples spent
+    in dm_remap's own functions can (a lower bound of what the target
+    costs: not the dm core work it causes, nor the spare's own layer)."""
+    out = {"engine": engine, "hz": PERF_HZ, "runtime_s": PROFILE_RUNTIME, "counts": {}}
+    mine = module_functions()
+    for n in REMAPS:
+        v = load_pool(n)
+        if not v["ok"]:
+            return {"ok": False, "problems": v["problems"]}
+        runs = []
+        for rnd in range(PROFILE_ROUNDS):
+            for rw in ["randread", "randwrite"]:
+                order = ["lin_a", "remap"] if (rnd + (rw == "randwrite")) % 2 == 0 else \
+                    ["remap", "lin_a"]
+                r = {"round": rnd, "rw": rw}
+                for cfg in order:
+                    r[cfg] = perf_fio(engine, rw, cfg, PROFILE_RUNTIME, mine)
+                runs.append(r)
+                m = r["remap"]
+                log(f"profile {n:>6} remaps round {rnd + 1}/{PROFILE_ROUNDS} {rw:<9} "
+                    f"dm_remap {100 * m['module'] / max(m['busy'], 1):.2f}% of the busy samples")
+        out["counts"][str(n)] = runs
+    out["ok"] = True
     return out
 
 
@@ -322,8 +405,23 @@ def remapped_share(engine, n):
     return out
 
 
+def profile_main():
+    """The profile boot (PHASE=profile): writes $VM_OUT/profile.json."""
+    setup()
+    result = profile_phase(pick_engine())
+    result["kernel"] = os.uname().release
+    result["cpus"] = os.cpu_count()
+    detach_pool()
+    with open(os.path.join(OUT, "profile.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    log("profile done" if result["ok"] else "profile FAILED")
+    return 0 if result["ok"] else 1
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if os.environ.get("PHASE") == "profile":
+        return profile_main()
     kmsg_start = len(run("dmesg").splitlines())
     taint0 = int(open("/proc/sys/kernel/tainted").read())
     setup()

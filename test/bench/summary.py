@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""Summary of make bench: reads build/bench/io.json (test/bench/io_bench.py)
-and the index benchmark's timing.txt / instr.txt, prints one table and writes
+"""Summary of make bench: reads build/bench/io.json and profile.json
+(test/bench/io_bench.py) and the index benchmark's timing.txt / instr.txt, prints one table and writes
 build/bench/summary.txt and build/bench/bench.json (summary + raw rounds).
 
    summary.py BENCH_DIR
@@ -98,6 +98,43 @@ def spare_path_summary(io, rows):
             out[rw]["at"][r["remaps"]] = {"share": share, "ceiling": ceiling,
                                           "ratio": r["ratio"]["median"],
                                           "of_ceiling": r["ratio"]["median"] / ceiling}
+    return out
+
+
+def profile_summary(d):
+    """profile.json (io_bench.py PHASE=profile): per remap count and
+    direction, the median share of the remap runs' busy samples spent in
+    dm_remap's functions, the median of busy samples per I/O remap / lin_a
+    (in bench.json only: it drifts with the emulator's speed), and the
+    module's functions by their share of the busy samples."""
+    try:
+        with open(os.path.join(d, "profile.json")) as f:
+            pr = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not pr.get("ok"):
+        return {"ok": False, "problems": pr.get("problems", [])}
+    out = {"ok": True, "hz": pr["hz"], "runtime_s": pr["runtime_s"], "cpus": pr.get("cpus"),
+           "rows": []}
+    for n, runs in sorted(pr["counts"].items(), key=lambda kv: int(kv[0])):
+        for rw in ("randread", "randwrite"):
+            rs = [r for r in runs if r["rw"] == rw]
+            if not rs:
+                continue
+            share = [r["remap"]["module"] / r["remap"]["busy"] for r in rs if r["remap"]["busy"]]
+            per_io = [(r["remap"]["busy"] / r["remap"]["ios"]) /
+                      (r["lin_a"]["busy"] / r["lin_a"]["ios"]) for r in rs
+                      if r["lin_a"]["busy"] and r["remap"]["ios"] and r["lin_a"]["ios"]]
+            funcs = {}
+            busy = sum(r["remap"]["busy"] for r in rs)
+            for r in rs:
+                for k, v in r["remap"]["functions"].items():
+                    funcs[k] = funcs.get(k, 0) + v
+            top = sorted(funcs.items(), key=lambda kv: -kv[1])[:4]
+            out["rows"].append({"remaps": int(n), "rw": rw, "rounds": len(rs),
+                                "module_share": stats(share) if share else None,
+                                "busy_per_io_ratio": stats(per_io) if per_io else None,
+                                "functions": {k: v / busy for k, v in top} if busy else {}})
     return out
 
 
@@ -201,6 +238,24 @@ def render(d, io, rows, idx, when):
                      f"{'OK' if va['rc'] == 0 else 'FAILED'}")
     else:
         L.append("I/O benchmark: no results")
+    pf = profile_summary(d)
+    if pf:
+        L.append("")
+        if not pf["ok"]:
+            L.append("profile: FAILED " + "; ".join(pf["problems"]))
+        else:
+            L.append(f"profile (perf cpu-clock {pf['hz']} Hz, one vCPU, {pf['runtime_s']} s runs of "
+                     "dm-linear A and remap in alternating order):")
+            L.append("  share of the remap runs' busy samples in dm_remap's own functions (a lower "
+                     "bound of the target's cost), min-max over rounds; its top functions")
+            for r in pf["rows"]:
+                rw = "read" if r["rw"] == "randread" else "write"
+                ms = r["module_share"]
+                L.append(f"  {r['remaps']:>6} remaps {rw:<5}: dm_remap "
+                         + (f"{100 * ms['median']:.2f}% ({100 * ms['min']:.2f}-"
+                            f"{100 * ms['max']:.2f}%)" if ms else "-")
+                         + "; " + ", ".join(f"{k} {100 * v:.2f}%"
+                                            for k, v in r["functions"].items()))
     L.append("")
     if idx:
         L.append("remap index (user space, common/rm_index.c; instructions per lookup from callgrind):")
@@ -245,6 +300,7 @@ def main():
         json.dump({"date": when, "host": platform.node(), "io_summary": rows, "index": idx,
                    "scanner": scanner_summary(io) if io else None,
                    "spare_path": spare_path_summary(io, rows) if io else None,
+                   "profile": profile_summary(d),
                    "io_raw": io}, f, indent=1)
     print(text, end="")
     missed = [r for r in rows if "pass" in r and not r["pass"]]
