@@ -42,8 +42,6 @@ static inline struct remap_io *remap_io(struct bio *bio)
 }
 
 /* remap.c */
-int remap_route(struct remap_c *rc, struct bio *bio, struct remap_io *io,
-		bool in_map);
 void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io);
 void remap_release_deferred(struct remap_c *rc);
 
