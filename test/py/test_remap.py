@@ -392,12 +392,6 @@ def test_sysfs_device_directory(env):
     assert not os.path.exists(base)
 
 
-def block_data(b):
-    """What the many-remaps test writes to main block b (unique per block)."""
-    head = f"block {b} ".encode()
-    return (head * (BLOCK // len(head) + 1))[:BLOCK]
-
-
 def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
     """A pool holding 10,000 remaps of one device (written by build/mkpool,
     as forcing them one commit at a time would take too long here) on a
@@ -407,6 +401,9 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
     and both its neighbours are written in one bio each (normal, remapped,
     normal), read back through the device, and found on their own side."""
     n, dev_id, slot = 10000, 9, 2
+
+    def data(b):
+        return pattern(f"b{b}", BLOCK)        # what main block b holds
     main = loopdev(4096)                        # sparse: 2^20 blocks
     spare = loopdev(64)
     sectors = blockdev_sectors(main)
@@ -436,9 +433,9 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
         try:
             for b in sorted(expected):
                 lo, hi = span(b)
-                data = b"".join(block_data(x) for x in range(lo, hi + 1))
-                buf[:len(data)] = data
-                assert os.pwritev(fd, [memoryview(buf)[:len(data)]], lo * BLOCK) == len(data)
+                out = b"".join(data(x) for x in range(lo, hi + 1))
+                buf[:len(out)] = out
+                assert os.pwritev(fd, [memoryview(buf)[:len(out)]], lo * BLOCK) == len(out)
                 written.update(range(lo, hi + 1))
             os.fsync(fd)
             for b in sorted(expected):
@@ -446,14 +443,14 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
                 size = (hi - lo + 1) * BLOCK
                 assert os.preadv(fd, [memoryview(buf)[:size]], lo * BLOCK) == size
                 got = bytes(buf[:size])
-                want = b"".join(block_data(x) for x in range(lo, hi + 1))
+                want = b"".join(data(x) for x in range(lo, hi + 1))
                 assert got == want, f"blocks {lo}..{hi} read back wrong through the device"
         finally:
             os.close(fd)
         # Each block on its own side: remapped ones on the spare only.
         zero = bytes(BLOCK)
         for x in sorted(written):
-            want = zero if x in expected else block_data(x)
+            want = zero if x in expected else data(x)
             assert pread(main, x * BLOCK, BLOCK) == want, f"main block {x}"
         ds = data_start(spare)
         by_spare = {s: b for b, (s, _) in expected.items()}
@@ -462,7 +459,7 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
             count = min(chunk, n - first)
             area = pread(spare, (ds + first * BS) * 512, count * BLOCK)
             for i in range(count):
-                assert area[i * BLOCK:(i + 1) * BLOCK] == block_data(by_spare[first + i]), \
+                assert area[i * BLOCK:(i + 1) * BLOCK] == data(by_spare[first + i]), \
                     f"spare block {first + i}"
         st = dev.status()
         assert st["remapped_ios"] >= 2 * n and st["read_errors"] == st["write_errors"] == 0
@@ -473,13 +470,13 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
         got = dev.remaps()
         assert sorted(set(got) - set(expected)) == new and len(got) == n + 3
         for x in new:
-            assert pread(dev.path, x * BLOCK, BLOCK) == block_data(x)
-            assert pread(spare, (ds + got[x][0] * BS) * 512, BLOCK) == block_data(x)
+            assert pread(dev.path, x * BLOCK, BLOCK) == data(x)
+            assert pread(spare, (ds + got[x][0] * BS) * 512, BLOCK) == data(x)
         dev.remove()
         dev = RemapDev(dm, main, slot, dev_id=dev_id)
         assert dev.remaps() == got
         for x in new + sorted(expected)[:50]:
-            assert pread(dev.path, x * BLOCK, BLOCK) == block_data(x)
+            assert pread(dev.path, x * BLOCK, BLOCK) == data(x)
         dev.remove()
     finally:
         if pool_active(slot):
