@@ -18,7 +18,8 @@
 # SCAN (1: the scanner on/off phase), SPARE_PATH (1), MAIN_GB (4: size of the
 # null_blk disks), SMP (2: guest CPUs of the I/O boot), PROFILE (1: a second
 # boot, one vCPU, perf profile; PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s),
-# IO=0 / INDEX=0 skip a part, BUILD (build).
+# IO=0 / INDEX=0 skip a part, BUILD (build: where results go when this
+# script is run directly; `make bench` always uses build).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
