@@ -15,8 +15,11 @@
 # REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the first that works),
 # EXTRA ("libaio:0": other engines and the counts they also run at; "" for
 # none), BENCH_TIMEOUT (2400 s), BENCH_STRICT (1: a missed target fails),
-# SCAN (1: the scanner on/off phase), SPARE_PATH (1), MAIN_GB (4: size of the
-# null_blk disks), SMP (2: guest CPUs of the I/O boot), PROFILE (1: a second
+# SCAN (1: the scanner on/off phase), SPARE_PATH (1), MAIN_GB (1024: size of
+# the null_blk disks), SMP (2: guest CPUs of the I/O boot), BOOTS (2: I/O
+# boots whose rounds are pooled; SCAN, SPARE_PATH and EXTRA run in the
+# first only), REPLACE (1: the measured devices are re-created on rotated
+# disks between rounds), PROFILE (1: one more
 # boot, one vCPU, perf profile; PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s),
 # IO=0 / INDEX=0 skip a part, BUILD (build: where results go when this
 # script is run directly; `make bench` always uses build).
@@ -41,34 +44,52 @@ make -s KVER="$KVER" module unit build/mkpool >"$log" 2>&1 ||
 	{ cat "$log"; rm -f "$log"; fail "build"; }
 rm -f "$log"
 mkdir -p "$OUT"
-rm -f "$OUT/io.json" "$OUT/profile.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
+rm -f "$OUT"/io*.json "$OUT/profile.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
+rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log
+# Results of a part that is skipped must not be summarized from an earlier run.
+[ "${INDEX:-1}" = 1 ] || rm -f "$OUT/timing.txt" "$OUT/instr.txt"
 
 rc=0
 if [ "${IO:-1}" = 1 ]; then
-	step "I/O benchmark in a QEMU guest (about 20 minutes)"
+	boots=${BOOTS:-2}
+	case $boots in
+	[1-9]|[1-9][0-9]) ;;
+	*) fail "BOOTS must be a number of boots from 1 to 99, not '$boots'" ;;
+	esac
+	step "I/O benchmark in $boots QEMU guest boot(s) (15-25 minutes each)"
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
 		echo "bench: note: host load average is $load; other work on this machine adds noise (the A/A control shows how much)"
 	fi
-	rm -rf "$OUT/vm"
-	mkdir -p "$OUT/vm"
-	envs=()
-	for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH MAIN_GB; do
-		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
+	for b in $(seq 1 "$boots"); do
+		# Boot 1 keeps the historical names; later boots are numbered.
+		vm=$OUT/vm console=$OUT/console.log
+		[ "$b" = 1 ] || { vm=$OUT/vm-$b; console=$OUT/console-$b.log; }
+		rm -rf "$vm"
+		mkdir -p "$vm"
+		envs=()
+		for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH MAIN_GB REPLACE; do
+			[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
+		done
+		# The one-off phases run in the first boot only; later boots
+		# repeat the main rounds, so that what one boot's memory layout
+		# happens to favour averages out.
+		[ "$b" = 1 ] || envs+=(--env EXTRA= --env SCAN=0 --env SPARE_PATH=0)
+		[ "$boots" = 1 ] || echo "bench: boot $b of $boots"
+		test/vm/vm-run --kver "$KVER" --mem 2048 --smp "${SMP:-2}" --timeout "${BENCH_TIMEOUT:-2400}" \
+			--out "$vm" --console "$console" \
+			--env "MKPOOL=$PWD/build/mkpool" ${envs[@]+"${envs[@]}"} \
+			-- /usr/bin/python3 test/bench/io_bench.py
+		r=$?
+		[ -s "$vm/io.json" ] && cp "$vm/io.json" "$OUT/io-$b.json"
+		case $r in
+		0) ;;
+		124) echo "make bench: boot $b: the guest crashed or timed out (see $console)" >&2; rc=1 ;;
+		*) echo "make bench: boot $b: the I/O benchmark failed (exit $r)" >&2; rc=1 ;;
+		esac
 	done
-	test/vm/vm-run --kver "$KVER" --mem 2048 --smp "${SMP:-2}" --timeout "${BENCH_TIMEOUT:-2400}" \
-		--out "$OUT/vm" --console "$OUT/console.log" \
-		--env "MKPOOL=$PWD/build/mkpool" ${envs[@]+"${envs[@]}"} \
-		-- /usr/bin/python3 test/bench/io_bench.py
-	r=$?
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.after"
-	[ -s "$OUT/vm/io.json" ] && cp "$OUT/vm/io.json" "$OUT/io.json"
-	case $r in
-	0) ;;
-	124) echo "make bench: the guest crashed or timed out (see $OUT/console.log)" >&2; rc=1 ;;
-	*) echo "make bench: the I/O benchmark failed (exit $r)" >&2; rc=1 ;;
-	esac
 fi
 
 if [ "${PROFILE:-1}" = 1 ]; then

@@ -3,8 +3,8 @@
 """I/O benchmark of the remap target, run inside the guest by test/bench.sh.
 
 One boot, three devices over identical null_blk disks (MAIN_GB GiB, 4 KiB blocks,
-no memory backing):  remap (over nullb0), linear A (nullb1) and linear B
-(nullb2).  The pool's spare is of the same kind for its data blocks: a
+no memory backing):  remap, linear A and linear B (first over nullb0, nullb1
+and nullb2).  The pool's spare is of the same kind for its data blocks: a
 linear concatenation of a brd ramdisk holding the metadata area (it must
 keep what mkpool writes) and nullb3 from the first data sector on, so that
 remapped I/O does not pay brd's memory copies that the main device does
@@ -15,6 +15,10 @@ that cost nothing would reach.  For each number of remaps (pools written by
 test/bench/mkpool) and each of 4 KiB random read / random write, ROUNDS
 rounds; a round runs the three devices one after the other in one fio
 invocation (stonewall), in an order that rotates through all 6 permutations.
+Between rounds (REPLACE=1, the default) the three devices are removed and
+created again in another order, each on another of the three disks
+(replace_devices()), so that no device keeps a memory placement that favours
+it for the whole boot.
 Reported per round: IOPS of each device.  The host computes remap/linear A
 (the result) and linear B/linear A (the A/A control).
 
@@ -28,8 +32,11 @@ IODEPTH (32), ENGINE (first that works of
 "io_uring libaio"), REMAPS ("0 10000 100000"), MKPOOL (path of the binary), KO,
 SCAN (1: also the scanner phase: random reads of the remap device with the
 pool's scanner off and on at its default rate, interleaved rounds),
-SPARE_PATH (1: also the spare path phase), MAIN_GB (4: size of each null_blk
-disk, so of the main device; 100,000 remaps are 10% of a 4 GiB one).
+SPARE_PATH (1: also the spare path phase), MAIN_GB (1024: size of each
+null_blk disk, so of the main device; without memory backing a size costs
+nothing.  100,000 bad 4 KiB blocks are 0.04% of a 1 TiB disk, as on a real
+worn disk; on a 4 GiB one they would be 10% of it, and the spare's own dm
+layer, an artefact of this set-up, would carry 10% of the I/O).
 
 PHASE=profile (a boot of its own, with one vCPU): the profile phase instead
 (profile_phase(); PROFILE_ROUNDS (3), PROFILE_RUNTIME (5 s)); writes
@@ -60,8 +67,8 @@ EXTRA = [(e.split(":")[0], [int(n) for n in e.split(":")[1].split(",")])
 PROFILE_ROUNDS = int(os.environ.get("PROFILE_ROUNDS", "3"))
 PROFILE_RUNTIME = float(os.environ.get("PROFILE_RUNTIME", "5"))
 PERF_HZ = 4000
-GB = int(os.environ.get("MAIN_GB", "4"))     # null_blk size
-MAIN_SECTORS = GB << 21         # 4 GiB in 512-byte sectors
+GB = int(os.environ.get("MAIN_GB", "1024"))  # null_blk size
+MAIN_SECTORS = GB << 21         # GiB in 512-byte sectors
 MAIN_BLOCKS = MAIN_SECTORS // 8
 SPARE_KIB = 512 * 1024          # spare size; brd holds only its metadata area
 SPARE_SECTORS = SPARE_KIB * 2
@@ -71,6 +78,9 @@ SEED = 1
 MGR, REMAP, LIN_A, LIN_B = "bench-mgr", "bench-remap", "bench-lin-a", "bench-lin-b"
 LIN_S = "bench-lin-s"
 CONFIGS = {"remap": REMAP, "lin_a": LIN_A, "lin_b": LIN_B}
+DISKS = ["/dev/nullb0", "/dev/nullb1", "/dev/nullb2"]   # nullb3: the spare's data
+REPLACE = os.environ.get("REPLACE", "1") == "1"
+PLACED = dict(zip(CONFIGS, DISKS))     # where each measured device is now
 DEVICES = dict(CONFIGS, lin_s=LIN_S)
 KMSG_BAD = re.compile(r"BUG:|WARNING:|Call Trace|general protection|Oops|"
                       r"kernel BUG|UBSAN|KASAN|soft lockup|hard LOCKUP|"
@@ -119,8 +129,8 @@ def setup():
         if not os.path.exists(d):
             raise RuntimeError(f"{d} is missing")
     run("dmsetup", "create", MGR, "--table", "0 1 remap-mgr")
-    run("dmsetup", "create", LIN_A, "--table", f"0 {MAIN_SECTORS} linear /dev/nullb1 0")
-    run("dmsetup", "create", LIN_B, "--table", f"0 {MAIN_SECTORS} linear /dev/nullb2 0")
+    for cfg in ("lin_a", "lin_b"):
+        run("dmsetup", "create", CONFIGS[cfg], "--table", table(cfg, PLACED[cfg]))
 
 
 def works(eng):
@@ -246,6 +256,28 @@ def profile_phase(engine):
     return out
 
 
+def table(cfg, disk):
+    """The table line of a measured device over disk."""
+    if cfg == "remap":
+        return f"0 {MAIN_SECTORS} remap {DEV_ID} {disk} 0"
+    return f"0 {MAIN_SECTORS} linear {disk} 0"
+
+
+def replace_devices(k):
+    """Remove the three measured devices and create them again, in the k-th
+    of the 6 orders, each on another of the three disks (a rotation): the
+    memory each one gets (its dm device, its disk's queue) moves between
+    rounds, so what one placement happens to favour under emulation falls on
+    every device alike instead of on one for the whole boot.  The remap
+    device re-attaches to the same pool (same size: nothing to commit)."""
+    order = list(itertools.permutations(CONFIGS))[k % 6]
+    for cfg in CONFIGS:
+        run("dmsetup", "remove", CONFIGS[cfg])
+    for i, cfg in enumerate(order):
+        PLACED[cfg] = DISKS[(i + k // 6) % 3]
+        run("dmsetup", "create", CONFIGS[cfg], "--table", table(cfg, PLACED[cfg]))
+
+
 def detach_pool():
     if os.path.exists(f"/dev/mapper/{REMAP}"):
         run("dmsetup", "remove", REMAP)
@@ -349,8 +381,7 @@ def load_pool(n):
     scan_set("scan_enabled", 0)
     t_resume = time.time() - t0
     t0 = time.time()
-    run("dmsetup", "create", REMAP, "--table",
-        f"0 {MAIN_SECTORS} remap {DEV_ID} /dev/nullb0 0")
+    run("dmsetup", "create", REMAP, "--table", table("remap", PLACED["remap"]))
     t_attach = time.time() - t0
     v = {"remaps": n, "mkpool": gen.strip(), "mkpool_s": round(t_gen, 2),
          "resume_s": round(t_resume, 2), "attach_s": round(t_attach, 2)}
@@ -444,7 +475,7 @@ def main():
         "main_sectors": MAIN_SECTORS, "dev_id": DEV_ID,
         "spare": f"{SPARE_KIB} KiB: metadata area on brd, data blocks on nullb3",
         "null_blk": f"nr_devices=4 gb={GB} bs=4096 queue_mode=2 irqmode=0 memory_backed=0",
-        "plan": {str(n): e for n, e in plan.items()},
+        "plan": {str(n): e for n, e in plan.items()}, "replace": REPLACE,
         "validation": [], "share": {}, "runs": [],
     }
     perms = list(itertools.permutations(CONFIGS))
@@ -465,16 +496,21 @@ def main():
             failed = True
         for eng in plan[n]:
             for rnd in range(ROUNDS):
+                if REPLACE and rnd:
+                    replace_devices(rnd)
                 for rw in ["randread", "randwrite"]:
                     order = list(perms[(rnd + (rw == "randwrite") * 3) % len(perms)])
                     i = fio(eng, rw, order)
                     result["runs"].append({"engine": eng, "remaps": n, "round": rnd,
                                            "rw": rw, "order": order,
-                                           "iops": {c: i[c]["iops"] for c in CONFIGS}})
+                                           "iops": {c: i[c]["iops"] for c in CONFIGS},
+                                           "disks": dict(PLACED)})
                     log(f"{eng:<8} {n:>6} remaps round {rnd + 1:>2}/{ROUNDS} {rw:<9} "
                         + " ".join(f"{c}={i[c]['iops']:6.0f}" for c in order)
                         + f"  remap/lin_a={i['remap']['iops'] / i['lin_a']['iops']:.3f}"
                         + f"  A/A={i['lin_b']['iops'] / i['lin_a']['iops']:.3f}")
+            if REPLACE and ROUNDS > 1:
+                replace_devices(0)      # back where setup() and load_pool() put them
             with open(os.path.join(OUT, "io.json"), "w") as f:
                 json.dump(result, f, indent=1)
     if os.environ.get("SCAN", "1") == "1":

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""Summary of make bench: reads build/bench/io.json and profile.json
-(test/bench/io_bench.py) and the index benchmark's timing.txt / instr.txt, prints one table and writes
+"""Summary of make bench: reads build/bench/io-<boot>.json (one per I/O
+boot; io.json when run on its own) and profile.json (test/bench/io_bench.py)
+and the index benchmark's timing.txt / instr.txt, prints one table and writes
 build/bench/summary.txt and build/bench/bench.json (summary + raw rounds).
+The rounds of all boots are pooled: each ratio is still of two devices
+measured side by side in one boot.
 
    summary.py BENCH_DIR
 
@@ -36,14 +39,46 @@ def stats(xs):
             "max": max(xs), "q1": q1, "q3": q3}
 
 
+def load_io(d):
+    """The I/O results of every boot, merged: runs and pool checks of all
+    boots (each run tagged with its boot), the one-off phases of the first.
+    None if there are none."""
+    names = sorted((f for f in os.listdir(d) if f.startswith("io-") and f.endswith(".json")
+                    and f[3:-5].isdigit()), key=lambda f: int(f[3:-5]))
+    if not names and os.path.exists(os.path.join(d, "io.json")):
+        names = ["io.json"]
+    boots = []
+    for name in names:
+        try:
+            with open(os.path.join(d, name)) as f:
+                boots.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    if not boots:
+        return None
+    io = dict(boots[0])
+    io["boots"] = len(boots)
+    io["runs"], io["validation"], io["kmsg_bad"] = [], [], []
+    for b, one in enumerate(boots, 1):
+        io["runs"] += [dict(r, boot=b) for r in one.get("runs", [])]
+        io["validation"] += [dict(v, boot=b) for v in one.get("validation", [])]
+        io["kmsg_bad"] += one.get("kmsg_bad", [])
+        va = one.get("verify_after_module")
+        if va and va.get("rc"):
+            io["verify_after_module"] = va
+    return io
+
+
 def io_summary(io):
     groups = {}
     for r in io["runs"]:
         k = (r["engine"], r["remaps"], r["rw"])
-        g = groups.setdefault(k, {"ratio": [], "aa": [], "remap": [], "lin_a": [], "lin_b": []})
+        g = groups.setdefault(k, {"ratio": [], "aa": [], "remap": [], "lin_a": [], "lin_b": [],
+                                  "by_boot": {}})
         i = r["iops"]
         g["ratio"].append(i["remap"] / i["lin_a"])
         g["aa"].append(i["lin_b"] / i["lin_a"])
+        g["by_boot"].setdefault(r.get("boot", 1), []).append(i["remap"] / i["lin_a"])
         for c in ("remap", "lin_a", "lin_b"):
             g[c].append(i[c])
     rows = []
@@ -51,7 +86,8 @@ def io_summary(io):
                                                                    kv[0][0], kv[0][1], kv[0][2])):
         row = {"engine": eng, "remaps": n, "rw": rw, "ratio": stats(g["ratio"]),
                "aa": stats(g["aa"]),
-               "median_iops": {c: statistics.median(g[c]) for c in ("remap", "lin_a", "lin_b")}}
+               "median_iops": {c: statistics.median(g[c]) for c in ("remap", "lin_a", "lin_b")},
+               "boot_medians": [statistics.median(v) for _, v in sorted(g["by_boot"].items())]}
         t = TARGETS.get(n) if eng == io["engine"] else None
         if t is not None:
             row["target"] = t
@@ -188,7 +224,10 @@ def render(d, io, rows, idx, when):
                  + f" on {os.cpu_count()} CPUs")
     if io:
         L.append(f"I/O: 4 KiB random, fio {io['engine']} (iodepth {io['iodepth']}, 1 job, "
-                 f"{io['runtime_s']} s + {io['ramp_s']} s ramp), {io['rounds']} interleaved rounds; "
+                 f"{io['runtime_s']} s + {io['ramp_s']} s ramp), {io['rounds']} interleaved rounds"
+                 + (f" in each of {io['boots']} boots" if io.get("boots", 1) > 1 else "")
+                 + (", devices re-created on rotated disks between rounds" if io.get("replace")
+                    else "") + "; "
                  f"null_blk ({io['null_blk']}); spare {io['spare']}")
         L.append("ratio = remap / dm-linear, A/A = dm-linear B / dm-linear A (the resolution); "
                  "median over rounds, IQR, min-max")
@@ -203,6 +242,13 @@ def render(d, io, rows, idx, when):
             rw = "read" if r["rw"] == "randread" else "write"
             L.append(f"{r['engine']:<9}{r['remaps']:>7} {rw:<6} {fmt_range(r['ratio']):<46} "
                      f"{fmt_range(r['aa']):<46} {tgt}")
+        if io.get("boots", 1) > 1:
+            L.append("")
+            L.append("median remap/linear of each boot (how much one boot's layout moves it):")
+            for r in rows:
+                rw = "read" if r["rw"] == "randread" else "write"
+                L.append(f"  {r['engine']:<9}{r['remaps']:>7} {rw:<6} "
+                         + " ".join(f"{m:.3f}" for m in r["boot_medians"]))
         L.append("")
         L.append("share of the remap device's I/O sent to the spare (short run per count):")
         for n, sh in io.get("share", {}).items():
@@ -211,7 +257,9 @@ def render(d, io, rows, idx, when):
                 f"(expected {s['expected']:.4f}, z {s['z']:+.1f})" for rw, s in sh.items()))
         L.append("generator check (mkpool pool -> resume_spare -> status / list_remaps / list_devices):")
         for v in io.get("validation", []):
-            L.append(f"  {v['remaps']:>6} remaps: {'OK' if v['ok'] else 'FAILED ' + '; '.join(v['problems'])}"
+            L.append(f"  {v['remaps']:>6} remaps"
+                     + (f" (boot {v['boot']})" if io.get("boots", 1) > 1 else "")
+                     + f": {'OK' if v['ok'] else 'FAILED ' + '; '.join(v['problems'])}"
                      f" (mkpool {v['mkpool_s']} s, resume_spare {v['resume_s']} s, "
                      f"attach {v['attach_s']} s)")
         sc = scanner_summary(io)
@@ -284,12 +332,7 @@ def render(d, io, rows, idx, when):
 
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
-    io = None
-    try:
-        with open(os.path.join(d, "io.json")) as f:
-            io = json.load(f)
-    except (OSError, ValueError):
-        pass
+    io = load_io(d)
     rows = io_summary(io) if io else []
     idx = index_summary(d)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
