@@ -4,25 +4,27 @@
 #
 #  1. I/O: 4 KiB random read/write IOPS of a remap device vs dm-linear (and an
 #     A/A control: dm-linear vs dm-linear) over null_blk, interleaved rounds
-#     in one QEMU boot, at 0, 10,000 and 100,000 remaps (pools written by
-#     test/bench/mkpool), after checking each pool against the module;
+#     in each of BOOTS QEMU boots, pooled, at 0, 10,000 and 100,000 remaps
+#     (pools written by build/mkpool), after checking each pool against the
+#     module;
 #  2. the remap index in user space (test/bench/index-bench.sh), after 3;
 #  3. a perf profile of dm-linear and remap runs in a one-vCPU guest: the
 #     share of the CPU time spent in dm_remap's functions;
 #  4. one summary table: build/bench/summary.txt, build/bench/bench.json.
 #
-# Environment: KVER, ROUNDS (10), RUNTIME (3), RAMP (0.25), IODEPTH (32),
-# REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the first that works),
-# EXTRA ("libaio:0": other engines and the counts they also run at; "" for
-# none), BENCH_TIMEOUT (2400 s), BENCH_STRICT (1: a missed target fails),
-# SCAN (1: the scanner on/off phase), SPARE_PATH (1), MAIN_GB (1024: size of
-# the null_blk disks), SMP (2: guest CPUs of the I/O boot), BOOTS (2: I/O
-# boots whose rounds are pooled; SCAN, SPARE_PATH and EXTRA run in the
-# first only), REPLACE (1: the measured devices are re-created on rotated
-# disks between rounds), PROFILE (1: one more
-# boot, one vCPU, perf profile; PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s),
-# IO=0 / INDEX=0 skip a part, BUILD (build: where results go when this
-# script is run directly; `make bench` always uses build).
+# Environment: KVER, ROUNDS (10 per boot), RUNTIME (3), RAMP (0.25),
+# IODEPTH (32), REMAPS ("0 10000 100000"), ENGINE ("io_uring libaio": the
+# first that works), EXTRA ("libaio:0": other engines and the counts they
+# also run at; "" for none), BENCH_TIMEOUT (2400 s per boot), BENCH_STRICT
+# (1: a missed target fails), SCAN (1: the scanner on/off phase),
+# SPARE_PATH (1 on disks under 64 GiB, else 0), MAIN_GB (1024: size of the
+# null_blk disks), SMP (2: guest CPUs of the I/O boots), BOOTS (2: I/O boots
+# whose rounds are pooled; SCAN, SPARE_PATH and EXTRA run in the first
+# only), REPLACE (1: the measured devices are re-created between rounds, on
+# other disks), PROFILE (1: one more boot, one vCPU, perf profile;
+# PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s), IO=0 / INDEX=0 skip a part, BUILD
+# (build: where results go when this script is run directly; `make bench`
+# always uses build).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
@@ -56,7 +58,7 @@ if [ "${IO:-1}" = 1 ]; then
 	[1-9]|[1-9][0-9]) ;;
 	*) fail "BOOTS must be a number of boots from 1 to 99, not '$boots'" ;;
 	esac
-	step "I/O benchmark in $boots QEMU guest boot(s) (15-25 minutes each)"
+	step "I/O benchmark in $boots QEMU guest boot(s) (about 25 minutes for the first, 12 for each other)"
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then

@@ -32,7 +32,9 @@ IODEPTH (32), ENGINE (first that works of
 "io_uring libaio"), REMAPS ("0 10000 100000"), MKPOOL (path of the binary), KO,
 SCAN (1: also the scanner phase: random reads of the remap device with the
 pool's scanner off and on at its default rate, interleaved rounds),
-SPARE_PATH (1: also the spare path phase), MAIN_GB (1024: size of each
+SPARE_PATH (also the spare path phase: 1 on disks under 64 GiB, where the
+spare carries a share of the I/O worth measuring, else 0), REPLACE (1:
+re-create the measured devices between rounds), MAIN_GB (1024: size of each
 null_blk disk, so of the main device; without memory backing a size costs
 nothing.  100,000 bad 4 KiB blocks are 0.04% of a 1 TiB disk, as on a real
 worn disk; on a 4 GiB one they would be 10% of it, and the spare's own dm
@@ -44,6 +46,7 @@ $VM_OUT/profile.json.
 """
 import itertools
 import json
+import mmap
 import os
 import re
 import subprocess
@@ -265,16 +268,20 @@ def table(cfg, disk):
 
 def replace_devices(k):
     """Remove the three measured devices and create them again, in the k-th
-    of the 6 orders, each on another of the three disks (a rotation): the
-    memory each one gets (its dm device, its disk's queue) moves between
-    rounds, so what one placement happens to favour under emulation falls on
-    every device alike instead of on one for the whole boot.  The remap
-    device re-attaches to the same pool (same size: nothing to commit)."""
+    of the 6 orders, with the (6 - k)-th of the 6 assignments of the three
+    disks to the three devices (so that a device's disk does not follow its
+    place in the round's fio order): the memory each one gets (its dm
+    device, its disk's queue) moves between rounds, so what one placement
+    happens to favour under emulation falls on every device alike instead
+    of on one for the whole boot.  k = 0 is where setup() and load_pool()
+    put them.  The remap device re-attaches to the same pool (same size:
+    nothing to commit)."""
     order = list(itertools.permutations(CONFIGS))[k % 6]
+    disks = list(itertools.permutations(DISKS))[-k % 6]
     for cfg in CONFIGS:
         run("dmsetup", "remove", CONFIGS[cfg])
-    for i, cfg in enumerate(order):
-        PLACED[cfg] = DISKS[(i + k // 6) % 3]
+    PLACED.update(zip(CONFIGS, disks))
+    for cfg in order:
         run("dmsetup", "create", CONFIGS[cfg], "--table", table(cfg, PLACED[cfg]))
 
 
@@ -409,6 +416,9 @@ def load_pool(n):
         problems.append(f"list_devices says '{devices}'")
     if len(pools) < 4 or pools[3].split("/")[0] != str(n):
         problems.append(f"list says '{' '.join(pools)}'")
+    bad = direct_reads(listfile)
+    if bad:
+        problems.append(f"direct reads: {bad}")
     v["list_remaps_lines"] = len(listed.splitlines())
     v["ok"] = not problems
     v["problems"] = problems
@@ -416,6 +426,35 @@ def load_pool(n):
         f"status remaps={st['remaps']}, list_remaps {v['list_remaps_lines']} lines: "
         + ("OK" if v["ok"] else "; ".join(problems)))
     return v
+
+
+def direct_reads(listfile, k=64):
+    """Read k remapped blocks of the pool (mkpool's list) and k blocks that
+    are not remapped, one O_DIRECT read each, between two clear_stats:
+    the remap device must count exactly k remapped I/Os.  (The share check
+    below is statistical, and on big disks expects only a few dozen.)
+    Returns a problem or None."""
+    with open(listfile) as f:
+        mapped = [int(ln.split()[0]) for ln in f if ln.strip()]
+    if not mapped:
+        return None
+    chosen = mapped[:: max(1, len(mapped) // k)][:k]
+    taken = set(mapped)
+    plain = [b + 1 for b in chosen if b + 1 not in taken and b + 1 < MAIN_BLOCKS]
+    buf = mmap.mmap(-1, 4096)           # page-aligned, as O_DIRECT needs
+    dm_msg(REMAP, "clear_stats")
+    fd = os.open(f"/dev/mapper/{REMAP}", os.O_RDONLY | os.O_DIRECT)
+    try:
+        for b in chosen + plain:
+            if os.preadv(fd, [buf], b * 4096) != 4096:
+                return f"short read of block {b}"
+    finally:
+        os.close(fd)
+    got = remap_status()["remapped_ios"]
+    if got != len(chosen):
+        return (f"{len(chosen)} reads of remapped blocks and {len(plain)} of others "
+                f"counted {got} remapped I/Os, not {len(chosen)}")
+    return None
 
 
 def remapped_share(engine, n):
@@ -442,6 +481,7 @@ def profile_main():
     result = profile_phase(pick_engine())
     result["kernel"] = os.uname().release
     result["cpus"] = os.cpu_count()
+    result["main_gb"] = GB
     detach_pool()
     with open(os.path.join(OUT, "profile.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -524,7 +564,7 @@ def main():
     p = subprocess.run([MKPOOL, "-V", f"/dev/mapper/{SPARE}"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True)
     result["verify_after_module"] = {"rc": p.returncode, "out": p.stdout.strip()}
-    if os.environ.get("SPARE_PATH", "1") == "1":
+    if os.environ.get("SPARE_PATH", "1" if GB < 64 else "0") == "1":
         result["spare_path"] = spare_path_phase(engine)
     log(f"pool as left by the module, checked by mkpool -V: rc={p.returncode} {p.stdout.strip()}")
     if p.returncode:

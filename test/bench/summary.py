@@ -39,33 +39,53 @@ def stats(xs):
             "max": max(xs), "q1": q1, "q3": q3}
 
 
+# What must be equal in every boot for their rounds to be pooled.
+SAME_IN_EVERY_BOOT = ("engine", "iodepth", "runtime_s", "ramp_s", "null_blk", "kernel")
+
+
 def load_io(d):
-    """The I/O results of every boot, merged: runs and pool checks of all
-    boots (each run tagged with its boot), the one-off phases of the first.
-    None if there are none."""
+    """The I/O results of every boot (io-<boot>.json; io.json alone when
+    run without bench.sh), merged: the runs and pool checks of all boots,
+    each tagged with its boot number, and the first boot's one-off phases;
+    io["per_boot"] keeps each boot's own record.  None if there are none.
+    Raises ValueError if the boots did not measure the same thing."""
     names = sorted((f for f in os.listdir(d) if f.startswith("io-") and f.endswith(".json")
                     and f[3:-5].isdigit()), key=lambda f: int(f[3:-5]))
-    if not names and os.path.exists(os.path.join(d, "io.json")):
-        names = ["io.json"]
+    numbered = [(int(f[3:-5]), f) for f in names]
+    if not numbered and os.path.exists(os.path.join(d, "io.json")):
+        numbered = [(1, "io.json")]
     boots = []
-    for name in names:
+    for b, name in numbered:
         try:
             with open(os.path.join(d, name)) as f:
-                boots.append(json.load(f))
-        except (OSError, ValueError):
-            continue
+                boots.append((b, json.load(f)))
+        except (OSError, ValueError) as e:
+            print(f"summary: {name}: cannot be read ({e}); left out", file=sys.stderr)
     if not boots:
         return None
-    io = dict(boots[0])
-    io["boots"] = len(boots)
-    io["runs"], io["validation"], io["kmsg_bad"] = [], [], []
-    for b, one in enumerate(boots, 1):
-        io["runs"] += [dict(r, boot=b) for r in one.get("runs", [])]
+    for key in SAME_IN_EVERY_BOOT:
+        values = {json.dumps(one.get(key)) for _, one in boots}
+        if len(values) > 1:
+            raise ValueError(f"the boots differ in {key} ({', '.join(sorted(values))}): "
+                             "their rounds cannot be pooled")
+    io = dict(boots[0][1])
+    io["runs"], io["validation"], io["kmsg_bad"], io["per_boot"] = [], [], [], []
+    for b, one in boots:
+        runs = one.get("runs", [])
+        io["runs"] += [dict(r, boot=b) for r in runs]
         io["validation"] += [dict(v, boot=b) for v in one.get("validation", [])]
         io["kmsg_bad"] += one.get("kmsg_bad", [])
         va = one.get("verify_after_module")
         if va and va.get("rc"):
             io["verify_after_module"] = va
+        io["per_boot"].append({
+            "boot": b, "ok": one.get("ok"), "new_taint": one.get("new_taint"),
+            "rounds_set": one.get("rounds"),
+            "rounds_done": max([len({r["round"] for r in runs if r["engine"] == one.get("engine")
+                                     and r["remaps"] == n}) for n in {r["remaps"] for r in runs}]
+                               or [0]),
+            "replace": one.get("replace"), "plan": one.get("plan"), "share": one.get("share")})
+    io["boots"] = [pb["boot"] for pb in io["per_boot"]]
     return io
 
 
@@ -74,11 +94,12 @@ def io_summary(io):
     for r in io["runs"]:
         k = (r["engine"], r["remaps"], r["rw"])
         g = groups.setdefault(k, {"ratio": [], "aa": [], "remap": [], "lin_a": [], "lin_b": [],
-                                  "by_boot": {}})
+                                  "by_boot": {}, "aa_by_boot": {}})
         i = r["iops"]
         g["ratio"].append(i["remap"] / i["lin_a"])
         g["aa"].append(i["lin_b"] / i["lin_a"])
         g["by_boot"].setdefault(r.get("boot", 1), []).append(i["remap"] / i["lin_a"])
+        g["aa_by_boot"].setdefault(r.get("boot", 1), []).append(i["lin_b"] / i["lin_a"])
         for c in ("remap", "lin_a", "lin_b"):
             g[c].append(i[c])
     rows = []
@@ -87,14 +108,23 @@ def io_summary(io):
         row = {"engine": eng, "remaps": n, "rw": rw, "ratio": stats(g["ratio"]),
                "aa": stats(g["aa"]),
                "median_iops": {c: statistics.median(g[c]) for c in ("remap", "lin_a", "lin_b")},
-               "boot_medians": [statistics.median(v) for _, v in sorted(g["by_boot"].items())]}
+               "boot_medians": {b: statistics.median(v) for b, v in g["by_boot"].items()},
+               "aa_boot_medians": {b: statistics.median(v) for b, v in g["aa_by_boot"].items()}}
+        bm = list(row["boot_medians"].values())
+        row["median_of_boot_medians"] = statistics.median(bm)
         t = TARGETS.get(n) if eng == io["engine"] else None
         if t is not None:
             row["target"] = t
             row["pass"] = row["ratio"]["median"] >= t
-            # The A/A control itself off by more than the margin: the
-            # verdict is below what this run can resolve.
-            row["resolved"] = abs(row["aa"]["median"] - 1) < 1 - t
+            # What this run can tell apart: how far the A/A control strays
+            # from 1, and (with several boots) how far the boots' own
+            # medians lie apart, or (with one) the A/A interquartile
+            # half-width.  A median closer to the target than that is a
+            # verdict the run cannot resolve.
+            aa = row["aa"]
+            spread = ((max(bm) - min(bm)) / 2 if len(bm) > 1 else (aa["q3"] - aa["q1"]) / 2)
+            row["resolution"] = max(abs(aa["median"] - 1), spread)
+            row["resolved"] = abs(row["ratio"]["median"] - t) > row["resolution"]
         rows.append(row)
     return rows
 
@@ -151,7 +181,7 @@ def profile_summary(d):
     if not pr.get("ok"):
         return {"ok": False, "problems": pr.get("problems", [])}
     out = {"ok": True, "hz": pr["hz"], "runtime_s": pr["runtime_s"], "cpus": pr.get("cpus"),
-           "rows": []}
+           "main_gb": pr.get("main_gb"), "rows": []}
     for n, runs in sorted(pr["counts"].items(), key=lambda kv: int(kv[0])):
         for rw in ("randread", "randwrite"):
             rs = [r for r in runs if r["rw"] == rw]
@@ -208,6 +238,26 @@ def fmt_range(s):
     return f"{s['median']:.3f}  IQR {s['q1']:.3f}-{s['q3']:.3f}  range {s['min']:.3f}-{s['max']:.3f}"
 
 
+def boots_text(io):
+    """How many rounds were run, in which boots, and whether the devices
+    were re-created between rounds."""
+    pb = io["per_boot"]
+    done = [b["rounds_done"] for b in pb]
+    if len(pb) == 1:
+        text = f"{done[0]} interleaved rounds"
+    elif len(set(done)) == 1:
+        text = f"{done[0]} interleaved rounds in each of {len(pb)} boots"
+    else:
+        text = f"{'+'.join(map(str, done))} interleaved rounds in {len(pb)} boots"
+    replaced = [b["boot"] for b in pb if b["replace"] and (b["rounds_done"] or 0) > 1]
+    if replaced and len(replaced) == len(pb):
+        text += ", devices re-created on other disks between rounds"
+    elif replaced:
+        text += (", devices re-created on other disks between rounds in boot"
+                 f"{'s' if len(replaced) > 1 else ''} {','.join(map(str, replaced))}")
+    return text
+
+
 def render(d, io, rows, idx, when):
     L = []
     L.append(f"dm-remap benchmark, {when}, host {platform.node()}, guest kernel "
@@ -224,10 +274,7 @@ def render(d, io, rows, idx, when):
                  + f" on {os.cpu_count()} CPUs")
     if io:
         L.append(f"I/O: 4 KiB random, fio {io['engine']} (iodepth {io['iodepth']}, 1 job, "
-                 f"{io['runtime_s']} s + {io['ramp_s']} s ramp), {io['rounds']} interleaved rounds"
-                 + (f" in each of {io['boots']} boots" if io.get("boots", 1) > 1 else "")
-                 + (", devices re-created on rotated disks between rounds" if io.get("replace")
-                    else "") + "; "
+                 f"{io['runtime_s']} s + {io['ramp_s']} s ramp), " + boots_text(io) + "; "
                  f"null_blk ({io['null_blk']}); spare {io['spare']}")
         L.append("ratio = remap / dm-linear, A/A = dm-linear B / dm-linear A (the resolution); "
                  "median over rounds, IQR, min-max")
@@ -238,19 +285,24 @@ def render(d, io, rows, idx, when):
             if "target" in r:
                 tgt = f">={r['target']:.2f} {'PASS' if r['pass'] else 'FAIL'}"
                 if not r["resolved"]:
-                    tgt += " (A/A off by more than the margin: not resolved)"
+                    tgt += f" (within the resolution ±{r['resolution']:.3f}: not resolved)"
             rw = "read" if r["rw"] == "randread" else "write"
             L.append(f"{r['engine']:<9}{r['remaps']:>7} {rw:<6} {fmt_range(r['ratio']):<46} "
                      f"{fmt_range(r['aa']):<46} {tgt}")
-        if io.get("boots", 1) > 1:
+        L.append("resolution: the larger of the A/A median's distance from 1 and half the spread "
+                 "of the boots' medians (one boot: the A/A IQR half-width)")
+        if len(io["boots"]) > 1:
             L.append("")
-            L.append("median remap/linear of each boot (how much one boot's layout moves it):")
+            L.append("medians of each boot, remap/linear (A/A); '-' where a boot has no rounds:")
             for r in rows:
                 rw = "read" if r["rw"] == "randread" else "write"
-                L.append(f"  {r['engine']:<9}{r['remaps']:>7} {rw:<6} "
-                         + " ".join(f"{m:.3f}" for m in r["boot_medians"]))
+                L.append(f"  {r['engine']:<9}{r['remaps']:>7} {rw:<6} " + "  ".join(
+                    f"b{b} {r['boot_medians'][b]:.3f} ({r['aa_boot_medians'][b]:.3f})"
+                    if b in r["boot_medians"] else f"b{b} -" for b in io["boots"])
+                    + f"  | median of the boots' medians {r['median_of_boot_medians']:.3f}")
         L.append("")
-        L.append("share of the remap device's I/O sent to the spare (short run per count):")
+        L.append("share of the remap device's I/O sent to the spare (short run per count"
+                 + (", first boot" if len(io["boots"]) > 1 else "") + "):")
         for n, sh in io.get("share", {}).items():
             L.append(f"  {int(n):>6} remaps: " + ", ".join(
                 f"{'read' if rw == 'randread' else 'write'} {s['share']:.4f} "
@@ -258,7 +310,7 @@ def render(d, io, rows, idx, when):
         L.append("generator check (mkpool pool -> resume_spare -> status / list_remaps / list_devices):")
         for v in io.get("validation", []):
             L.append(f"  {v['remaps']:>6} remaps"
-                     + (f" (boot {v['boot']})" if io.get("boots", 1) > 1 else "")
+                     + (f" (boot {v['boot']})" if len(io["boots"]) > 1 else "")
                      + f": {'OK' if v['ok'] else 'FAILED ' + '; '.join(v['problems'])}"
                      f" (mkpool {v['mkpool_s']} s, resume_spare {v['resume_s']} s, "
                      f"attach {v['attach_s']} s)")
@@ -292,7 +344,9 @@ def render(d, io, rows, idx, when):
         if not pf["ok"]:
             L.append("profile: FAILED " + "; ".join(pf["problems"]))
         else:
-            L.append(f"profile (perf cpu-clock {pf['hz']} Hz, one vCPU, {pf['runtime_s']} s runs of "
+            L.append(f"profile (perf cpu-clock {pf['hz']} Hz, one vCPU, "
+                     + (f"{pf['main_gb']} GiB disks, " if pf.get("main_gb") else "")
+                     + f"{pf['runtime_s']} s runs of "
                      "dm-linear A and remap in alternating order):")
             L.append("  share of the remap runs' busy samples in dm_remap's own functions (a lower "
                      "bound of the target's cost), min-max over rounds; its top functions")
@@ -332,7 +386,11 @@ def render(d, io, rows, idx, when):
 
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
-    io = load_io(d)
+    try:
+        io = load_io(d)
+    except ValueError as e:
+        print(f"summary: {e}", file=sys.stderr)
+        return 1
     rows = io_summary(io) if io else []
     idx = index_summary(d)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
