@@ -33,6 +33,20 @@ step() { printf '\n==> %s\n' "$*"; }
 fail() { echo "make bench: FAILED: $*" >&2; exit 1; }
 t0=$(date +%s)
 
+# Knobs checked before anything is built or booted.
+case ${BOOTS:-2} in
+[1-9]|[1-9][0-9]) ;;
+*) fail "BOOTS must be a number of boots from 1 to 99, not '${BOOTS}'" ;;
+esac
+case ${MAIN_GB:-1024} in
+[1-9]|[1-9][0-9]|[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9]) ;;
+*) fail "MAIN_GB must be a disk size in GiB from 1 to 9999, not '${MAIN_GB}'" ;;
+esac
+case ${REPLACE:-1} in
+0|1) ;;
+*) fail "REPLACE must be 0 or 1, not '${REPLACE}'" ;;
+esac
+
 step "dependencies"
 test/deps.sh build vm bench || fail "missing packages"
 KVER=${KVER:-$(test/vm/kver.sh)}
@@ -54,10 +68,6 @@ rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log
 rc=0
 if [ "${IO:-1}" = 1 ]; then
 	boots=${BOOTS:-2}
-	case $boots in
-	[1-9]|[1-9][0-9]) ;;
-	*) fail "BOOTS must be a number of boots from 1 to 99, not '$boots'" ;;
-	esac
 	step "I/O benchmark in $boots QEMU guest boot(s) (about 25 minutes for the first, 12 for each other)"
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
 	load=$(cut -d' ' -f1 /proc/loadavg)

@@ -12,12 +12,12 @@ not.  What it does pay is one device-mapper layer more (the spare's own
 linear table); the "spare path" phase measures that layer (dm-linear over
 the spare vs dm-linear over null_blk) so the summary can say what a target
 that cost nothing would reach.  For each number of remaps (pools written by
-test/bench/mkpool) and each of 4 KiB random read / random write, ROUNDS
+build/mkpool) and each of 4 KiB random read / random write, ROUNDS
 rounds; a round runs the three devices one after the other in one fio
 invocation (stonewall), in an order that rotates through all 6 permutations.
 Between rounds (REPLACE=1, the default) the three devices are removed and
-created again in another order, each on another of the three disks
-(replace_devices()), so that no device keeps a memory placement that favours
+created again in another order and with another assignment of the three
+disks (replace_devices()), so that no device keeps a memory placement that favours
 it for the whole boot.
 Reported per round: IOPS of each device.  The host computes remap/linear A
 (the result) and linear B/linear A (the A/A control).
@@ -430,8 +430,8 @@ def load_pool(n):
 
 def direct_reads(listfile, k=64):
     """Read k remapped blocks of the pool (mkpool's list) and k blocks that
-    are not remapped, one O_DIRECT read each, between two clear_stats:
-    the remap device must count exactly k remapped I/Os.  (The share check
+    are not remapped, one O_DIRECT read each, after a clear_stats: the
+    remap device must count exactly k remapped I/Os.  (The share check
     below is statistical, and on big disks expects only a few dozen.)
     Returns a problem or None."""
     with open(listfile) as f:
