@@ -6,7 +6,8 @@
 #     A/A control: dm-linear vs dm-linear) over null_blk, interleaved rounds
 #     in each of BOOTS QEMU boots, pooled, at 0, 10,000 and 100,000 remaps
 #     (pools written by build/mkpool), after checking each pool against the
-#     module;
+#     module; then the same rounds in one boot whose clock counts
+#     instructions (QEMU -icount), which resolves a ratio to about 0.001;
 #  2. the remap index in user space (test/bench/index-bench.sh), after 3;
 #  3. a perf profile of dm-linear and remap runs in a one-vCPU guest: the
 #     share of the CPU time spent in dm_remap's functions;
@@ -18,10 +19,12 @@
 # also run at; "" for none), BENCH_TIMEOUT (2400 s per boot), BENCH_STRICT
 # (1: a missed target fails), SCAN (1: the scanner on/off phase),
 # SPARE_PATH (1 on disks under 64 GiB, else 0), MAIN_GB (1024: size of the
-# null_blk disks), SMP (2: guest CPUs of the I/O boots), BOOTS (2: I/O boots
+# null_blk disks), SMP (2: guest CPUs of the host-clock I/O boots), BOOTS (2: I/O boots
 # whose rounds are pooled; SCAN, SPARE_PATH and EXTRA run in the first
-# only), REPLACE (1: the measured devices are re-created between rounds, on
-# other disks), PROFILE (1: one more boot, one vCPU, perf profile;
+# only; 0: none), REPLACE (1: the measured devices are re-created between
+# rounds, on other disks), ICOUNT (0: the instruction-clock boot, one
+# instruction = 2^ICOUNT ns; off: none), ICOUNT_ROUNDS (10), ICOUNT_RUNTIME
+# (1 s of guest time per job), PROFILE (1: one more boot, one vCPU, perf profile;
 # PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s), IO=0 / INDEX=0 skip a part, BUILD
 # (build: where results go when this script is run directly; `make bench`
 # always uses build).
@@ -35,8 +38,8 @@ t0=$(date +%s)
 
 # Knobs checked before anything is built or booted.
 case ${BOOTS:-2} in
-[1-9]|[1-9][0-9]) ;;
-*) fail "BOOTS must be a number of boots from 1 to 99, not '${BOOTS}'" ;;
+[0-9]|[1-9][0-9]) ;;
+*) fail "BOOTS must be a number of boots from 0 to 99, not '${BOOTS}'" ;;
 esac
 case ${MAIN_GB:-1024} in
 [1-9]|[1-9][0-9]|[1-9][0-9][0-9]|[1-9][0-9][0-9][0-9]) ;;
@@ -46,6 +49,15 @@ case ${REPLACE:-1} in
 0|1) ;;
 *) fail "REPLACE must be 0 or 1, not '${REPLACE}'" ;;
 esac
+case ${ICOUNT:-0} in
+off|[0-9]|10) ;;
+*) fail "ICOUNT must be a shift from 0 to 10 or 'off', not '${ICOUNT}'" ;;
+esac
+[ "${BOOTS:-2}" != 0 ] || [ "${ICOUNT:-0}" != off ] || fail "BOOTS=0 and ICOUNT=off leave no I/O boot"
+[[ ${ICOUNT_ROUNDS:-10} =~ ^[1-9][0-9]?$ ]] ||
+	fail "ICOUNT_ROUNDS must be a number of rounds from 1 to 99, not '${ICOUNT_ROUNDS}'"
+[[ ${ICOUNT_RUNTIME:-1} =~ ^[0-9]*\.?[0-9]+$ && ! ${ICOUNT_RUNTIME:-1} =~ ^[0.]*$ ]] ||
+	fail "ICOUNT_RUNTIME must be a number of seconds above 0, not '${ICOUNT_RUNTIME}'"
 
 step "dependencies"
 test/deps.sh build vm bench || fail "missing packages"
@@ -61,12 +73,40 @@ make -s KVER="$KVER" module unit build/mkpool >"$log" 2>&1 ||
 rm -f "$log"
 mkdir -p "$OUT"
 rm -f "$OUT"/io*.json "$OUT/profile.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
-rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log
+rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log "$OUT/vm-icount" "$OUT/console-icount.log"
 # Results of a part that is skipped must not be summarized from an earlier run.
 [ "${INDEX:-1}" = 1 ] || rm -f "$OUT/timing.txt" "$OUT/instr.txt"
 
+# pass_env KNOB...: envs gets an --env for each of them that is set.
+pass_env() {
+	envs=()
+	for v in "$@"; do
+		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
+	done
+}
+
+# guest LABEL DIR CONSOLE RESULT DEST [vm-run options]: one boot running
+# io_bench.py with DIR as its output directory; its RESULT file is copied
+# to DEST.  A failure is reported and sets rc.
+guest() {
+	local label=$1 dir=$2 console=$3 result=$4 dest=$5 r
+	shift 5
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \
+		--out "$dir" --console "$console" --env "MKPOOL=$PWD/build/mkpool" "$@" \
+		-- /usr/bin/python3 test/bench/io_bench.py
+	r=$?
+	[ -s "$dir/$result" ] && cp "$dir/$result" "$dest"
+	case $r in
+	0) ;;
+	124) echo "make bench: $label: the guest crashed or timed out (see $console)" >&2; rc=1 ;;
+	*) echo "make bench: $label: failed (exit $r; see $console)" >&2; rc=1 ;;
+	esac
+}
+
 rc=0
-if [ "${IO:-1}" = 1 ]; then
+if [ "${IO:-1}" = 1 ] && [ "${BOOTS:-2}" != 0 ]; then
 	boots=${BOOTS:-2}
 	step "I/O benchmark in $boots QEMU guest boot(s) (about 25 minutes for the first, 12 for each other)"
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
@@ -78,46 +118,37 @@ if [ "${IO:-1}" = 1 ]; then
 		# Boot 1 keeps the historical names; later boots are numbered.
 		vm=$OUT/vm console=$OUT/console.log
 		[ "$b" = 1 ] || { vm=$OUT/vm-$b; console=$OUT/console-$b.log; }
-		rm -rf "$vm"
-		mkdir -p "$vm"
-		envs=()
-		for v in ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH MAIN_GB REPLACE; do
-			[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
-		done
+		pass_env ROUNDS RUNTIME RAMP IODEPTH REMAPS ENGINE EXTRA SCAN SPARE_PATH MAIN_GB REPLACE
 		# The one-off phases run in the first boot only; later boots
 		# repeat the main rounds, so that what one boot's memory layout
 		# happens to favour averages out.
 		[ "$b" = 1 ] || envs+=(--env EXTRA= --env SCAN=0 --env SPARE_PATH=0)
 		[ "$boots" = 1 ] || echo "bench: boot $b of $boots"
-		test/vm/vm-run --kver "$KVER" --mem 2048 --smp "${SMP:-2}" --timeout "${BENCH_TIMEOUT:-2400}" \
-			--out "$vm" --console "$console" \
-			--env "MKPOOL=$PWD/build/mkpool" ${envs[@]+"${envs[@]}"} \
-			-- /usr/bin/python3 test/bench/io_bench.py
-		r=$?
-		[ -s "$vm/io.json" ] && cp "$vm/io.json" "$OUT/io-$b.json"
-		case $r in
-		0) ;;
-		124) echo "make bench: boot $b: the guest crashed or timed out (see $console)" >&2; rc=1 ;;
-		*) echo "make bench: boot $b: the I/O benchmark failed (exit $r)" >&2; rc=1 ;;
-		esac
+		guest "boot $b" "$vm" "$console" io.json "$OUT/io-$b.json" \
+			--smp "${SMP:-2}" ${envs[@]+"${envs[@]}"}
 	done
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.after"
 fi
 
+# The same rounds in a boot whose clock counts instructions (QEMU -icount):
+# neither the host's load nor where a boot's memory lands moves it, so its
+# A/A control sits at 1 and a ratio is resolved to about a thousandth.  It
+# weighs every instruction alike: it shows a target's extra work per I/O,
+# not the extra cache or TLB misses, which the host-clock boots include.
+if [ "${IO:-1}" = 1 ] && [ "${ICOUNT:-0}" != off ]; then
+	step "I/O benchmark on the instruction clock (icount shift ${ICOUNT:-0}, one vCPU, about 10 minutes)"
+	pass_env RAMP IODEPTH REMAPS ENGINE MAIN_GB REPLACE
+	guest "icount boot" "$OUT/vm-icount" "$OUT/console-icount.log" io.json "$OUT/io-icount.json" \
+		--smp 1 --icount "${ICOUNT:-0}" --quiet --env "CLOCK=icount shift ${ICOUNT:-0}" \
+		--env "ROUNDS=${ICOUNT_ROUNDS:-10}" --env "RUNTIME=${ICOUNT_RUNTIME:-1}" \
+		--env EXTRA= --env SCAN=0 --env SPARE_PATH=0 ${envs[@]+"${envs[@]}"}
+fi
+
 if [ "${PROFILE:-1}" = 1 ]; then
 	step "profile: where an I/O's CPU time goes (perf in a one-vCPU guest, about 8 minutes)"
-	rm -rf "$OUT/vm-profile"
-	mkdir -p "$OUT/vm-profile"
-	envs=()
-	for v in IODEPTH REMAPS ENGINE MAIN_GB PROFILE_ROUNDS PROFILE_RUNTIME; do
-		[ -n "${!v+x}" ] && envs+=(--env "$v=${!v}")
-	done
-	test/vm/vm-run --kver "$KVER" --mem 2048 --smp 1 --timeout "${BENCH_TIMEOUT:-2400}" \
-		--out "$OUT/vm-profile" --console "$OUT/console-profile.log" --quiet \
-		--env "MKPOOL=$PWD/build/mkpool" --env PHASE=profile ${envs[@]+"${envs[@]}"} \
-		-- /usr/bin/python3 test/bench/io_bench.py ||
-		{ echo "make bench: the profile phase failed (see $OUT/console-profile.log)" >&2; rc=1; }
-	[ -s "$OUT/vm-profile/profile.json" ] && cp "$OUT/vm-profile/profile.json" "$OUT/profile.json"
+	pass_env IODEPTH REMAPS ENGINE MAIN_GB PROFILE_ROUNDS PROFILE_RUNTIME
+	guest "the profile phase" "$OUT/vm-profile" "$OUT/console-profile.log" profile.json \
+		"$OUT/profile.json" --smp 1 --quiet --env PHASE=profile ${envs[@]+"${envs[@]}"}
 fi
 
 if [ "${INDEX:-1}" = 1 ]; then

@@ -40,6 +40,10 @@ nothing.  100,000 bad 4 KiB blocks are 0.04% of a 1 TiB disk, as on a real
 worn disk; on a 4 GiB one they would be 10% of it, and the spare's own dm
 layer, an artefact of this set-up, would carry 10% of the I/O).
 
+CLOCK (set by bench.sh): "icount shift=N" when QEMU's guest clock counts
+instructions (vm-run --icount) rather than following the host's; recorded
+in io.json, so that the summary keeps the two kinds of boot apart.
+
 PHASE=profile (a boot of its own, with one vCPU): the profile phase instead
 (profile_phase(); PROFILE_ROUNDS (3), PROFILE_RUNTIME (5 s)); writes
 $VM_OUT/profile.json.
@@ -507,11 +511,13 @@ def main():
         for n in counts:
             if n in plan:
                 plan[n].append(eng)
-    log(f"kernel {os.uname().release}, fio engine {engine}, iodepth {IODEPTH}, "
+    log(f"kernel {os.uname().release}, {os.environ.get('CLOCK', 'host')} clock, "
+        f"fio engine {engine}, iodepth {IODEPTH}, "
         f"{ROUNDS} rounds x {RUNTIME}s (+{RAMP}s ramp), plan {plan}")
     result = {
         "kernel": os.uname().release, "engine": engine, "iodepth": IODEPTH,
         "runtime_s": RUNTIME, "ramp_s": RAMP, "rounds": ROUNDS, "bs": 4096,
+        "clock": os.environ.get("CLOCK", "host"),
         "main_sectors": MAIN_SECTORS, "dev_id": DEV_ID,
         "spare": f"{SPARE_KIB} KiB: metadata area on brd, data blocks on nullb3",
         "null_blk": f"nr_devices=4 gb={GB} bs=4096 queue_mode=2 irqmode=0 memory_backed=0",

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-only
 """Summary of make bench: reads build/bench/io-<boot>.json (one per I/O
-boot; io.json when run on its own) and profile.json (test/bench/io_bench.py)
+boot on the host's clock; io.json when run on its own), io-icount.json (the
+boot on the instruction clock) and profile.json (test/bench/io_bench.py)
 and the index benchmark's timing.txt / instr.txt, prints one table and writes
 build/bench/summary.txt and build/bench/bench.json (summary + raw rounds).
-The rounds of all boots are pooled: each ratio is still of two devices
-measured side by side in one boot.
+The rounds of all host-clock boots are pooled: each ratio is still of two
+devices measured side by side in one boot.  The instruction-clock boot has
+a table of its own, with its own verdicts.
 
    summary.py BENCH_DIR
 
@@ -40,20 +42,27 @@ def stats(xs):
 
 
 # What must be equal in every boot for their rounds to be pooled.
-SAME_IN_EVERY_BOOT = ("engine", "iodepth", "runtime_s", "ramp_s", "null_blk", "kernel")
+SAME_IN_EVERY_BOOT = ("engine", "iodepth", "runtime_s", "ramp_s", "null_blk", "kernel",
+                      "clock")
 
 
-def load_io(d):
-    """The I/O results of every boot (io-<boot>.json; io.json alone when
-    run without bench.sh), merged: the runs and pool checks of all boots,
-    each tagged with its boot number, and the first boot's one-off phases;
-    io["per_boot"] keeps each boot's own record.  None if there are none.
-    Raises ValueError if the boots did not measure the same thing."""
-    names = sorted((f for f in os.listdir(d) if f.startswith("io-") and f.endswith(".json")
-                    and f[3:-5].isdigit()), key=lambda f: int(f[3:-5]))
-    numbered = [(int(f[3:-5]), f) for f in names]
-    if not numbered and os.path.exists(os.path.join(d, "io.json")):
-        numbered = [(1, "io.json")]
+def load_io(d, icount=False):
+    """The I/O results of every host-clock boot (io-<boot>.json; io.json
+    alone when run without bench.sh), or with icount those of the
+    instruction-clock boot (io-icount.json), merged: the runs and pool
+    checks of all boots, each tagged with its boot number, and the first
+    boot's one-off phases; io["per_boot"] keeps each boot's own record.
+    None if there are none.  Raises ValueError if the boots did not measure
+    the same thing."""
+    if icount:
+        numbered = [(1, "io-icount.json")] if os.path.exists(
+            os.path.join(d, "io-icount.json")) else []
+    else:
+        names = sorted((f for f in os.listdir(d) if f.startswith("io-") and f.endswith(".json")
+                        and f[3:-5].isdigit()), key=lambda f: int(f[3:-5]))
+        numbered = [(int(f[3:-5]), f) for f in names]
+        if not numbered and os.path.exists(os.path.join(d, "io.json")):
+            numbered = [(1, "io.json")]
     boots = []
     for b, name in numbered:
         try:
@@ -63,6 +72,10 @@ def load_io(d):
             print(f"summary: {name}: cannot be read ({e}); left out", file=sys.stderr)
     if not boots:
         return None
+    for b, one in boots:
+        if (one.get("clock", "host") != "host") != icount:
+            raise ValueError(f"boot {b} ran on the {one.get('clock')} clock, not where "
+                             "its file says")
     for key in SAME_IN_EVERY_BOOT:
         values = {json.dumps(one.get(key)) for _, one in boots}
         if len(values) > 1:
@@ -258,10 +271,52 @@ def boots_text(io):
     return text
 
 
-def render(d, io, rows, idx, when):
+def io_table(io, rows):
+    """The lines of one I/O results table: set-up, one row per engine,
+    remap count and direction, and the verdicts."""
+    L = [f"I/O: 4 KiB random, fio {io['engine']} (iodepth {io['iodepth']}, 1 job, "
+         f"{io['runtime_s']} s + {io['ramp_s']} s ramp), " + boots_text(io) + "; "
+         f"null_blk ({io['null_blk']}); spare {io['spare']}",
+         "ratio = remap / dm-linear, A/A = dm-linear B / dm-linear A (the resolution); "
+         "median over rounds, IQR, min-max",
+         "",
+         f"{'engine':<9}{'remaps':>7} {'rw':<6} {'remap/linear':<46} {'A/A control':<46} target"]
+    for r in rows:
+        tgt = ""
+        if "target" in r:
+            tgt = f">={r['target']:.2f} {'PASS' if r['pass'] else 'FAIL'}"
+            if not r["resolved"]:
+                tgt += f" (within the resolution ±{r['resolution']:.3f}: not resolved)"
+        rw = "read" if r["rw"] == "randread" else "write"
+        L.append(f"{r['engine']:<9}{r['remaps']:>7} {rw:<6} {fmt_range(r['ratio']):<46} "
+                 f"{fmt_range(r['aa']):<46} {tgt}")
+    L.append("resolution: the larger of the A/A median's distance from 1 and half the spread "
+             "of the boots' medians (one boot: the A/A IQR half-width)")
+    return L
+
+
+def icount_text(ic, rows):
+    """The instruction-clock boot's table, with what its clock means."""
+    L = [f"I/O on the instruction clock ({ic['clock']}: the guest's time advances by one "
+         "nanosecond per instruction run, whatever the host does, so IOPS = 10^9 / "
+         "instructions per I/O; one vCPU):"]
+    L += io_table(ic, rows)
+    L.append("it counts a target's extra instructions per I/O and weighs each alike: extra "
+             "cache or TLB misses are not in it (the host-clock table has them, under "
+             "emulation's costs)")
+    bad = [v for v in ic.get("validation", []) if not v["ok"]]
+    va = ic.get("verify_after_module")
+    L.append("pool checks in this boot: " + ("OK" if not bad and ic.get("ok") else
+                                             "FAILED (see console-icount.log)")
+             + ("" if not va else f"; pool as left by the module: "
+                f"{'OK' if va['rc'] == 0 else 'FAILED'}"))
+    return L
+
+
+def render(d, io, rows, idx, when, ic=None, ic_rows=()):
     L = []
     L.append(f"dm-remap benchmark, {when}, host {platform.node()}, guest kernel "
-             f"{io.get('kernel', '?') if io else '?'}")
+             f"{(io or ic or {}).get('kernel', '?')}")
     load = []
     for w in ("before", "after"):
         try:
@@ -273,24 +328,8 @@ def render(d, io, rows, idx, when):
         L.append("host load average (1/5/15 min) around the guest run: " + ", ".join(load)
                  + f" on {os.cpu_count()} CPUs")
     if io:
-        L.append(f"I/O: 4 KiB random, fio {io['engine']} (iodepth {io['iodepth']}, 1 job, "
-                 f"{io['runtime_s']} s + {io['ramp_s']} s ramp), " + boots_text(io) + "; "
-                 f"null_blk ({io['null_blk']}); spare {io['spare']}")
-        L.append("ratio = remap / dm-linear, A/A = dm-linear B / dm-linear A (the resolution); "
-                 "median over rounds, IQR, min-max")
-        L.append("")
-        L.append(f"{'engine':<9}{'remaps':>7} {'rw':<6} {'remap/linear':<46} {'A/A control':<46} target")
-        for r in rows:
-            tgt = ""
-            if "target" in r:
-                tgt = f">={r['target']:.2f} {'PASS' if r['pass'] else 'FAIL'}"
-                if not r["resolved"]:
-                    tgt += f" (within the resolution ±{r['resolution']:.3f}: not resolved)"
-            rw = "read" if r["rw"] == "randread" else "write"
-            L.append(f"{r['engine']:<9}{r['remaps']:>7} {rw:<6} {fmt_range(r['ratio']):<46} "
-                     f"{fmt_range(r['aa']):<46} {tgt}")
-        L.append("resolution: the larger of the A/A median's distance from 1 and half the spread "
-                 "of the boots' medians (one boot: the A/A IQR half-width)")
+        L.append("I/O on the host's clock (QEMU guest time follows the host's):")
+        L += io_table(io, rows)
         if len(io["boots"]) > 1:
             L.append("")
             L.append("medians of each boot, remap/linear (A/A); '-' where a boot has no rounds:")
@@ -337,7 +376,10 @@ def render(d, io, rows, idx, when):
             L.append(f"  pool as left by the module, loaded by mkpool -V: "
                      f"{'OK' if va['rc'] == 0 else 'FAILED'}")
     else:
-        L.append("I/O benchmark: no results")
+        L.append("I/O benchmark on the host's clock: no results")
+    if ic:
+        L.append("")
+        L += icount_text(ic, ic_rows)
     pf = profile_summary(d)
     if pf:
         L.append("")
@@ -388,13 +430,15 @@ def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
     try:
         io = load_io(d)
+        ic = load_io(d, icount=True)
     except ValueError as e:
         print(f"summary: {e}", file=sys.stderr)
         return 1
     rows = io_summary(io) if io else []
+    ic_rows = io_summary(ic) if ic else []
     idx = index_summary(d)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    text = render(d, io, rows, idx, when)
+    text = render(d, io, rows, idx, when, ic, ic_rows)
     with open(os.path.join(d, "summary.txt"), "w") as f:
         f.write(text)
     with open(os.path.join(d, "bench.json"), "w") as f:
@@ -402,9 +446,10 @@ def main():
                    "scanner": scanner_summary(io) if io else None,
                    "spare_path": spare_path_summary(io, rows) if io else None,
                    "profile": profile_summary(d),
-                   "io_raw": io}, f, indent=1)
+                   "io_raw": io, "io_icount_summary": ic_rows, "io_icount_raw": ic},
+                  f, indent=1)
     print(text, end="")
-    missed = [r for r in rows if "pass" in r and not r["pass"]]
+    missed = [r for r in rows + ic_rows if "pass" in r and not r["pass"]]
     if idx and idx.get("flatness") and not idx["flatness"]["pass"]:
         missed.append("index")
     sc = scanner_summary(io) if io else None
