@@ -111,7 +111,7 @@ guest() {
 rc=0
 if [ "${IO:-1}" = 1 ] && [ "${BOOTS:-2}" != 0 ]; then
 	boots=${BOOTS:-2}
-	step "I/O benchmark in $boots QEMU guest boot(s) (about 25 minutes for the first, 12 for each other)"
+	step "I/O benchmark in $boots QEMU guest boot(s) (about 20 minutes for the first, 12 for each other)"
 	cut -d' ' -f1-3 /proc/loadavg > "$OUT/loadavg.before"
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
