@@ -7,7 +7,10 @@
 #     in each of BOOTS QEMU boots, pooled, at 0, 10,000 and 100,000 remaps
 #     (pools written by build/mkpool), after checking each pool against the
 #     module; then the same rounds in one boot whose clock counts
-#     instructions (QEMU -icount), which resolves a ratio to about 0.001;
+#     instructions (QEMU -icount), which resolves a ratio to about 0.001,
+#     and a known-answer boot on that clock: the module built with
+#     test/bench/known-linear.patch (dm-linear's map(), no end_io) must
+#     measure 1.000 against dm-linear;
 #  2. the remap index in user space (test/bench/index-bench.sh), after 3;
 #  3. a perf profile of dm-linear and remap runs in a one-vCPU guest: the
 #     share of the CPU time spent in dm_remap's functions;
@@ -24,7 +27,8 @@
 # only; 0: none), REPLACE (1: the measured devices are re-created between
 # rounds, on other disks), ICOUNT (1: the instruction-clock boot, one
 # instruction = 1 ns; 0: none), ICOUNT_ROUNDS (10), ICOUNT_RUNTIME (1 s of
-# guest time per job, at least 0.1), PROFILE (1: one more boot, one vCPU, perf profile;
+# guest time per job, at least 0.1), KNOWN (1: the known-answer boot, with
+# ICOUNT=1), PROFILE (1: one more boot, one vCPU, perf profile;
 # PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s), IO=0 / INDEX=0 skip a part, BUILD
 # (build: where results go when this script is run directly; `make bench`
 # always uses build).
@@ -55,6 +59,10 @@ case ${ICOUNT:-1} in
 esac
 [ "${IO:-1}" != 1 ] || [ "${BOOTS:-2}" != 0 ] || [ "${ICOUNT:-1}" != 0 ] ||
 	fail "BOOTS=0 and ICOUNT=0 leave no I/O boot (IO=0 skips the I/O part)"
+case ${KNOWN:-1} in
+0|1) ;;
+*) fail "KNOWN must be 0 or 1, not '${KNOWN}'" ;;
+esac
 [[ ${ICOUNT_ROUNDS:-10} =~ ^[1-9][0-9]?$ ]] ||
 	fail "ICOUNT_ROUNDS must be a number of rounds from 1 to 99, not '${ICOUNT_ROUNDS}'"
 # At least 0.1 s: about 9,000 I/Os per job (fio would take less than 1 ms as no limit).
@@ -76,7 +84,8 @@ make -s KVER="$KVER" module unit build/mkpool >"$log" 2>&1 ||
 rm -f "$log"
 mkdir -p "$OUT"
 rm -f "$OUT"/io*.json "$OUT/profile.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
-rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log "$OUT/vm-icount" "$OUT/console-icount.log"
+rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log "$OUT/vm-icount" "$OUT/console-icount.log" \
+	"$OUT/vm-known" "$OUT/console-known.log"
 # Results of a part that is skipped must not be summarized from an earlier run.
 [ "${INDEX:-1}" = 1 ] || rm -f "$OUT/timing.txt" "$OUT/instr.txt"
 
@@ -145,6 +154,32 @@ if [ "${IO:-1}" = 1 ] && [ "${ICOUNT:-1}" = 1 ]; then
 		--smp 1 --icount 0 --quiet --env "CLOCK=icount shift=0" \
 		--env "ROUNDS=${ICOUNT_ROUNDS:-10}" --env "RUNTIME=${ICOUNT_RUNTIME:-1}" \
 		--env EXTRA= --env SCAN=0 --env SPARE_PATH=0 ${envs[@]+"${envs[@]}"}
+fi
+
+# The known answer: the module with dm-linear's map() and no end_io (the
+# rest as it is: table, pool, per-bio data size) must measure 1.000 against
+# dm-linear on the instruction clock, or that clock is not measuring the
+# target.  Built from a copy of the sources in $BUILD/known.
+if [ "${IO:-1}" = 1 ] && [ "${ICOUNT:-1}" = 1 ] && [ "${KNOWN:-1}" = 1 ]; then
+	step "known answer on the instruction clock: remap built as dm-linear (about 2 minutes)"
+	known=$PWD/$BUILD/known
+	rm -rf "$known"
+	mkdir -p "$known"
+	cp -r Kbuild common dm-remap dm-remap-mgr "$known/"
+	log=$(mktemp)
+	if patch -s -d "$known" -p1 --no-backup-if-mismatch <test/bench/known-linear.patch >"$log" 2>&1 &&
+	   make -C "/lib/modules/$KVER/build" M="$known" modules >>"$log" 2>&1; then
+		guest "known-answer boot" "$OUT/vm-known" "$OUT/console-known.log" io.json \
+			"$OUT/io-known.json" --smp 1 --icount 0 --quiet \
+			--env "CLOCK=icount shift=0" --env KNOWN=linear --env "KO=$known/dm-remap.ko" \
+			--env ROUNDS=2 --env "RUNTIME=${ICOUNT_RUNTIME:-1}" --env REMAPS=0 \
+			--env EXTRA= --env SCAN=0 --env SPARE_PATH=0
+	else
+		cat "$log"
+		echo "make bench: the known-answer build failed (test/bench/known-linear.patch no longer applies?)" >&2
+		rc=1
+	fi
+	rm -f "$log"
 fi
 
 if [ "${PROFILE:-1}" = 1 ]; then

@@ -13,7 +13,7 @@ for g in $groups; do
 		      libdevmapper-dev pkg-config clang libclang-rt-14-dev python3) ;;
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio dmsetup python3-pytest
 		   fio e2fsprogs util-linux procps xz-utils zstd file) ;;
-	bench) pkgs+=(fio valgrind linux-perf) ;;
+	bench) pkgs+=(fio valgrind linux-perf patch) ;;
 	lint) pkgs+=(sparse linux-source-6.1 perl) ;;
 	*) echo "deps.sh: unknown group $g" >&2; exit 2 ;;
 	esac

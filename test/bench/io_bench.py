@@ -43,6 +43,8 @@ layer, an artefact of this set-up, would carry 10% of the I/O).
 CLOCK (set by bench.sh): "icount shift=N" when QEMU's guest clock counts
 instructions (vm-run --icount) rather than following the host's; recorded
 in io.json, so that the summary keeps the two kinds of boot apart.
+KNOWN (set by bench.sh): "linear" when KO is the known-answer build
+(test/bench/known-linear.patch); recorded in io.json.
 
 PHASE=profile (a boot of its own, with one vCPU): the profile phase instead
 (profile_phase(); PROFILE_ROUNDS (3), PROFILE_RUNTIME (5 s)); writes
@@ -518,6 +520,7 @@ def main():
         "kernel": os.uname().release, "engine": engine, "iodepth": IODEPTH,
         "runtime_s": RUNTIME, "ramp_s": RAMP, "rounds": ROUNDS, "bs": 4096,
         "clock": os.environ.get("CLOCK", "host"),
+        "known": os.environ.get("KNOWN"),
         "main_sectors": MAIN_SECTORS, "dev_id": DEV_ID,
         "spare": f"{SPARE_KIB} KiB: metadata area on brd, data blocks on nullb3",
         "null_blk": f"nr_devices=4 gb={GB} bs=4096 queue_mode=2 irqmode=0 memory_backed=0",

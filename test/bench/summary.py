@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Summary of make bench: reads build/bench/io-<boot>.json (one per I/O
 boot on the host's clock; io.json when run on its own), io-icount.json (the
-boot on the instruction clock) and profile.json (test/bench/io_bench.py)
+boot on the instruction clock), io-known.json (the known-answer boot) and
+profile.json (test/bench/io_bench.py)
 and the index benchmark's timing.txt / instr.txt, prints one table and writes
 build/bench/summary.txt and build/bench/bench.json (summary + raw rounds).
 The rounds of all host-clock boots are pooled: each ratio is still of two
@@ -46,17 +47,17 @@ SAME_IN_EVERY_BOOT = ("engine", "iodepth", "runtime_s", "ramp_s", "null_blk", "k
                       "clock")
 
 
-def load_io(d, icount=False):
+def load_io(d, icount=False, name="io-icount.json"):
     """The I/O results of every host-clock boot (io-<boot>.json; io.json
     alone when run without bench.sh), or with icount those of the
-    instruction-clock boot (io-icount.json), merged: the runs and pool
+    instruction-clock boot (name: io-icount.json, or io-known.json for the
+    known-answer boot), merged: the runs and pool
     checks of all boots, each tagged with its boot number, and the first
     boot's one-off phases; io["per_boot"] keeps each boot's own record.
     None if there are none.  Raises ValueError if the boots did not measure
     the same thing."""
     if icount:
-        numbered = [(1, "io-icount.json")] if os.path.exists(
-            os.path.join(d, "io-icount.json")) else []
+        numbered = [(1, name)] if os.path.exists(os.path.join(d, name)) else []
     else:
         names = sorted((f for f in os.listdir(d) if f.startswith("io-") and f.endswith(".json")
                         and f[3:-5].isdigit()), key=lambda f: int(f[3:-5]))
@@ -268,7 +269,7 @@ def boots_text(io):
     pb = io["per_boot"]
     done = [b["rounds_done"] for b in pb]
     if len(pb) == 1:
-        text = f"{done[0]} interleaved rounds"
+        text = f"{done[0]} interleaved round{'' if done[0] == 1 else 's'}"
     elif len(set(done)) == 1:
         text = f"{done[0]} interleaved rounds in each of {len(pb)} boots"
     else:
@@ -326,7 +327,25 @@ def icount_text(ic, rows):
     return L
 
 
-def render(d, io, rows, idx, when, ic=None, ic_rows=()):
+KNOWN_TOLERANCE = 0.003
+
+
+def known_summary(kn):
+    """The known-answer boot: the module built with dm-linear's map() and
+    no end_io, against dm-linear, on the instruction clock.  Its median
+    ratio must be 1 within KNOWN_TOLERANCE."""
+    if not kn:
+        return None
+    rows = [r for r in io_summary(kn) if r["remaps"] == 0 and r["engine"] == kn["engine"]]
+    out = {"rows": {r["rw"]: {"ratio": r["ratio"]["median"], "aa": r["aa"]["median"]}
+                    for r in rows},
+           "tolerance": KNOWN_TOLERANCE, "boot_ok": bool(kn.get("ok"))}
+    out["pass"] = (out["boot_ok"] and len(rows) == 2 and
+                   all(abs(v["ratio"] - 1) <= KNOWN_TOLERANCE for v in out["rows"].values()))
+    return out
+
+
+def render(d, io, rows, idx, when, ic=None, ic_rows=(), kn=None):
     L = []
     L.append(f"dm-remap benchmark, {when}, host {platform.node()}, guest kernel "
              f"{(io or ic or {}).get('kernel', '?')}")
@@ -393,6 +412,15 @@ def render(d, io, rows, idx, when, ic=None, ic_rows=()):
     if ic:
         L.append("")
         L += icount_text(ic, ic_rows)
+    ks = known_summary(kn)
+    if ks:
+        L.append("known answer on the instruction clock (remap built with dm-linear's map() "
+                 "and no end_io, test/bench/known-linear.patch; expected 1.000 "
+                 f"±{KNOWN_TOLERANCE}): " + ", ".join(
+                     f"{'read' if rw == 'randread' else 'write'} {v['ratio']:.3f} "
+                     f"(A/A {v['aa']:.3f})" for rw, v in sorted(ks["rows"].items()))
+                 + f" -> {'OK' if ks['pass'] else 'FAILED'}"
+                 + ("" if ks["boot_ok"] else " (the boot failed: see console-known.log)"))
     pf = profile_summary(d)
     if pf:
         L.append("")
@@ -444,6 +472,7 @@ def main():
     try:
         io = load_io(d)
         ic = load_io(d, icount=True)
+        kn = load_io(d, icount=True, name="io-known.json")
     except ValueError as e:
         print(f"summary: {e}", file=sys.stderr)
         return 1
@@ -451,7 +480,7 @@ def main():
     ic_rows = io_summary(ic) if ic else []
     idx = index_summary(d)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    text = render(d, io, rows, idx, when, ic, ic_rows)
+    text = render(d, io, rows, idx, when, ic, ic_rows, kn)
     with open(os.path.join(d, "summary.txt"), "w") as f:
         f.write(text)
     with open(os.path.join(d, "bench.json"), "w") as f:
@@ -459,7 +488,8 @@ def main():
                    "scanner": scanner_summary(io) if io else None,
                    "spare_path": spare_path_summary(io, rows) if io else None,
                    "profile": profile_summary(d),
-                   "io_raw": io, "io_icount_summary": ic_rows, "io_icount_raw": ic},
+                   "io_raw": io, "io_icount_summary": ic_rows, "io_icount_raw": ic,
+                   "known_answer": known_summary(kn), "known_raw": kn},
                   f, indent=1)
     print(text, end="")
     missed = [f"host clock {r['remaps']} remaps {r['rw']}" for r in rows
@@ -468,6 +498,9 @@ def main():
                if "pass" in r and not r["pass"]]
     if idx and idx.get("flatness") and not idx["flatness"]["pass"]:
         missed.append("index")
+    ks = known_summary(kn)
+    if ks and not ks["pass"]:
+        missed.append("known answer")
     sc = scanner_summary(io) if io else None
     if sc and not sc["pass"]:
         missed.append("scanner")
