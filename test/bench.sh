@@ -162,7 +162,9 @@ fi
 # target.  Built from a copy of the sources in $BUILD/known.
 if [ "${IO:-1}" = 1 ] && [ "${ICOUNT:-1}" = 1 ] && [ "${KNOWN:-1}" = 1 ]; then
 	step "known answer on the instruction clock: remap built as dm-linear (about 2 minutes)"
-	known=$PWD/$BUILD/known
+	# In the project, as build/mkpool: the guest sees the project's
+	# directory, not the host's /tmp (BUILD may lie anywhere).
+	known=$PWD/build/known
 	rm -rf "$known"
 	mkdir -p "$known"
 	cp -r Kbuild common dm-remap dm-remap-mgr "$known/"
