@@ -11,6 +11,9 @@
 #     and a known-answer boot on that clock: the module built with
 #     test/bench/known-linear.patch (dm-linear's map(), no end_io) must
 #     measure 1.000 against dm-linear;
+#     and a boot on that clock under a QEMU plugin that runs every memory
+#     access through a model of a CPU's caches (test/bench/cachesim.c):
+#     what remap adds in cache misses per I/O, and a modelled ratio;
 #  2. the remap index in user space (test/bench/index-bench.sh), after 3;
 #  3. a perf profile of dm-linear and remap runs in a one-vCPU guest: the
 #     share of the CPU time spent in dm_remap's functions;
@@ -28,7 +31,8 @@
 # rounds, on other disks), ICOUNT (1: the instruction-clock boot, one
 # instruction = 1 ns; 0: none), ICOUNT_ROUNDS (10), ICOUNT_RUNTIME (1 s of
 # guest time per job, at least 0.1), KNOWN (1: the known-answer boot, with
-# ICOUNT=1), PROFILE (1: one more boot, one vCPU, perf profile;
+# ICOUNT=1), CACHE (1: the cache-model boot; CACHE_ROUNDS 6, CACHE_REMAPS
+# "0 100000"), PROFILE (1: one more boot, one vCPU, perf profile;
 # PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s), IO=0 / INDEX=0 skip a part, BUILD
 # (build: where results go when this script is run directly; `make bench`
 # always uses build).
@@ -57,12 +61,20 @@ case ${ICOUNT:-1} in
 0|1) ;;
 *) fail "ICOUNT must be 0 or 1, not '${ICOUNT}'" ;;
 esac
-[ "${IO:-1}" != 1 ] || [ "${BOOTS:-2}" != 0 ] || [ "${ICOUNT:-1}" != 0 ] ||
-	fail "BOOTS=0 and ICOUNT=0 leave no I/O boot (IO=0 skips the I/O part)"
+case ${CACHE:-1} in
+0|1) ;;
+*) fail "CACHE must be 0 or 1, not '${CACHE}'" ;;
+esac
+[ "${IO:-1}" != 1 ] || [ "${BOOTS:-2}" != 0 ] || [ "${ICOUNT:-1}" != 0 ] || [ "${CACHE:-1}" != 0 ] ||
+	fail "BOOTS=0, ICOUNT=0 and CACHE=0 leave no I/O boot (IO=0 skips the I/O part)"
 case ${KNOWN:-1} in
 0|1) ;;
 *) fail "KNOWN must be 0 or 1, not '${KNOWN}'" ;;
 esac
+[[ ${CACHE_ROUNDS:-6} =~ ^[1-9][0-9]?$ ]] ||
+	fail "CACHE_ROUNDS must be a number of rounds from 1 to 99, not '${CACHE_ROUNDS}'"
+[[ ${CACHE_REMAPS:-0 100000} =~ ^[0-9]+( [0-9]+)*$ ]] ||
+	fail "CACHE_REMAPS must be remap counts separated by spaces, not '${CACHE_REMAPS}'"
 [[ ${ICOUNT_ROUNDS:-10} =~ ^[1-9][0-9]?$ ]] ||
 	fail "ICOUNT_ROUNDS must be a number of rounds from 1 to 99, not '${ICOUNT_ROUNDS}'"
 # At least 0.1 s: about 9,000 I/Os per job (fio would take less than 1 ms as no limit).
@@ -85,7 +97,8 @@ rm -f "$log"
 mkdir -p "$OUT"
 rm -f "$OUT"/io*.json "$OUT/profile.json" "$OUT/summary.txt" "$OUT/bench.json" "$OUT"/loadavg.*
 rm -rf "$OUT"/vm-[0-9]* "$OUT"/console-[0-9]*.log "$OUT/vm-icount" "$OUT/console-icount.log" \
-	"$OUT/vm-known" "$OUT/console-known.log"
+	"$OUT/vm-known" "$OUT/console-known.log" "$OUT/vm-cachesim" "$OUT/console-cachesim.log" \
+	"$OUT/cachesim.json" "$OUT/cachesim.txt" "$OUT/vm-cachesim.txt"
 # Results of a part that is skipped must not be summarized from an earlier run.
 [ "${INDEX:-1}" = 1 ] || rm -f "$OUT/timing.txt" "$OUT/instr.txt"
 
@@ -182,6 +195,33 @@ if [ "${IO:-1}" = 1 ] && [ "${ICOUNT:-1}" = 1 ] && [ "${KNOWN:-1}" = 1 ]; then
 		rc=1
 	fi
 	rm -f "$log"
+fi
+
+# The cache model: the same devices, each alone, on the instruction clock
+# under test/bench/cachesim.c, which runs every code fetch and data access
+# through L1/L2/L3 caches.  What the instruction clock leaves out (the
+# misses the target adds, the filter's and the slots' among them) is
+# counted there.
+if [ "${IO:-1}" = 1 ] && [ "${CACHE:-1}" = 1 ]; then
+	step "cache model: every memory access through modelled caches (QEMU plugin, about 25 minutes)"
+	plugin=$PWD/build/bench/cachesim.so
+	mkdir -p "$(dirname "$plugin")"
+	if gcc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden \
+		-o "$plugin" test/bench/cachesim.c; then
+		dir=$(mkdir -p "$OUT/vm-cachesim" && cd "$OUT/vm-cachesim" && pwd)
+		pass_env IODEPTH ENGINE MAIN_GB REPLACE
+		# guest() empties its directory: the plugin's file goes beside it.
+		guest "cache-model boot" "$dir" "$OUT/console-cachesim.log" cachesim.json \
+			"$OUT/cachesim.json" --smp 1 --icount 0 --quiet \
+			--plugin "$plugin,out=$dir.txt" --env "CLOCK=icount shift=0" \
+			--env PHASE=cachesim --env "CS_ROUNDS=${CACHE_ROUNDS:-6}" \
+			--env "REMAPS=${CACHE_REMAPS:-0 100000}" \
+			${envs[@]+"${envs[@]}"}
+		[ -s "$dir.txt" ] && mv "$dir.txt" "$OUT/cachesim.txt"
+	else
+		echo "make bench: the cache-model plugin did not build" >&2
+		rc=1
+	fi
 fi
 
 if [ "${PROFILE:-1}" = 1 ]; then

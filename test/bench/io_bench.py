@@ -49,6 +49,11 @@ KNOWN (set by bench.sh): "linear" when KO is the known-answer build
 PHASE=profile (a boot of its own, with one vCPU): the profile phase instead
 (profile_phase(); PROFILE_ROUNDS (3), PROFILE_RUNTIME (5 s)); writes
 $VM_OUT/profile.json.
+
+PHASE=cachesim (a boot of its own, one vCPU, on the instruction clock, under
+the QEMU plugin of test/bench/cachesim.c): each device alone between the
+plugin's markers (cachesim_main(); CS_ROUNDS (6), CS_SHORT (0.1 s), CS_LONG
+(0.4 s)); writes $VM_OUT/cachesim.json.
 """
 import itertools
 import json
@@ -495,10 +500,87 @@ def profile_main():
     return 0 if result["ok"] else 1
 
 
+class Marker:
+    """Runs the instruction test/bench/cachesim.c's plugin snapshots its
+    counters at (nopl 0x4b52414d(%rax)); counts how often it ran."""
+
+    def __init__(self):
+        import ctypes
+        self.buf = mmap.mmap(-1, mmap.PAGESIZE,
+                             prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self.buf.write(bytes([0x0f, 0x1f, 0x80, 0x4d, 0x41, 0x52, 0x4b, 0xc3]))   # ...; ret
+        self.fn = ctypes.CFUNCTYPE(None)(ctypes.addressof(ctypes.c_char.from_buffer(self.buf)))
+        self.seq = 0
+
+    def __call__(self):
+        self.fn()
+        self.seq += 1
+        return self.seq - 1
+
+
+def fio_alone(engine, rw, cfg, runtime):
+    """One fio run of one device, no ramp, no trailing job; its I/Os."""
+    res = json.loads(run(*fio_args(engine, rw, runtime, 0), f"--name={cfg}",
+                         f"--filename=/dev/mapper/{DEVICES[cfg]}"))
+    job = res["jobs"][0]
+    if job["error"]:
+        raise RuntimeError(f"fio job {cfg} failed: error {job['error']}")
+    return job["read" if rw == "randread" else "write"]["total_ios"]
+
+
+WARM_S = 0.02
+
+
+def cachesim_main():
+    """The cache-model boot (PHASE=cachesim, under test/bench/cachesim.c):
+    each device alone, for CS_SHORT and CS_LONG seconds of guest time, each
+    run between two markers; the host takes the difference of the two runs
+    (fio's start and end cancel out) per I/O.  Writes $VM_OUT/cachesim.json."""
+    short = float(os.environ.get("CS_SHORT", "0.1"))
+    long_ = float(os.environ.get("CS_LONG", "0.4"))
+    rounds = int(os.environ.get("CS_ROUNDS", "6"))
+    setup()
+    engine = pick_engine()
+    mark = Marker()
+    perms = list(itertools.permutations(CONFIGS))
+    result = {"kernel": os.uname().release, "engine": engine, "iodepth": IODEPTH,
+              "clock": os.environ.get("CLOCK", "host"), "rounds": rounds,
+              "runtimes_s": [short, long_], "main_gb": GB, "validation": [], "runs": []}
+    ok = True
+    for n in REMAPS:
+        v = load_pool(n)
+        result["validation"].append(v)
+        ok = ok and v["ok"]
+        for rnd in range(rounds):
+            if REPLACE and rnd:
+                replace_devices(rnd)
+            for rw in ["randread", "randwrite"]:
+                for cfg in perms[(rnd + (rw == "randwrite") * 3) % len(perms)]:
+                    # Unmeasured: the caches warm up on this device first.
+                    fio_alone(engine, rw, cfg, WARM_S)
+                    m = mark()
+                    for t in (short, long_):
+                        ios = fio_alone(engine, rw, cfg, t)
+                        result["runs"].append({"remaps": n, "round": rnd, "rw": rw, "cfg": cfg,
+                                               "runtime_s": t, "ios": ios, "marks": [m, mark()]})
+                        m = result["runs"][-1]["marks"][1]
+                log(f"cache model {n:>6} remaps round {rnd + 1}/{rounds} {rw}: done")
+        if REPLACE and rounds > 1:
+            replace_devices(0)
+    detach_pool()
+    result["ok"] = ok
+    with open(os.path.join(OUT, "cachesim.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    log("cache model done" if ok else "cache model FAILED")
+    return 0 if ok else 1
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     if os.environ.get("PHASE") == "profile":
         return profile_main()
+    if os.environ.get("PHASE") == "cachesim":
+        return cachesim_main()
     kmsg_start = len(run("dmesg").splitlines())
     taint0 = int(open("/proc/sys/kernel/tainted").read())
     setup()

@@ -327,6 +327,139 @@ def icount_text(ic, rows):
     return L
 
 
+# The cache model's cost of a data access that misses a level, in cycles
+# (an L1 miss served by L2, then what L3 and memory add), charged in full:
+# an out-of-order core hides part of it.  The cycles of the rest are
+# instructions / IPC, for two IPCs: at 2 the misses weigh more.
+CS_PENALTY = {"l1d_miss": 14, "l2_miss": 36, "l3_miss": 250}
+CS_IPC = (2, 1)
+CS_COUNTERS = ("insns", "l1i_miss", "l1d_acc", "l1d_miss", "l2_miss", "l3_miss")
+CONFIGS_CS = ("remap", "lin_a", "lin_b")
+
+
+def load_cachesim(d):
+    """The cache-model boot: cachesim.json (what the guest ran between which
+    markers) and cachesim.txt (the plugin's totals at each marker).  Per
+    device and round, the per-I/O counts of the long run minus the short
+    one (fio's start and end cancel out).  None if there is no such boot."""
+    try:
+        with open(os.path.join(d, "cachesim.json")) as f:
+            cs = json.load(f)
+        marks, config = {}, ""
+        with open(os.path.join(d, "cachesim.txt")) as f:
+            for ln in f:
+                w = ln.split()
+                if w and w[0] == "mark":
+                    marks[int(w[1])] = {w[i]: int(w[i + 1]) for i in range(2, len(w) - 1, 2)}
+                elif w and w[0] == "config":
+                    config = " ".join(w[1:])
+    except (OSError, ValueError) as e:
+        if os.path.exists(os.path.join(d, "cachesim.json")):
+            print(f"summary: the cache-model results are unreadable ({e}): left out",
+                  file=sys.stderr)
+        return None
+    short, long_ = cs["runtimes_s"]
+    runs = {(r["remaps"], r["round"], r["rw"], r["cfg"], r["runtime_s"]): r for r in cs["runs"]}
+    per = {}
+    for (n, rnd, rw, cfg, t), r in runs.items():
+        s = runs.get((n, rnd, rw, cfg, short))
+        if t != long_ or not s or any(m not in marks for m in r["marks"] + s["marks"]):
+            continue
+        dios = r["ios"] - s["ios"]
+        if dios <= 0:
+            continue
+
+        def delta(x, k):
+            return marks[x["marks"][1]][k] - marks[x["marks"][0]][k]
+        per.setdefault(f"{n} {rw}", {}).setdefault(cfg, []).append(
+            {k: (delta(r, k) - delta(s, k)) / dios for k in CS_COUNTERS})
+    cs["per_io"] = per
+    cs["config"] = config
+    return cs
+
+
+def cs_cycles(c, ipc):
+    return c["insns"] / ipc + sum(c[k] * p for k, p in CS_PENALTY.items())
+
+
+def cachesim_summary(cs):
+    """Per remap count and direction: each device's median per-I/O counts
+    over the rounds (the cache sets a device's structures fall in change
+    with every re-creation, and with them its misses: the median is the
+    typical placement), the instruction ratio, the ratio of code lines
+    fetched, the data misses remap adds, and the modelled ratios."""
+    if not cs:
+        return None
+    rows = []
+    for key, devs in cs["per_io"].items():
+        n, rw = key.split()
+        if not all(devs.get(c) for c in CONFIGS_CS):
+            continue
+        med = {c: {k: statistics.median(x[k] for x in devs[c]) for k in CS_COUNTERS}
+               for c in CONFIGS_CS}
+        a, b, r = med["lin_a"], med["lin_b"], med["remap"]
+        rows.append({
+            "remaps": int(n), "rw": rw, "rounds": min(len(devs[c]) for c in CONFIGS_CS),
+            "per_io": med, "insn_ratio": a["insns"] / r["insns"],
+            "insn_aa": b["insns"] / a["insns"],
+            "fetch_ratio": a["l1i_miss"] / r["l1i_miss"] if r["l1i_miss"] else None,
+            "extra": {k: r[k] - a[k] for k in CS_COUNTERS},
+            "extra_aa": {k: b[k] - a[k] for k in CS_COUNTERS},
+            "model": {str(ipc): cs_cycles(a, ipc) / cs_cycles(r, ipc) for ipc in CS_IPC},
+            "model_aa": {str(ipc): cs_cycles(b, ipc) / cs_cycles(a, ipc) for ipc in CS_IPC}})
+    rows.sort(key=lambda x: (x["remaps"], x["rw"]))
+    # What remaps add to remap's own misses: the filter word and the slot
+    # probes, which the instruction clock prices as one instruction each.
+    growth = {}
+    for r in rows:
+        z = next((x for x in rows if x["remaps"] == 0 and x["rw"] == r["rw"]), None)
+        if r["remaps"] and z:
+            d = {k: r["per_io"]["remap"][k] - z["per_io"]["remap"][k]
+                 for k in ("l1d_miss", "l2_miss", "l3_miss")}
+            cyc = sum(d[k] * p for k, p in CS_PENALTY.items())
+            growth[f"{r['remaps']} {r['rw']}"] = {
+                "misses": d, "cycles": cyc,
+                "share": {str(ipc): cyc / cs_cycles(r["per_io"]["lin_a"], ipc) for ipc in CS_IPC}}
+    return {"rows": rows, "growth": growth, "config": cs.get("config"), "ok": bool(cs.get("ok")),
+            "ipc": CS_IPC, "penalty": CS_PENALTY}
+
+
+def cachesim_text(cm):
+    L = ["cache model (QEMU plugin test/bench/cachesim.c, instruction clock, one vCPU: every code "
+         f"fetch and data access through caches {cm['config']}; each device alone; per I/O, "
+         "each device's median over rounds):"]
+    L.append("  modelled cycles = instructions / IPC + data misses at full latency ("
+             + ", ".join(f"{k} {v}" for k, v in cm["penalty"].items())
+             + " cycles, no overlap); ratio = dm-linear / remap (A/A: linear A / linear B)")
+    ipcs = cm["ipc"]
+    L.append(f"  {'remaps':>6} {'rw':<5} {'instr/I/O':>9} {'instr':>6} {'fetch':>6}"
+             f"   remap adds per I/O: {'L1d':>5} {'L2':>5} {'L3':>5} (A/A {'L1d':>5} {'L2':>5} {'L3':>5})"
+             + "".join(f"   IPC {i}: ratio (A/A)" for i in ipcs))
+    for r in cm["rows"]:
+        rw = "read" if r["rw"] == "randread" else "write"
+        e, ea = r["extra"], r["extra_aa"]
+        L.append(f"  {r['remaps']:>6} {rw:<5} {r['per_io']['lin_a']['insns']:>9.0f} "
+                 f"{r['insn_ratio']:>6.3f} "
+                 + (f"{r['fetch_ratio']:>6.3f}" if r["fetch_ratio"] else f"{'-':>6}")
+                 + f"   {'':>19} {e['l1d_miss']:>+5.1f} {e['l2_miss']:>+5.1f} {e['l3_miss']:>+5.1f}"
+                 f" (    {ea['l1d_miss']:>+5.1f} {ea['l2_miss']:>+5.1f} {ea['l3_miss']:>+5.1f})"
+                 + "".join(f"   {'':>6} {r['model'][str(i)]:.3f} ({r['model_aa'][str(i)]:.3f})"
+                           for i in ipcs))
+    for k, g in cm["growth"].items():
+        n, rw = k.split()
+        m = g["misses"]
+        L.append(f"  {int(n):,} remaps over 0, remap's own {'reads' if rw == 'randread' else 'writes'}: "
+                 f"{m['l1d_miss']:+.1f} L1d, {m['l2_miss']:+.2f} L2, {m['l3_miss']:+.2f} L3 misses "
+                 f"per I/O = {g['cycles']:+.0f} cycles, "
+                 + ", ".join(f"{100 * g['share'][str(i)]:+.2f}% of a dm-linear I/O at IPC {i}"
+                             for i in ipcs))
+    L.append("  instr: instruction ratio (as on the instruction clock); fetch: ratio of code lines "
+             "fetched from L2; the model leaves out TLBs, prefetching and other cores, and gives "
+             "no verdict: the misses it counts are what the instruction clock leaves out"
+             + ("" if cm["ok"] else "; the boot FAILED: see console-cachesim.log"))
+    return L
+
+
 KNOWN_TOLERANCE = 0.003
 
 
@@ -345,7 +478,7 @@ def known_summary(kn):
     return out
 
 
-def render(d, io, rows, idx, when, ic=None, ic_rows=(), kn=None):
+def render(d, io, rows, idx, when, ic=None, ic_rows=(), kn=None, cm=None):
     L = []
     L.append(f"dm-remap benchmark, {when}, host {platform.node()}, guest kernel "
              f"{(io or ic or {}).get('kernel', '?')}")
@@ -421,6 +554,9 @@ def render(d, io, rows, idx, when, ic=None, ic_rows=(), kn=None):
                      f"(A/A {v['aa']:.3f})" for rw, v in sorted(ks["rows"].items()))
                  + f" -> {'OK' if ks['pass'] else 'FAILED'}"
                  + ("" if ks["boot_ok"] else " (the boot failed: see console-known.log)"))
+    if cm:
+        L.append("")
+        L += cachesim_text(cm)
     pf = profile_summary(d)
     if pf:
         L.append("")
@@ -480,7 +616,9 @@ def main():
     ic_rows = io_summary(ic) if ic else []
     idx = index_summary(d)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    text = render(d, io, rows, idx, when, ic, ic_rows, kn)
+    cs = load_cachesim(d)
+    cm = cachesim_summary(cs)
+    text = render(d, io, rows, idx, when, ic, ic_rows, kn, cm)
     with open(os.path.join(d, "summary.txt"), "w") as f:
         f.write(text)
     with open(os.path.join(d, "bench.json"), "w") as f:
@@ -489,7 +627,8 @@ def main():
                    "spare_path": spare_path_summary(io, rows) if io else None,
                    "profile": profile_summary(d),
                    "io_raw": io, "io_icount_summary": ic_rows, "io_icount_raw": ic,
-                   "known_answer": known_summary(kn), "known_raw": kn},
+                   "known_answer": known_summary(kn), "known_raw": kn,
+                   "cache_model": cm, "cache_model_raw": cs},
                   f, indent=1)
     print(text, end="")
     missed = [f"host clock {r['remaps']} remaps {r['rw']}" for r in rows

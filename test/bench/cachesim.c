@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * cachesim - a QEMU TCG plugin that runs every instruction fetch and every
+ * data access of a one-vCPU guest through a model of a CPU's caches, for
+ * make bench's cache-model boot (Documentation/benchmarks.md).
+ *
+ *   qemu-system-x86_64 ... -plugin build/bench/cachesim.so,out=FILE
+ *
+ * Model: 64-byte lines, true LRU in each set; L1i and L1d private, L2 and L3
+ * unified; an access that misses a level is looked up in the next one and
+ * then fills every level it missed.  Sizes (KiB) and ways are options:
+ * l1i=32,8 l1d=48,12 l2=1024,16 l3=32768,16 (a Zen 4/5 core with the whole
+ * L3 to itself).  Data lines are keyed by guest physical address,
+ * instruction lines by the host address of the translated guest code
+ * (unique per guest page), so the two never alias.  Not modelled: TLBs,
+ * prefetchers, other cores, the time an access takes.
+ *
+ * Counting starts at once.  Whenever the guest runs the marker instruction
+ * (nopl 0x4b52414d(%rax): 0f 1f 80 4d 41 52 4b, a 7-byte no-op no compiler
+ * emits with that displacement), one line of running totals is appended to
+ * FILE:
+ *
+ *   mark SEQ insns I l1i_miss A l1d_acc B l1d_miss C l2_miss D l3_miss E
+ *
+ * SEQ counts markers from 0; the guest keeps its own count to pair them
+ * with what it ran in between.  The QEMU ABI used is plugin API version 1
+ * (QEMU 7.2); its declarations are below, as the API documents them.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- QEMU plugin API, version 1 (declarations only) ---- */
+#define PLUGIN_EXPORT __attribute__((visibility("default")))
+
+typedef uint64_t qemu_plugin_id_t;
+typedef uint32_t qemu_plugin_meminfo_t;
+struct qemu_plugin_tb;
+struct qemu_plugin_insn;
+struct qemu_plugin_hwaddr;
+
+typedef struct {
+	const char *target_name;
+	struct {
+		int min;
+		int cur;
+	} version;
+	bool system_emulation;
+	union {
+		struct {
+			int smp_vcpus;
+			int max_vcpus;
+		} system;
+	};
+} qemu_info_t;
+
+enum plugin_cb_flags { CB_NO_REGS };
+enum plugin_mem_rw { MEM_R = 1, MEM_W, MEM_RW };
+enum plugin_op { INLINE_ADD_U64 };
+
+typedef void (*tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
+typedef void (*vcpu_udata_cb_t)(unsigned int vcpu, void *udata);
+typedef void (*vcpu_mem_cb_t)(unsigned int vcpu, qemu_plugin_meminfo_t info,
+			      uint64_t vaddr, void *udata);
+typedef void (*udata_cb_t)(qemu_plugin_id_t id, void *udata);
+
+void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, tb_trans_cb_t cb);
+void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, vcpu_udata_cb_t cb,
+					  enum plugin_cb_flags flags, void *udata);
+void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum plugin_op op,
+					      void *ptr, uint64_t imm);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, vcpu_udata_cb_t cb,
+					    enum plugin_cb_flags flags, void *udata);
+void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, vcpu_mem_cb_t cb,
+				      enum plugin_cb_flags flags, enum plugin_mem_rw rw,
+				      void *udata);
+void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, udata_cb_t cb, void *udata);
+size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
+const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
+size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
+void *qemu_plugin_insn_haddr(const struct qemu_plugin_insn *insn);
+unsigned int qemu_plugin_mem_size_shift(qemu_plugin_meminfo_t info);
+struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t info, uint64_t vaddr);
+bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *haddr);
+uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *haddr);
+
+PLUGIN_EXPORT int qemu_plugin_version = 1;
+
+/* ---- The model ---- */
+#define LINE_SHIFT	6
+#define TB_MAX_LINES	64
+
+struct cache {
+	const char *name;
+	unsigned int sets, ways;
+	uint64_t *tag;		/* sets * ways; line + 1, 0 = empty */
+	uint64_t *used;		/* sets * ways; last use, for LRU */
+	uint64_t clock;
+	uint64_t miss;
+	struct cache *next;	/* NULL: memory */
+};
+
+static struct cache l1i = { .name = "l1i" }, l1d = { .name = "l1d" };
+static struct cache l2 = { .name = "l2" }, l3 = { .name = "l3" };
+static uint64_t insns, l1d_acc;
+static uint64_t seq;
+static FILE *out;
+
+static const uint8_t marker[7] = { 0x0f, 0x1f, 0x80, 0x4d, 0x41, 0x52, 0x4b };
+
+struct tb_lines {
+	unsigned int n;
+	uint64_t line[];
+};
+
+static int cache_init(struct cache *c, unsigned long kib, unsigned int ways,
+		      struct cache *next)
+{
+	unsigned long lines = (kib << 10) >> LINE_SHIFT;
+
+	if (!ways || !lines || lines % ways)
+		return -1;
+	c->sets = lines / ways;
+	c->ways = ways;
+	c->tag = calloc(lines, sizeof(*c->tag));
+	c->used = calloc(lines, sizeof(*c->used));
+	c->next = next;
+	return c->tag && c->used ? 0 : -1;
+}
+
+/* Look line up in c; on a miss go on to the next level, then fill c. */
+static void cache_access(struct cache *c, uint64_t line)
+{
+	uint64_t *tag = c->tag + (line % c->sets) * c->ways;
+	uint64_t *used = c->used + (line % c->sets) * c->ways;
+	unsigned int i, victim = 0;
+
+	c->clock++;
+	for (i = 0; i < c->ways; i++) {
+		if (tag[i] == line + 1) {
+			used[i] = c->clock;
+			return;
+		}
+		if (used[i] < used[victim])
+			victim = i;
+	}
+	c->miss++;
+	if (c->next)
+		cache_access(c->next, line);
+	tag[victim] = line + 1;
+	used[victim] = c->clock;
+}
+
+static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
+		       uint64_t vaddr, void *udata)
+{
+	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+	uint64_t pa, first, last;
+
+	(void)vcpu;
+	(void)udata;
+	if (!hw || qemu_plugin_hwaddr_is_io(hw))
+		return;
+	pa = qemu_plugin_hwaddr_phys_addr(hw);
+	first = pa >> LINE_SHIFT;
+	last = (pa + (1u << qemu_plugin_mem_size_shift(info)) - 1) >> LINE_SHIFT;
+	for (; first <= last; first++) {
+		l1d_acc++;
+		cache_access(&l1d, first);
+	}
+}
+
+static void tb_fetch(unsigned int vcpu, void *udata)
+{
+	const struct tb_lines *t = udata;
+	unsigned int i;
+
+	(void)vcpu;
+	for (i = 0; i < t->n; i++)
+		cache_access(&l1i, t->line[i]);
+}
+
+static void mark(unsigned int vcpu, void *udata)
+{
+	(void)vcpu;
+	(void)udata;
+	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu\n",
+		(unsigned long long)seq++, (unsigned long long)insns,
+		(unsigned long long)l1i.miss, (unsigned long long)l1d_acc,
+		(unsigned long long)l1d.miss, (unsigned long long)l2.miss,
+		(unsigned long long)l3.miss);
+	fflush(out);
+}
+
+static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+	size_t n = qemu_plugin_tb_n_insns(tb), i;
+	uint64_t lines[TB_MAX_LINES];
+	unsigned int nl = 0;
+	struct tb_lines *t;
+
+	(void)id;
+	for (i = 0; i < n; i++) {
+		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+		size_t size = qemu_plugin_insn_size(insn);
+		uint64_t a = (uint64_t)(uintptr_t)qemu_plugin_insn_haddr(insn);
+		uint64_t l;
+
+		/* The TB's code lines, in order, each once (a TB is one run of code). */
+		for (l = a >> LINE_SHIFT; a && l <= (a + size - 1) >> LINE_SHIFT; l++)
+			if ((!nl || lines[nl - 1] != l) && nl < TB_MAX_LINES)
+				lines[nl++] = l;
+		qemu_plugin_register_vcpu_mem_cb(insn, mem_access, CB_NO_REGS, MEM_RW, NULL);
+		if (size == sizeof(marker) &&
+		    !memcmp(qemu_plugin_insn_data(insn), marker, sizeof(marker)))
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, mark, CB_NO_REGS, NULL);
+	}
+	/* Kept as long as the translation may run: QEMU does not say when it ends. */
+	t = malloc(sizeof(*t) + nl * sizeof(uint64_t));
+	if (!t)
+		abort();
+	t->n = nl;
+	memcpy(t->line, lines, nl * sizeof(uint64_t));
+	qemu_plugin_register_vcpu_tb_exec_inline(tb, INLINE_ADD_U64, &insns, n);
+	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_fetch, CB_NO_REGS, t);
+}
+
+static void at_exit(qemu_plugin_id_t id, void *udata)
+{
+	(void)id;
+	(void)udata;
+	mark(0, NULL);
+	fclose(out);
+}
+
+/* "NAME=KIB,WAYS" into kib and ways; 0 if arg is not about NAME. */
+static int size_opt(const char *arg, const char *name, unsigned long *kib, unsigned int *ways)
+{
+	size_t len = strlen(name);
+	char *end;
+
+	if (strncmp(arg, name, len) || arg[len] != '=')
+		return 0;
+	*kib = strtoul(arg + len + 1, &end, 10);
+	if (*end != ',')
+		return -1;
+	*ways = (unsigned int)strtoul(end + 1, &end, 10);
+	return *end ? -1 : 1;
+}
+
+PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
+				      int argc, char **argv)
+{
+	unsigned long kib[4] = { 32, 48, 1024, 32768 };
+	unsigned int ways[4] = { 8, 12, 16, 16 };
+	static const char * const names[4] = { "l1i", "l1d", "l2", "l3" };
+	const char *path = NULL;
+	int i, j;
+
+	if (!info->system_emulation || info->system.smp_vcpus != 1) {
+		fprintf(stderr, "cachesim: needs system emulation with one vCPU\n");
+		return -1;
+	}
+	for (i = 0; i < argc; i++) {
+		int r = 0;
+
+		if (!strncmp(argv[i], "out=", 4)) {
+			path = argv[i] + 4;
+			continue;
+		}
+		for (j = 0; j < 4 && !r; j++)
+			r = size_opt(argv[i], names[j], &kib[j], &ways[j]);
+		if (r != 1) {
+			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, l1i|l1d|l2|l3=KIB,WAYS)\n",
+				argv[i]);
+			return -1;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "cachesim: out=FILE is required\n");
+		return -1;
+	}
+	if (cache_init(&l3, kib[3], ways[3], NULL) || cache_init(&l2, kib[2], ways[2], &l3) ||
+	    cache_init(&l1d, kib[1], ways[1], &l2) || cache_init(&l1i, kib[0], ways[0], &l2)) {
+		fprintf(stderr, "cachesim: bad cache geometry\n");
+		return -1;
+	}
+	out = fopen(path, "w");
+	if (!out) {
+		perror(path);
+		return -1;
+	}
+	fprintf(out, "config l1i %lu,%u l1d %lu,%u l2 %lu,%u l3 %lu,%u line 64\n",
+		kib[0], ways[0], kib[1], ways[1], kib[2], ways[2], kib[3], ways[3]);
+	fflush(out);
+	qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
+	qemu_plugin_register_atexit_cb(id, at_exit, NULL);
+	return 0;
+}
