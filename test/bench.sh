@@ -118,7 +118,7 @@ guest() {
 	shift 5
 	rm -rf "$dir"
 	mkdir -p "$dir"
-	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${BENCH_TIMEOUT:-2400}" \
+	test/vm/vm-run --kver "$KVER" --mem 2048 --timeout "${guest_timeout:-${BENCH_TIMEOUT:-2400}}" \
 		--out "$dir" --console "$console" --env "MKPOOL=$PWD/build/mkpool" "$@" \
 		-- /usr/bin/python3 test/bench/io_bench.py
 	r=$?
@@ -210,8 +210,11 @@ if [ "${IO:-1}" = 1 ] && [ "${CACHE:-1}" = 1 ]; then
 		-o "$plugin" test/bench/cachesim.c; then
 		dir=$(mkdir -p "$OUT/vm-cachesim" && cd "$OUT/vm-cachesim" && pwd)
 		pass_env IODEPTH ENGINE MAIN_GB REPLACE
-		# guest() empties its directory: the plugin's file goes beside it.
-		guest "cache-model boot" "$dir" "$OUT/console-cachesim.log" cachesim.json \
+		# About 4 minutes a round of two counts; guest() empties its
+		# directory: the plugin's file goes beside it.
+		ncounts=$(wc -w <<<"${CACHE_REMAPS:-0 100000}")
+		guest_timeout=${BENCH_TIMEOUT:-$((900 + ${CACHE_ROUNDS:-6} * ncounts * 200))} \
+			guest "cache-model boot" "$dir" "$OUT/console-cachesim.log" cachesim.json \
 			"$OUT/cachesim.json" --smp 1 --icount 0 --quiet \
 			--plugin "$plugin,out=$dir.txt" --env "CLOCK=icount shift=0" \
 			--env PHASE=cachesim --env "CS_ROUNDS=${CACHE_ROUNDS:-6}" \

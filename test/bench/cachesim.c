@@ -8,12 +8,17 @@
  *
  * Model: 64-byte lines, true LRU in each set; L1i and L1d private, L2 and L3
  * unified; an access that misses a level is looked up in the next one and
- * then fills every level it missed.  Sizes (KiB) and ways are options:
- * l1i=32,8 l1d=48,12 l2=1024,16 l3=32768,16 (a Zen 4/5 core with the whole
- * L3 to itself).  Data lines are keyed by guest physical address,
- * instruction lines by the host address of the translated guest code
- * (unique per guest page), so the two never alias.  Not modelled: TLBs,
- * prefetchers, other cores, the time an access takes.
+ * then fills every level it missed (Zen's L3 is a victim cache; here it is
+ * filled like the others).  Sizes (KiB) and ways are options, KIB:WAYS
+ * (QEMU splits plugin options at commas): l1i=32:8 l1d=48:12 l2=1024:16
+ * l3=32768:16, a Zen 5 core with the whole L3 to itself.  Data lines are
+ * keyed by guest physical address (an access that crosses a page takes the
+ * first page's), code lines by the host address of the guest's code, so
+ * the two never share a line.  L2 and L3 misses are counted apart for code
+ * and data.  Not modelled: TLBs, prefetchers, other cores, the time an
+ * access takes.  Known over-count: under -icount an MMIO access re-runs
+ * the rest of its translation block, counting its instructions and code
+ * lines twice (the I/O path measured here does no MMIO).
  *
  * Counting starts at once.  Whenever the guest runs the marker instruction
  * (nopl 0x4b52414d(%rax): 0f 1f 80 4d 41 52 4b, a 7-byte no-op no compiler
@@ -21,6 +26,9 @@
  * FILE:
  *
  *   mark SEQ insns I l1i_miss A l1d_acc B l1d_miss C l2_miss D l3_miss E
+ *        l2i_miss F l3i_miss G
+ *
+ * (l2_miss and l3_miss: data accesses; l2i_miss and l3i_miss: code.)
  *
  * SEQ counts markers from 0; the guest keeps its own count to pair them
  * with what it ran in between.  The QEMU ABI used is plugin API version 1
@@ -92,7 +100,10 @@ PLUGIN_EXPORT int qemu_plugin_version = 1;
 
 /* ---- The model ---- */
 #define LINE_SHIFT	6
-#define TB_MAX_LINES	64
+/* A translation block ends before 4 KiB of code: at most 66 lines. */
+#define TB_MAX_LINES	72
+#define CODE		0
+#define DATA		1
 
 struct cache {
 	const char *name;
@@ -100,7 +111,7 @@ struct cache {
 	uint64_t *tag;		/* sets * ways; line + 1, 0 = empty */
 	uint64_t *used;		/* sets * ways; last use, for LRU */
 	uint64_t clock;
-	uint64_t miss;
+	uint64_t miss[2];	/* [CODE], [DATA] */
 	struct cache *next;	/* NULL: memory */
 };
 
@@ -112,10 +123,43 @@ static FILE *out;
 
 static const uint8_t marker[7] = { 0x0f, 0x1f, 0x80, 0x4d, 0x41, 0x52, 0x4b };
 
+/*
+ * The code lines of a translation block.  QEMU does not say when a
+ * translation is dropped, and code is translated again and again (every
+ * new process), so equal lists are shared: a hash set of them, never freed,
+ * as big as the distinct code run.
+ */
 struct tb_lines {
+	struct tb_lines *chain;
+	uint64_t hash;
 	unsigned int n;
 	uint64_t line[];
 };
+
+#define LINES_HASH	(1u << 16)
+static struct tb_lines *lines_set[LINES_HASH];
+
+static struct tb_lines *lines_intern(const uint64_t *line, unsigned int n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	struct tb_lines *t;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ line[i]) * 0x100000001b3ull;
+	for (t = lines_set[h % LINES_HASH]; t; t = t->chain)
+		if (t->hash == h && t->n == n && !memcmp(t->line, line, n * sizeof(*line)))
+			return t;
+	t = malloc(sizeof(*t) + n * sizeof(*line));
+	if (!t)
+		abort();
+	t->hash = h;
+	t->n = n;
+	memcpy(t->line, line, n * sizeof(*line));
+	t->chain = lines_set[h % LINES_HASH];
+	lines_set[h % LINES_HASH] = t;
+	return t;
+}
 
 static int cache_init(struct cache *c, unsigned long kib, unsigned int ways,
 		      struct cache *next)
@@ -133,7 +177,7 @@ static int cache_init(struct cache *c, unsigned long kib, unsigned int ways,
 }
 
 /* Look line up in c; on a miss go on to the next level, then fill c. */
-static void cache_access(struct cache *c, uint64_t line)
+static void cache_access(struct cache *c, uint64_t line, int kind)
 {
 	uint64_t *tag = c->tag + (line % c->sets) * c->ways;
 	uint64_t *used = c->used + (line % c->sets) * c->ways;
@@ -148,9 +192,9 @@ static void cache_access(struct cache *c, uint64_t line)
 		if (used[i] < used[victim])
 			victim = i;
 	}
-	c->miss++;
+	c->miss[kind]++;
 	if (c->next)
-		cache_access(c->next, line);
+		cache_access(c->next, line, kind);
 	tag[victim] = line + 1;
 	used[victim] = c->clock;
 }
@@ -170,7 +214,7 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
 	last = (pa + (1u << qemu_plugin_mem_size_shift(info)) - 1) >> LINE_SHIFT;
 	for (; first <= last; first++) {
 		l1d_acc++;
-		cache_access(&l1d, first);
+		cache_access(&l1d, first, DATA);
 	}
 }
 
@@ -181,18 +225,19 @@ static void tb_fetch(unsigned int vcpu, void *udata)
 
 	(void)vcpu;
 	for (i = 0; i < t->n; i++)
-		cache_access(&l1i, t->line[i]);
+		cache_access(&l1i, t->line[i], CODE);
 }
 
 static void mark(unsigned int vcpu, void *udata)
 {
 	(void)vcpu;
 	(void)udata;
-	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu\n",
+	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu l2i_miss %llu l3i_miss %llu\n",
 		(unsigned long long)seq++, (unsigned long long)insns,
-		(unsigned long long)l1i.miss, (unsigned long long)l1d_acc,
-		(unsigned long long)l1d.miss, (unsigned long long)l2.miss,
-		(unsigned long long)l3.miss);
+		(unsigned long long)l1i.miss[CODE], (unsigned long long)l1d_acc,
+		(unsigned long long)l1d.miss[DATA], (unsigned long long)l2.miss[DATA],
+		(unsigned long long)l3.miss[DATA], (unsigned long long)l2.miss[CODE],
+		(unsigned long long)l3.miss[CODE]);
 	fflush(out);
 }
 
@@ -201,7 +246,6 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	size_t n = qemu_plugin_tb_n_insns(tb), i;
 	uint64_t lines[TB_MAX_LINES];
 	unsigned int nl = 0;
-	struct tb_lines *t;
 
 	(void)id;
 	for (i = 0; i < n; i++) {
@@ -219,14 +263,8 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		    !memcmp(qemu_plugin_insn_data(insn), marker, sizeof(marker)))
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, mark, CB_NO_REGS, NULL);
 	}
-	/* Kept as long as the translation may run: QEMU does not say when it ends. */
-	t = malloc(sizeof(*t) + nl * sizeof(uint64_t));
-	if (!t)
-		abort();
-	t->n = nl;
-	memcpy(t->line, lines, nl * sizeof(uint64_t));
 	qemu_plugin_register_vcpu_tb_exec_inline(tb, INLINE_ADD_U64, &insns, n);
-	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_fetch, CB_NO_REGS, t);
+	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_fetch, CB_NO_REGS, lines_intern(lines, nl));
 }
 
 static void at_exit(qemu_plugin_id_t id, void *udata)
@@ -237,7 +275,7 @@ static void at_exit(qemu_plugin_id_t id, void *udata)
 	fclose(out);
 }
 
-/* "NAME=KIB,WAYS" into kib and ways; 0 if arg is not about NAME. */
+/* "NAME=KIB:WAYS" into kib and ways; 0 if arg is not about NAME. */
 static int size_opt(const char *arg, const char *name, unsigned long *kib, unsigned int *ways)
 {
 	size_t len = strlen(name);
@@ -246,7 +284,7 @@ static int size_opt(const char *arg, const char *name, unsigned long *kib, unsig
 	if (strncmp(arg, name, len) || arg[len] != '=')
 		return 0;
 	*kib = strtoul(arg + len + 1, &end, 10);
-	if (*end != ',')
+	if (*end != ':')
 		return -1;
 	*ways = (unsigned int)strtoul(end + 1, &end, 10);
 	return *end ? -1 : 1;
@@ -275,7 +313,7 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 		for (j = 0; j < 4 && !r; j++)
 			r = size_opt(argv[i], names[j], &kib[j], &ways[j]);
 		if (r != 1) {
-			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, l1i|l1d|l2|l3=KIB,WAYS)\n",
+			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, l1i|l1d|l2|l3=KIB:WAYS)\n",
 				argv[i]);
 			return -1;
 		}
@@ -294,7 +332,7 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 		perror(path);
 		return -1;
 	}
-	fprintf(out, "config l1i %lu,%u l1d %lu,%u l2 %lu,%u l3 %lu,%u line 64\n",
+	fprintf(out, "config l1i %lu:%u l1d %lu:%u l2 %lu:%u l3 %lu:%u line 64\n",
 		kib[0], ways[0], kib[1], ways[1], kib[2], ways[2], kib[3], ways[3]);
 	fflush(out);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);

@@ -531,14 +531,25 @@ def fio_alone(engine, rw, cfg, runtime):
 WARM_S = 0.02
 
 
+def settle(engine):
+    """After a pool load or re-created devices: let the kernel's deferred
+    work (RCU callbacks, the pool's commits) run, then warm each device."""
+    time.sleep(1)       # (guest time: on the instruction clock idle time is skipped)
+    for cfg in CONFIGS:
+        fio_alone(engine, "randread", cfg, WARM_S)
+
+
 def cachesim_main():
     """The cache-model boot (PHASE=cachesim, under test/bench/cachesim.c):
     each device alone, for CS_SHORT and CS_LONG seconds of guest time, each
     run between two markers; the host takes the difference of the two runs
-    (fio's start and end cancel out) per I/O.  Writes $VM_OUT/cachesim.json."""
+    (fio's start and end cancel out) per I/O.  Writes $VM_OUT/cachesim.json
+    after every round."""
     short = float(os.environ.get("CS_SHORT", "0.1"))
     long_ = float(os.environ.get("CS_LONG", "0.4"))
     rounds = int(os.environ.get("CS_ROUNDS", "6"))
+    kmsg_start = len(run("dmesg").splitlines())
+    taint0 = int(open("/proc/sys/kernel/tainted").read())
     setup()
     engine = pick_engine()
     mark = Marker()
@@ -546,6 +557,10 @@ def cachesim_main():
     result = {"kernel": os.uname().release, "engine": engine, "iodepth": IODEPTH,
               "clock": os.environ.get("CLOCK", "host"), "rounds": rounds,
               "runtimes_s": [short, long_], "main_gb": GB, "validation": [], "runs": []}
+
+    def save():
+        with open(os.path.join(OUT, "cachesim.json"), "w") as f:
+            json.dump(result, f, indent=1)
     ok = True
     for n in REMAPS:
         v = load_pool(n)
@@ -554,6 +569,7 @@ def cachesim_main():
         for rnd in range(rounds):
             if REPLACE and rnd:
                 replace_devices(rnd)
+            settle(engine)
             for rw in ["randread", "randwrite"]:
                 for cfg in perms[(rnd + (rw == "randwrite") * 3) % len(perms)]:
                     # Unmeasured: the caches warm up on this device first.
@@ -565,12 +581,18 @@ def cachesim_main():
                                                "runtime_s": t, "ios": ios, "marks": [m, mark()]})
                         m = result["runs"][-1]["marks"][1]
                 log(f"cache model {n:>6} remaps round {rnd + 1}/{rounds} {rw}: done")
+            save()
         if REPLACE and rounds > 1:
             replace_devices(0)
     detach_pool()
+    bad = [ln for ln in run("dmesg").splitlines()[kmsg_start:] if KMSG_BAD.search(ln)]
+    taint = int(open("/proc/sys/kernel/tainted").read()) & ~taint0 & ~(4096 | 8192)
+    result["kmsg_bad"], result["new_taint"] = bad, taint
+    if bad or taint:
+        log("kernel log problems:", *bad, f"taint {taint:#x}")
+        ok = False
     result["ok"] = ok
-    with open(os.path.join(OUT, "cachesim.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    save()
     log("cache model done" if ok else "cache model FAILED")
     return 0 if ok else 1
 

@@ -333,7 +333,8 @@ def icount_text(ic, rows):
 # instructions / IPC, for two IPCs: at 2 the misses weigh more.
 CS_PENALTY = {"l1d_miss": 14, "l2_miss": 36, "l3_miss": 250}
 CS_IPC = (2, 1)
-CS_COUNTERS = ("insns", "l1i_miss", "l1d_acc", "l1d_miss", "l2_miss", "l3_miss")
+CS_COUNTERS = ("insns", "l1i_miss", "l1d_acc", "l1d_miss", "l2_miss", "l3_miss", "l2i_miss",
+               "l3i_miss")
 CONFIGS_CS = ("remap", "lin_a", "lin_b")
 
 
@@ -349,17 +350,20 @@ def load_cachesim(d):
         with open(os.path.join(d, "cachesim.txt")) as f:
             for ln in f:
                 w = ln.split()
-                if w and w[0] == "mark":
-                    marks[int(w[1])] = {w[i]: int(w[i + 1]) for i in range(2, len(w) - 1, 2)}
+                if w and w[0] == "mark" and len(w) > 1:
+                    m = {w[i]: int(w[i + 1]) for i in range(2, len(w) - 1, 2)}
+                    if all(k in m for k in CS_COUNTERS):    # a line cut short is left out
+                        marks[int(w[1])] = m
                 elif w and w[0] == "config":
                     config = " ".join(w[1:])
-    except (OSError, ValueError) as e:
+        short, long_ = cs["runtimes_s"]
+        runs = {(r["remaps"], r["round"], r["rw"], r["cfg"], r["runtime_s"]): r
+                for r in cs["runs"]}
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         if os.path.exists(os.path.join(d, "cachesim.json")):
             print(f"summary: the cache-model results are unreadable ({e}): left out",
                   file=sys.stderr)
         return None
-    short, long_ = cs["runtimes_s"]
-    runs = {(r["remaps"], r["round"], r["rw"], r["cfg"], r["runtime_s"]): r for r in cs["runs"]}
     per = {}
     for (n, rnd, rw, cfg, t), r in runs.items():
         s = runs.get((n, rnd, rw, cfg, short))
@@ -401,26 +405,31 @@ def cachesim_summary(cs):
         rows.append({
             "remaps": int(n), "rw": rw, "rounds": min(len(devs[c]) for c in CONFIGS_CS),
             "per_io": med, "insn_ratio": a["insns"] / r["insns"],
-            "insn_aa": b["insns"] / a["insns"],
+            "insn_aa": a["insns"] / b["insns"],
             "fetch_ratio": a["l1i_miss"] / r["l1i_miss"] if r["l1i_miss"] else None,
             "extra": {k: r[k] - a[k] for k in CS_COUNTERS},
             "extra_aa": {k: b[k] - a[k] for k in CS_COUNTERS},
             "model": {str(ipc): cs_cycles(a, ipc) / cs_cycles(r, ipc) for ipc in CS_IPC},
-            "model_aa": {str(ipc): cs_cycles(b, ipc) / cs_cycles(a, ipc) for ipc in CS_IPC}})
+            "model_aa": {str(ipc): cs_cycles(a, ipc) / cs_cycles(b, ipc) for ipc in CS_IPC}})
     rows.sort(key=lambda x: (x["remaps"], x["rw"]))
-    # What remaps add to remap's own misses: the filter word and the slot
-    # probes, which the instruction clock prices as one instruction each.
+    # What remaps add to remap's misses (the region filter's word, the slot
+    # probes, which the instruction clock prices as one instruction each):
+    # remap's extra over dm-linear at N remaps minus that at 0, so that what
+    # moved both devices between the two pools cancels out.  The control:
+    # how far dm-linear A's own misses moved between the two.
     growth = {}
+    levels = ("l1d_miss", "l2_miss", "l3_miss")
     for r in rows:
         z = next((x for x in rows if x["remaps"] == 0 and x["rw"] == r["rw"]), None)
         if r["remaps"] and z:
-            d = {k: r["per_io"]["remap"][k] - z["per_io"]["remap"][k]
-                 for k in ("l1d_miss", "l2_miss", "l3_miss")}
+            d = {k: r["extra"][k] - z["extra"][k] for k in levels}
+            ctl = {k: r["per_io"]["lin_a"][k] - z["per_io"]["lin_a"][k] for k in levels}
             cyc = sum(d[k] * p for k, p in CS_PENALTY.items())
             growth[f"{r['remaps']} {r['rw']}"] = {
-                "misses": d, "cycles": cyc,
+                "misses": d, "control": ctl, "cycles": cyc,
                 "share": {str(ipc): cyc / cs_cycles(r["per_io"]["lin_a"], ipc) for ipc in CS_IPC}}
     return {"rows": rows, "growth": growth, "config": cs.get("config"), "ok": bool(cs.get("ok")),
+            "kernel": cs.get("kernel"),
             "ipc": CS_IPC, "penalty": CS_PENALTY}
 
 
@@ -445,17 +454,21 @@ def cachesim_text(cm):
                  f" (    {ea['l1d_miss']:>+5.1f} {ea['l2_miss']:>+5.1f} {ea['l3_miss']:>+5.1f})"
                  + "".join(f"   {'':>6} {r['model'][str(i)]:.3f} ({r['model_aa'][str(i)]:.3f})"
                            for i in ipcs))
+    if not cm["rows"]:
+        L.append("  no results (see console-cachesim.log)")
     for k, g in cm["growth"].items():
         n, rw = k.split()
-        m = g["misses"]
-        L.append(f"  {int(n):,} remaps over 0, remap's own {'reads' if rw == 'randread' else 'writes'}: "
-                 f"{m['l1d_miss']:+.1f} L1d, {m['l2_miss']:+.2f} L2, {m['l3_miss']:+.2f} L3 misses "
-                 f"per I/O = {g['cycles']:+.0f} cycles, "
-                 + ", ".join(f"{100 * g['share'][str(i)]:+.2f}% of a dm-linear I/O at IPC {i}"
-                             for i in ipcs))
+        m, c = g["misses"], g["control"]
+        L.append(f"  {int(n):,} remaps over 0, {'reads' if rw == 'randread' else 'writes'}: remap's "
+                 f"extra data misses per I/O grow by {m['l1d_miss']:+.1f} L1d, "
+                 f"{m['l2_miss']:+.2f} L2, {m['l3_miss']:+.2f} L3 = {g['cycles']:+.0f} cycles ("
+                 + ", ".join(f"{100 * g['share'][str(i)]:+.2f}% at IPC {i}" for i in ipcs)
+                 + f"); control, dm-linear A's own between the two pools: {c['l1d_miss']:+.1f} L1d, "
+                 f"{c['l2_miss']:+.2f} L2, {c['l3_miss']:+.2f} L3")
     L.append("  instr: instruction ratio (as on the instruction clock); fetch: ratio of code lines "
-             "fetched from L2; the model leaves out TLBs, prefetching and other cores, and gives "
-             "no verdict: the misses it counts are what the instruction clock leaves out"
+             "fetched from L2 (L1i misses); data misses only in the cycles; each counter's median "
+             f"over {min((r['rounds'] for r in cm['rows']), default=0)} rounds or more; the model "
+             "leaves out TLBs, prefetching and other cores, and gives no verdict"
              + ("" if cm["ok"] else "; the boot FAILED: see console-cachesim.log"))
     return L
 
@@ -480,8 +493,9 @@ def known_summary(kn):
 
 def render(d, io, rows, idx, when, ic=None, ic_rows=(), kn=None, cm=None):
     L = []
+    cm_kernel = {"kernel": cm["kernel"]} if cm and cm.get("kernel") else None
     L.append(f"dm-remap benchmark, {when}, host {platform.node()}, guest kernel "
-             f"{(io or ic or {}).get('kernel', '?')}")
+             f"{(io or ic or cm_kernel or {}).get('kernel', '?')}")
     load = []
     for w in ("before", "after"):
         try:
