@@ -314,8 +314,8 @@ def icount_text(ic, rows):
          "instructions per I/O; one vCPU):"]
     L += io_table(ic, rows)
     L.append("it counts a target's extra instructions per I/O and weighs each alike: extra "
-             "cache or TLB misses are not in it (the host-clock table has them, under "
-             "emulation's costs)")
+             "cache or TLB misses are not in it (the cache model counts the cache misses; the "
+             "host-clock table has them at emulation's costs)")
     bad = [v for v in ic.get("validation", []) if not v["ok"]]
     va = ic.get("verify_after_module")
     L.append("checks in this boot: pools " + ("OK" if not bad else "FAILED")
