@@ -29,6 +29,12 @@
  *        l2i_miss F l3i_miss G
  *
  * (l2_miss and l3_miss: data accesses; l2i_miss and l3i_miss: code.)
+ * With the option pcs=on, each mark line is followed by one line per
+ * instruction whose data accesses missed L1d since the previous mark:
+ *
+ *   pc VADDR L1D_MISSES
+ *
+ * (VADDR in hex, the guest's virtual address of the instruction).
  *
  * SEQ counts markers from 0; the guest keeps its own count to pair them
  * with what it ran in between.  The QEMU ABI used is plugin API version 1
@@ -91,6 +97,7 @@ struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb
 const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 void *qemu_plugin_insn_haddr(const struct qemu_plugin_insn *insn);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
 unsigned int qemu_plugin_mem_size_shift(qemu_plugin_meminfo_t info);
 struct qemu_plugin_hwaddr *qemu_plugin_get_hwaddr(qemu_plugin_meminfo_t info, uint64_t vaddr);
 bool qemu_plugin_hwaddr_is_io(const struct qemu_plugin_hwaddr *haddr);
@@ -118,6 +125,21 @@ struct cache {
 static struct cache l1i = { .name = "l1i" }, l1d = { .name = "l1d" };
 static struct cache l2 = { .name = "l2" }, l3 = { .name = "l3" };
 static uint64_t insns, l1d_acc;
+static bool pcs;
+
+/* L1d misses by instruction address since the last mark (pcs=on). */
+#define PC_SLOTS	(1u << 20)
+static uint64_t *pc_key, *pc_miss;
+
+static void pc_count(uint64_t pc)
+{
+	uint64_t h = (pc * 0x9e3779b97f4a7c15ull) >> 44;
+
+	while (pc_key[h] && pc_key[h] != pc)
+		h = (h + 1) & (PC_SLOTS - 1);
+	pc_key[h] = pc;		/* never full: far fewer instructions run */
+	pc_miss[h]++;
+}
 static uint64_t seq;
 static FILE *out;
 
@@ -203,10 +225,9 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
 		       uint64_t vaddr, void *udata)
 {
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-	uint64_t pa, first, last;
+	uint64_t pa, first, last, before = l1d.miss[DATA];
 
 	(void)vcpu;
-	(void)udata;
 	if (!hw || qemu_plugin_hwaddr_is_io(hw))
 		return;
 	pa = qemu_plugin_hwaddr_phys_addr(hw);
@@ -216,6 +237,8 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
 		l1d_acc++;
 		cache_access(&l1d, first, DATA);
 	}
+	if (pcs && l1d.miss[DATA] != before)
+		pc_count((uint64_t)(uintptr_t)udata);
 }
 
 static void tb_fetch(unsigned int vcpu, void *udata)
@@ -230,6 +253,8 @@ static void tb_fetch(unsigned int vcpu, void *udata)
 
 static void mark(unsigned int vcpu, void *udata)
 {
+	unsigned int i;
+
 	(void)vcpu;
 	(void)udata;
 	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu l2i_miss %llu l3i_miss %llu\n",
@@ -238,6 +263,13 @@ static void mark(unsigned int vcpu, void *udata)
 		(unsigned long long)l1d.miss[DATA], (unsigned long long)l2.miss[DATA],
 		(unsigned long long)l3.miss[DATA], (unsigned long long)l2.miss[CODE],
 		(unsigned long long)l3.miss[CODE]);
+	for (i = 0; pcs && i < PC_SLOTS; i++) {
+		if (!pc_miss[i])
+			continue;
+		fprintf(out, "pc %llx %llu\n", (unsigned long long)pc_key[i],
+			(unsigned long long)pc_miss[i]);
+		pc_miss[i] = 0;
+	}
 	fflush(out);
 }
 
@@ -258,7 +290,8 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 		for (l = a >> LINE_SHIFT; a && l <= (a + size - 1) >> LINE_SHIFT; l++)
 			if ((!nl || lines[nl - 1] != l) && nl < TB_MAX_LINES)
 				lines[nl++] = l;
-		qemu_plugin_register_vcpu_mem_cb(insn, mem_access, CB_NO_REGS, MEM_RW, NULL);
+		qemu_plugin_register_vcpu_mem_cb(insn, mem_access, CB_NO_REGS, MEM_RW,
+						 (void *)(uintptr_t)qemu_plugin_insn_vaddr(insn));
 		if (size == sizeof(marker) &&
 		    !memcmp(qemu_plugin_insn_data(insn), marker, sizeof(marker)))
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, mark, CB_NO_REGS, NULL);
@@ -310,10 +343,14 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 			path = argv[i] + 4;
 			continue;
 		}
+		if (!strcmp(argv[i], "pcs=on")) {
+			pcs = true;
+			continue;
+		}
 		for (j = 0; j < 4 && !r; j++)
 			r = size_opt(argv[i], names[j], &kib[j], &ways[j]);
 		if (r != 1) {
-			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, l1i|l1d|l2|l3=KIB:WAYS)\n",
+			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, pcs=on, l1i|l1d|l2|l3=KIB:WAYS)\n",
 				argv[i]);
 			return -1;
 		}
@@ -326,6 +363,12 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 	    cache_init(&l1d, kib[1], ways[1], &l2) || cache_init(&l1i, kib[0], ways[0], &l2)) {
 		fprintf(stderr, "cachesim: bad cache geometry\n");
 		return -1;
+	}
+	if (pcs) {
+		pc_key = calloc(PC_SLOTS, sizeof(*pc_key));
+		pc_miss = calloc(PC_SLOTS, sizeof(*pc_miss));
+		if (!pc_key || !pc_miss)
+			return -1;
 	}
 	out = fopen(path, "w");
 	if (!out) {

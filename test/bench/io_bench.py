@@ -52,7 +52,7 @@ $VM_OUT/profile.json.
 
 PHASE=cachesim (a boot of its own, one vCPU, on the instruction clock, under
 the QEMU plugin of test/bench/cachesim.c): each device alone between the
-plugin's markers (cachesim_main(); CS_ROUNDS (6), CS_SHORT (0.1 s), CS_LONG
+plugin's markers (cachesim_main(); CS_ROUNDS (4), CS_SHORT (0.1 s), CS_LONG
 (0.4 s)); writes $VM_OUT/cachesim.json.
 """
 import itertools
@@ -547,7 +547,7 @@ def cachesim_main():
     after every round."""
     short = float(os.environ.get("CS_SHORT", "0.1"))
     long_ = float(os.environ.get("CS_LONG", "0.4"))
-    rounds = int(os.environ.get("CS_ROUNDS", "6"))
+    rounds = int(os.environ.get("CS_ROUNDS", "4"))
     kmsg_start = len(run("dmesg").splitlines())
     taint0 = int(open("/proc/sys/kernel/tainted").read())
     setup()
@@ -597,8 +597,40 @@ def cachesim_main():
     return 0 if ok else 1
 
 
+def cachesim_pcs_main():
+    """PHASE=cachesim-pcs, by hand (Documentation/benchmarks.md): under the
+    plugin with pcs=on, the three devices one after the other, each for
+    CS_LONG seconds between two markers, at each count of REMAPS; writes
+    $VM_OUT/pcs.json and a copy of /proc/kallsyms, for
+    test/bench/cachesim_pcs.py."""
+    long_ = float(os.environ.get("CS_LONG", "0.4"))
+    setup()
+    engine = pick_engine()
+    mark = Marker()
+    runs = []
+    mark()
+    for n in REMAPS:
+        load_pool(n)
+        settle(engine)
+        for rw in ["randread", "randwrite"]:
+            for cfg in ("lin_a", "remap", "lin_b"):
+                fio_alone(engine, rw, cfg, WARM_S)
+                m0 = mark()
+                ios = fio_alone(engine, rw, cfg, long_)
+                runs.append({"remaps": n, "rw": rw, "cfg": cfg, "ios": ios, "marks": [m0, mark()]})
+            log(f"cache model by instruction {n:>6} remaps {rw}: done")
+    detach_pool()
+    with open(os.path.join(OUT, "pcs.json"), "w") as f:
+        json.dump({"runs": runs, "kernel": os.uname().release}, f, indent=1)
+    with open("/proc/kallsyms") as f, open(os.path.join(OUT, "kallsyms"), "w") as g:
+        g.write(f.read())
+    return 0
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if os.environ.get("PHASE") == "cachesim-pcs":
+        return cachesim_pcs_main()
     if os.environ.get("PHASE") == "profile":
         return profile_main()
     if os.environ.get("PHASE") == "cachesim":
