@@ -203,7 +203,7 @@ fi
 # misses the target adds, the filter's and the slots' among them) is
 # counted there.
 if [ "${IO:-1}" = 1 ] && [ "${CACHE:-1}" = 1 ]; then
-	step "cache model: every memory access through modelled caches (QEMU plugin, about 35 minutes)"
+	step "cache model: every memory access through modelled caches (QEMU plugin, about 20 minutes)"
 	plugin=$PWD/build/bench/cachesim.so
 	mkdir -p "$(dirname "$plugin")"
 	if gcc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden \
