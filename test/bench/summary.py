@@ -424,9 +424,10 @@ def cachesim_summary(cs):
         if r["remaps"] and z:
             d = {k: r["extra"][k] - z["extra"][k] for k in levels}
             ctl = {k: r["per_io"]["lin_a"][k] - z["per_io"]["lin_a"][k] for k in levels}
+            aa = {k: r["extra_aa"][k] - z["extra_aa"][k] for k in levels}
             cyc = sum(d[k] * p for k, p in CS_PENALTY.items())
             growth[f"{r['remaps']} {r['rw']}"] = {
-                "misses": d, "control": ctl, "cycles": cyc,
+                "misses": d, "control": ctl, "aa": aa, "cycles": cyc,
                 "share": {str(ipc): cyc / cs_cycles(r["per_io"]["lin_a"], ipc) for ipc in CS_IPC}}
     return {"rows": rows, "growth": growth, "config": cs.get("config"), "ok": bool(cs.get("ok")),
             "kernel": cs.get("kernel"),
@@ -450,8 +451,8 @@ def cachesim_text(cm):
         L.append(f"  {r['remaps']:>6} {rw:<5} {r['per_io']['lin_a']['insns']:>9.0f} "
                  f"{r['insn_ratio']:>6.3f} "
                  + (f"{r['fetch_ratio']:>6.3f}" if r["fetch_ratio"] else f"{'-':>6}")
-                 + f"   {'':>19} {e['l1d_miss']:>+5.1f} {e['l2_miss']:>+5.1f} {e['l3_miss']:>+5.1f}"
-                 f" (    {ea['l1d_miss']:>+5.1f} {ea['l2_miss']:>+5.1f} {ea['l3_miss']:>+5.1f})"
+                 + f"   {'':>19} {e['l1d_miss']:>+5.1f} {e['l2_miss']:>+5.2f} {e['l3_miss']:>+5.2f}"
+                 f" (    {ea['l1d_miss']:>+5.1f} {ea['l2_miss']:>+5.2f} {ea['l3_miss']:>+5.2f})"
                  + "".join(f"   {'':>6} {r['model'][str(i)]:.3f} ({r['model_aa'][str(i)]:.3f})"
                            for i in ipcs))
     if not cm["rows"]:
@@ -463,10 +464,13 @@ def cachesim_text(cm):
                  f"extra data misses per I/O grow by {m['l1d_miss']:+.1f} L1d, "
                  f"{m['l2_miss']:+.2f} L2, {m['l3_miss']:+.2f} L3 = {g['cycles']:+.0f} cycles ("
                  + ", ".join(f"{100 * g['share'][str(i)]:+.2f}% at IPC {i}" for i in ipcs)
-                 + f"); control, dm-linear A's own between the two pools: {c['l1d_miss']:+.1f} L1d, "
-                 f"{c['l2_miss']:+.2f} L2, {c['l3_miss']:+.2f} L3")
-    L.append("  instr: instruction ratio (as on the instruction clock); fetch: ratio of code lines "
-             "fetched from L2 (L1i misses); data misses only in the cycles; each counter's median "
+                 + f"); controls: dm-linear A's own change {c['l1d_miss']:+.1f} L1d, "
+                 f"{c['l2_miss']:+.2f} L2, {c['l3_miss']:+.2f} L3; the A/A's growth "
+                 f"{g['aa']['l1d_miss']:+.1f} L1d, {g['aa']['l2_miss']:+.2f} L2, "
+                 f"{g['aa']['l3_miss']:+.2f} L3")
+    L.append("  instr/I/O: dm-linear A's; instr: instruction ratio (as on the instruction clock); "
+             "fetch: ratio of code lines fetched from L2 (L1i misses), which the cycles leave out; "
+             "each counter's median "
              f"over {min((r['rounds'] for r in cm['rows']), default=0)} rounds or more; the model "
              "leaves out TLBs, prefetching and other cores, and gives no verdict"
              + ("" if cm["ok"] else "; the boot FAILED: see console-cachesim.log"))
