@@ -172,7 +172,7 @@ fi
 # The known answer: the module with dm-linear's map() and no end_io (the
 # rest as it is: table, pool, per-bio data size) must measure 1.000 against
 # dm-linear on the instruction clock, or that clock is not measuring the
-# target.  Built from a copy of the sources in $BUILD/known.
+# target.  Built from a copy of the sources in build/known.
 if [ "${IO:-1}" = 1 ] && [ "${ICOUNT:-1}" = 1 ] && [ "${KNOWN:-1}" = 1 ]; then
 	step "known answer on the instruction clock: remap built as dm-linear (about 2 minutes)"
 	# In the project, as build/mkpool: the guest sees the project's

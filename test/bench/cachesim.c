@@ -34,7 +34,9 @@
  *
  *   pc VADDR L1D_MISSES
  *
- * (VADDR in hex, the guest's virtual address of the instruction).
+ * (VADDR in hex, the guest's virtual address of the instruction), and
+ * "pc lost N" if misses of instructions past the table's room went
+ * uncounted (N since the start).
  *
  * SEQ counts markers from 0; the guest keeps its own count to pair them
  * with what it ran in between.  The QEMU ABI used is plugin API version 1
@@ -130,14 +132,23 @@ static bool pcs;
 /* L1d misses by instruction address since the last mark (pcs=on). */
 #define PC_SLOTS	(1u << 20)
 static uint64_t *pc_key, *pc_miss;
+static uint64_t pc_used, pc_lost;
 
+/* Keys stay for the whole run; at 3/4 full new ones are counted as lost. */
 static void pc_count(uint64_t pc)
 {
 	uint64_t h = (pc * 0x9e3779b97f4a7c15ull) >> 44;
 
 	while (pc_key[h] && pc_key[h] != pc)
 		h = (h + 1) & (PC_SLOTS - 1);
-	pc_key[h] = pc;		/* never full: far fewer instructions run */
+	if (!pc_key[h]) {
+		if (pc_used >= PC_SLOTS / 4 * 3) {
+			pc_lost++;
+			return;
+		}
+		pc_key[h] = pc;
+		pc_used++;
+	}
 	pc_miss[h]++;
 }
 static uint64_t seq;
@@ -270,6 +281,8 @@ static void mark(unsigned int vcpu, void *udata)
 			(unsigned long long)pc_miss[i]);
 		pc_miss[i] = 0;
 	}
+	if (pcs && pc_lost)
+		fprintf(out, "pc lost %llu\n", (unsigned long long)pc_lost);
 	fflush(out);
 }
 

@@ -35,12 +35,14 @@ def main():
             return "(user space)"
         return syms[i][1] if i >= 0 else hex(pc)
 
-    dumps, cur = {}, None
+    dumps, cur, lost = {}, None, 0
     with open(os.path.join(d, "cachesim.txt")) as f:
         for ln in f:
             w = ln.split()
             if w and w[0] == "mark" and len(w) > 1:
                 cur = dumps.setdefault(int(w[1]), collections.Counter())
+            elif w and w[0] == "pc" and w[1] == "lost":
+                lost = int(w[2])
             elif w and w[0] == "pc" and len(w) == 3 and cur is not None:
                 cur[name(int(w[1], 16))] += int(w[2])
     with open(os.path.join(d, "pcs.json")) as f:
@@ -51,6 +53,8 @@ def main():
         if c is None or not r["ios"]:
             continue
         by[(r["remaps"], r["rw"])][r["cfg"]] = {k: v / r["ios"] for k, v in c.items()}
+    if lost:
+        print(f"note: {lost} misses of instructions past the plugin's table went uncounted")
     cfgs = ("remap", "lin_a", "lin_b")
     for (n, rw), per in sorted(by.items()):
         if not all(c in per for c in cfgs):

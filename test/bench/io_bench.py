@@ -176,6 +176,31 @@ def fio_args(engine, rw, runtime, ramp):
     return args
 
 
+def job_side(job, rw):
+    """A fio job's read or write results; a job that failed raises."""
+    if job["error"]:
+        raise RuntimeError(f"fio job {job['jobname']} failed: error {job['error']}")
+    return job["read" if rw == "randread" else "write"]
+
+
+class KernelLog:
+    """What the kernel logs and taints from now on: problems() lists bad
+    lines and new taint bits (other than out-of-tree/unsigned module)."""
+
+    def __init__(self):
+        self.start = len(run("dmesg").splitlines())
+        self.taint0 = self.taint()
+
+    @staticmethod
+    def taint():
+        with open("/proc/sys/kernel/tainted") as f:
+            return int(f.read())
+
+    def problems(self):
+        bad = [ln for ln in run("dmesg").splitlines()[self.start:] if KMSG_BAD.search(ln)]
+        return bad, self.taint() & ~self.taint0 & ~(4096 | 8192)
+
+
 def fio(engine, rw, order, runtime=RUNTIME, ramp=RAMP):
     """One fio run of the devices in order, one after the other; {cfg: iops}."""
     args = fio_args(engine, rw, runtime, ramp)
@@ -193,9 +218,7 @@ def fio(engine, rw, order, runtime=RUNTIME, ramp=RAMP):
     for job in res["jobs"]:
         if job["jobname"] == "_tail":
             continue
-        if job["error"]:
-            raise RuntimeError(f"fio job {job['jobname']} failed: error {job['error']}")
-        side = job["read"] if rw == "randread" else job["write"]
+        side = job_side(job, rw)
         out[job["jobname"]] = {"iops": side["iops"], "ios": side["total_ios"]}
     return out
 
@@ -217,10 +240,7 @@ def perf_fio(engine, rw, cfg, runtime, mine):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if p.returncode:
         raise RuntimeError(f"perf record / fio failed ({p.returncode}): {p.stderr.strip()}")
-    job = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
-    if job["error"]:
-        raise RuntimeError(f"fio job {cfg} failed: error {job['error']}")
-    ios = job["read" if rw == "randread" else "write"]["total_ios"]
+    ios = job_side(json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0], rw)["total_ios"]
     rep = run("perf", "report", "-i", data, "--no-children", "--sort", "comm,dso,sym",
               "--stdio", "-q", "-n", "--percent-limit", "0", "-t", ",")
     os.unlink(data)
@@ -522,10 +542,7 @@ def fio_alone(engine, rw, cfg, runtime):
     """One fio run of one device, no ramp, no trailing job; its I/Os."""
     res = json.loads(run(*fio_args(engine, rw, runtime, 0), f"--name={cfg}",
                          f"--filename=/dev/mapper/{DEVICES[cfg]}"))
-    job = res["jobs"][0]
-    if job["error"]:
-        raise RuntimeError(f"fio job {cfg} failed: error {job['error']}")
-    return job["read" if rw == "randread" else "write"]["total_ios"]
+    return job_side(res["jobs"][0], rw)["total_ios"]
 
 
 WARM_S = 0.02
@@ -548,8 +565,7 @@ def cachesim_main():
     short = float(os.environ.get("CS_SHORT", "0.1"))
     long_ = float(os.environ.get("CS_LONG", "0.4"))
     rounds = int(os.environ.get("CS_ROUNDS", "4"))
-    kmsg_start = len(run("dmesg").splitlines())
-    taint0 = int(open("/proc/sys/kernel/tainted").read())
+    klog = KernelLog()
     setup()
     engine = pick_engine()
     mark = Marker()
@@ -585,8 +601,7 @@ def cachesim_main():
         if REPLACE and rounds > 1:
             replace_devices(0)
     detach_pool()
-    bad = [ln for ln in run("dmesg").splitlines()[kmsg_start:] if KMSG_BAD.search(ln)]
-    taint = int(open("/proc/sys/kernel/tainted").read()) & ~taint0 & ~(4096 | 8192)
+    bad, taint = klog.problems()
     result["kmsg_bad"], result["new_taint"] = bad, taint
     if bad or taint:
         log("kernel log problems:", *bad, f"taint {taint:#x}")
@@ -604,13 +619,15 @@ def cachesim_pcs_main():
     $VM_OUT/pcs.json and a copy of /proc/kallsyms, for
     test/bench/cachesim_pcs.py."""
     long_ = float(os.environ.get("CS_LONG", "0.4"))
+    klog = KernelLog()
     setup()
     engine = pick_engine()
     mark = Marker()
     runs = []
+    ok = True
     mark()
     for n in REMAPS:
-        load_pool(n)
+        ok = load_pool(n)["ok"] and ok
         settle(engine)
         for rw in ["randread", "randwrite"]:
             for cfg in ("lin_a", "remap", "lin_b"):
@@ -624,7 +641,12 @@ def cachesim_pcs_main():
         json.dump({"runs": runs, "kernel": os.uname().release}, f, indent=1)
     with open("/proc/kallsyms") as f, open(os.path.join(OUT, "kallsyms"), "w") as g:
         g.write(f.read())
-    return 0
+    bad, taint = klog.problems()
+    if bad or taint:
+        log("kernel log problems:", *bad, f"taint {taint:#x}")
+    ok = ok and not bad and not taint
+    log("done" if ok else "FAILED (pool checks or kernel log: see above)")
+    return 0 if ok else 1
 
 
 def main():
@@ -635,8 +657,7 @@ def main():
         return profile_main()
     if os.environ.get("PHASE") == "cachesim":
         return cachesim_main()
-    kmsg_start = len(run("dmesg").splitlines())
-    taint0 = int(open("/proc/sys/kernel/tainted").read())
+    klog = KernelLog()
     setup()
     engine = pick_engine()
     plan = {n: [engine] for n in REMAPS}
@@ -717,9 +738,7 @@ def main():
     for d in [LIN_A, LIN_B, SPARE, MGR]:
         run("dmsetup", "remove", d, check=False)
 
-    lines = run("dmesg").splitlines()[kmsg_start:]
-    bad = [ln for ln in lines if KMSG_BAD.search(ln)]
-    taint = int(open("/proc/sys/kernel/tainted").read()) & ~taint0 & ~(4096 | 8192)
+    bad, taint = klog.problems()
     result["kmsg_bad"] = bad
     result["new_taint"] = taint
     with open("/proc/meminfo") as f:

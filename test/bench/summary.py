@@ -415,8 +415,9 @@ def cachesim_summary(cs):
     # What remaps add to remap's misses (the region filter's word, the slot
     # probes, which the instruction clock prices as one instruction each):
     # remap's extra over dm-linear at N remaps minus that at 0, so that what
-    # moved both devices between the two pools cancels out.  The control:
-    # how far dm-linear A's own misses moved between the two.
+    # moved both devices between the two pools cancels out.  Two controls:
+    # how far dm-linear A's own misses moved between the two, and the same
+    # growth for the A/A (linear B's extra over linear A).
     growth = {}
     levels = ("l1d_miss", "l2_miss", "l3_miss")
     for r in rows:
