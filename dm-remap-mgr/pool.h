@@ -171,10 +171,12 @@ struct dmr_pdev {
 	 * counts, as in SRCU: map() and end_io only touch their own CPU's
 	 * line; the epoch of a write is writes[].started[epoch & 1] ==
 	 * sum of writes[].ended[epoch & 1] when drained.  epoch changes only
-	 * under ix_lock.
+	 * under ix_lock.  ix, writes, epoch and main_failed are what every
+	 * bio reads: keep them close (one cache line).
 	 */
 	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
+	bool main_failed;		/* main device fails everywhere */
 
 	/* Bios held while their block is busy; protected by defer_lock. */
 	spinlock_t defer_lock;
@@ -184,7 +186,6 @@ struct dmr_pdev {
 	spinlock_t err_lock;
 	struct bio_list failed;		/* protected by err_lock */
 	struct work_struct err_work;	/* on pool->err_wq */
-	bool main_failed;		/* main device fails everywhere */
 	struct dm_target *event_ti;	/* live table for dm events; pdev_lock */
 
 	/*

@@ -20,9 +20,15 @@
  * migration flips the epoch and waits until the old epoch's ended count
  * catches up with its started count, then copies the block, commits the remap
  * and finally switches the entry to MAPPED and releases the held bios.
- * map() counts a write before it looks the index up and the migration
- * marks the block BUSY before it flips the epoch, both with full barriers,
- * so a write either sees BUSY or is counted in the epoch being drained.
+ *
+ * The I/O path has no memory barrier for this; the migration pays with RCU
+ * grace periods instead (drain_writes()).  map() counts a write and then
+ * looks its blocks up, both inside RCU-sched read-side sections, the count
+ * first; end_io counts it ended in one.  After the epoch flip and a grace
+ * period, a write either was counted in the old epoch, and the count is
+ * visible, or saw the new epoch and with it the BUSY entry (release and
+ * acquire).  After the ended count catches up and another grace period,
+ * whatever those writes stored is visible to the copy.
  */
 #include <linux/module.h>
 #include <linux/device-mapper.h>
@@ -228,14 +234,32 @@ static void remap_postsuspend(struct dm_target *ti)
 
 /* ---- I/O path ------------------------------------------------------------------ */
 
-void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io)
+/*
+ * Count a write as started in the current epoch.  Called inside an
+ * RCU-sched read-side section that the caller's index lookup follows
+ * (see "Migrations" above).
+ */
+static __always_inline void count_write(struct dmr_pdev *pdev,
+					struct remap_io *io)
+{
+	/* Acquire: a flipped epoch comes with its BUSY entry. */
+	io->epoch = smp_load_acquire(&pdev->epoch) & 1;
+	this_cpu_inc(pdev->writes->started[io->epoch]);
+	io->counted = 1;
+}
+
+static inline void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io)
 {
 	if (!io->counted)
 		return;
 	io->counted = 0;
-	/* The write is over before it is counted as ended (drain_writes). */
-	smp_mb();
+	/*
+	 * An RCU-sched section of its own: drain_writes() waits for a grace
+	 * period after it sees this count, and so sees what the write did.
+	 */
+	rcu_read_lock_sched();
 	this_cpu_inc(pdev->writes->ended[io->epoch]);
+	rcu_read_unlock_sched();
 }
 
 /*
@@ -261,20 +285,32 @@ static bool defer_bio(struct dmr_pdev *pdev, struct bio *bio, u64 block)
 	return held;
 }
 
+/* Send a data bio (or what is left of it after a cut) to the main device. */
+static __always_inline int route_main(struct remap_c *rc, struct bio *bio,
+				      struct remap_io *io)
+{
+	bio_set_dev(bio, rc->main_dev->bdev);
+	if (bio_op(bio) == REQ_OP_READ || bio_op(bio) == REQ_OP_WRITE) {
+		/* Kept to retry it block by block if the main device fails it. */
+		io->to_main = 1;
+		io->iter = bio->bi_iter;
+	}
+	return DM_MAPIO_REMAPPED;
+}
+
 /*
- * Decide where a data bio goes (bi_sector already relative to the target;
- * io is its per-bio data, looked up once by the caller).
- * In map() the bio may be cut with dm_accept_partial_bio(); a bio released
- * after a migration covers a single block and needs no cut.  Inlined: in
- * map() it saves a call and a stack frame per bio.
+ * The region filter says the bio's blocks [first, last] may be remapped:
+ * look them up and route the bio.  Out of line, so that a bio far from any
+ * remap runs none of it.  A write is counted by the caller (io->counted)
+ * in an earlier RCU-sched section than this lookup's, which is enough:
+ * see "Migrations" above.
  */
-static __always_inline int remap_route(struct remap_c *rc, struct bio *bio,
-				       struct remap_io *io, bool in_map)
+static noinline int route_hit(struct remap_c *rc, struct bio *bio,
+			      struct remap_io *io, u64 first, u64 last,
+			      bool in_map)
 {
 	struct dmr_pdev *pdev = rc->pdev;
 	sector_t s = bio->bi_iter.bi_sector;
-	u64 first = s >> rc->shift;
-	u64 last = (s + bio_sectors(bio) - 1) >> rc->shift;
 	unsigned int state = 0;
 	struct dmr_ix *x;
 	sector_t bend;
@@ -282,63 +318,27 @@ static __always_inline int remap_route(struct remap_c *rc, struct bio *bio,
 	u32 spare;
 	int hit;
 
-	io->rc = rc;
-	io->to_main = 0;
-	io->heal = 0;
-	io->handled = 0;
 again:
-	while (op_is_write(bio_op(bio))) {
-		/* Acquire: a flipped epoch comes with its BUSY entry. */
-		unsigned int epoch = smp_load_acquire(&pdev->epoch);
-
-		io->epoch = epoch & 1;
-		this_cpu_inc(pdev->writes->started[io->epoch]);
-		io->counted = 1;
-		/* Counted before the lookup: pairs with drain_writes(). */
-		smp_mb();
-		/*
-		 * Counted in the epoch that was current while counting: if a
-		 * drain flipped it meanwhile, it may not wait for us; count
-		 * again in the new one.
-		 */
-		if (likely(READ_ONCE(pdev->epoch) == epoch))
-			break;
-		remap_uncount(pdev, io);
-	}
-
-	/*
-	 * A preempt-disabled section is an RCU read-side critical section for
-	 * the grace period kvfree_rcu() waits for, and cheaper to enter than
-	 * a preemptible one; the work inside is bounded (MAP_SCAN_BLOCKS).
-	 */
+	/* Bounded work in map: look at most MAP_SCAN_BLOCKS blocks. */
+	if (in_map && last - first >= MAP_SCAN_BLOCKS)
+		last = first + MAP_SCAN_BLOCKS - 1;
 	rcu_read_lock_sched();
 	x = rcu_dereference_sched(pdev->ix);
-	/*
-	 * The region filter first (inline for one block), so that a bio far
-	 * from any remap pays no more and is not cut at MAP_SCAN_BLOCKS.
-	 */
-	hit = first == last ? rm_index_block_may_have(&x->ix, first) :
-			      rm_index_may_contain(&x->ix, first, last);
-	if (hit) {
-		/* Bounded work in map: look at most MAP_SCAN_BLOCKS blocks. */
-		if (in_map && last - first >= MAP_SCAN_BLOCKS)
-			last = first + MAP_SCAN_BLOCKS - 1;
-		hit = rm_index_first_in_range(&x->ix, first, last, &found,
-					      &spare, &state);
-	}
+	hit = rm_index_first_in_range(&x->ix, first, last, &found, &spare,
+				      &state);
 	rcu_read_unlock_sched();
 
 	if (!hit) {
 		/* Cut where the scan stopped; dm core sends the rest. */
 		if (in_map && ((last + 1) << rc->shift) < s + bio_sectors(bio))
 			dm_accept_partial_bio(bio, ((last + 1) << rc->shift) - s);
-		goto to_main;
+		return route_main(rc, bio, io);
 	}
 	if (found > first) {
 		/* Up to the first remapped block the main device serves it. */
 		if (!WARN_ON_ONCE(!in_map))
 			dm_accept_partial_bio(bio, (found << rc->shift) - s);
-		goto to_main;
+		return route_main(rc, bio, io);
 	}
 
 	/* The first block is remapped: this bio covers that block only. */
@@ -360,7 +360,13 @@ again:
 	case RM_IX_BUSY:
 		if (defer_bio(pdev, bio, first))
 			return DM_MAPIO_SUBMITTED;
+		/* Migrated meanwhile: count the write again, look again. */
 		last = first;
+		if (op_is_write(bio_op(bio))) {
+			rcu_read_lock_sched();
+			count_write(pdev, io);
+			rcu_read_unlock_sched();
+		}
 		goto again;
 	default:
 		/*
@@ -380,15 +386,52 @@ again:
 			    rc->dev_id, (unsigned long long)first);
 		return DM_MAPIO_KILL;
 	}
+}
 
-to_main:
-	bio_set_dev(bio, rc->main_dev->bdev);
-	if (bio_op(bio) == REQ_OP_READ || bio_op(bio) == REQ_OP_WRITE) {
-		/* Kept to retry it block by block if the main device fails it. */
-		io->to_main = 1;
-		io->iter = bio->bi_iter;
-	}
-	return DM_MAPIO_REMAPPED;
+/*
+ * Decide where a data bio goes (bi_sector already relative to the target;
+ * io is its per-bio data, looked up once by the caller).
+ * In map() the bio may be cut with dm_accept_partial_bio(); a bio released
+ * after a migration covers a single block and needs no cut.  Inlined: in
+ * map() it saves a call and a stack frame per bio.
+ */
+static __always_inline int remap_route(struct remap_c *rc, struct bio *bio,
+				       struct remap_io *io, bool in_map)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+	sector_t s = bio->bi_iter.bi_sector;
+	u64 first = s >> rc->shift;
+	u64 last = (s + bio_sectors(bio) - 1) >> rc->shift;
+	struct dmr_ix *x;
+	bool hit;
+
+	io->rc = rc;
+	io->counted = 0;
+	io->to_main = 0;
+	io->heal = 0;
+	io->handled = 0;
+
+	/*
+	 * A preempt-disabled section is an RCU read-side critical section for
+	 * the grace periods drain_writes() and kvfree_rcu() wait for, and
+	 * cheaper to enter than a preemptible one.  A write is counted in the
+	 * same section, before its lookup.
+	 */
+	rcu_read_lock_sched();
+	if (op_is_write(bio_op(bio)))
+		count_write(pdev, io);
+	x = rcu_dereference_sched(pdev->ix);
+	/*
+	 * The region filter first (inline for one block), so that a bio far
+	 * from any remap pays no more and is not cut at MAP_SCAN_BLOCKS.
+	 */
+	hit = first == last ? rm_index_block_may_have(&x->ix, first) :
+			      rm_index_may_contain(&x->ix, first, last);
+	rcu_read_unlock_sched();
+
+	if (unlikely(hit))
+		return route_hit(rc, bio, io, first, last, in_map);
+	return route_main(rc, bio, io);
 }
 
 static int remap_map(struct dm_target *ti, struct bio *bio)
@@ -397,12 +440,12 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 	struct remap_io *io = remap_io(bio);
 
 	this_cpu_inc(rc->pdev->writes->ios);
-	io->counted = 0;
-	io->to_main = 0;
-	io->handled = 0;
 	io->flush = !bio_sectors(bio);
 	if (unlikely(io->flush)) {
 		/* An empty flush: one copy for each device. */
+		io->counted = 0;
+		io->to_main = 0;
+		io->handled = 0;
 		if (dm_bio_get_target_bio_nr(bio) == 1) {
 			bio_set_dev(bio, rc->pool->spare.bdev);
 			if (!bdev_nowait(rc->pool->spare.bdev))
@@ -416,21 +459,12 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 	return remap_route(rc, bio, io, true);
 }
 
-static int remap_end_io(struct dm_target *ti, struct bio *bio,
-			blk_status_t *error)
+/* A bio that failed: count it, and maybe take it back for repair. */
+static noinline int end_io_error(struct remap_c *rc, struct bio *bio,
+				 struct remap_io *io, blk_status_t *error)
 {
-	struct remap_c *rc = ti->private;
-	struct remap_io *io = remap_io(bio);
 	struct dmr_pdev *pdev = rc->pdev;
 
-	remap_uncount(pdev, io);
-	if (io->handled)
-		return DM_ENDIO_DONE;	/* completed by the error worker */
-	if (!*error) {
-		if (io->to_main && unlikely(READ_ONCE(pdev->main_failed)))
-			WRITE_ONCE(pdev->main_failed, false);
-		return DM_ENDIO_DONE;
-	}
 	if (io->flush)
 		return DM_ENDIO_DONE;	/* nothing to count or repair */
 	if (op_is_write(bio_op(bio)) || op_is_discard(bio_op(bio)) ||
@@ -449,6 +483,23 @@ static int remap_end_io(struct dm_target *ti, struct bio *bio,
 		remap_queue_repair(rc, bio);
 		return DM_ENDIO_INCOMPLETE;
 	}
+	return DM_ENDIO_DONE;
+}
+
+static int remap_end_io(struct dm_target *ti, struct bio *bio,
+			blk_status_t *error)
+{
+	struct remap_c *rc = ti->private;
+	struct remap_io *io = remap_io(bio);
+	struct dmr_pdev *pdev = rc->pdev;
+
+	remap_uncount(pdev, io);
+	if (io->handled)
+		return DM_ENDIO_DONE;	/* completed by the error worker */
+	if (unlikely(*error))
+		return end_io_error(rc, bio, io, error);
+	if (io->to_main && unlikely(READ_ONCE(pdev->main_failed)))
+		WRITE_ONCE(pdev->main_failed, false);
 	return DM_ENDIO_DONE;
 }
 

@@ -42,7 +42,6 @@ static inline struct remap_io *remap_io(struct bio *bio)
 }
 
 /* remap.c */
-void remap_uncount(struct dmr_pdev *pdev, struct remap_io *io);
 void remap_release_deferred(struct remap_c *rc);
 
 /* repair.c */

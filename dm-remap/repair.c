@@ -94,41 +94,58 @@ static void bio_copy(struct bio *bio, struct bvec_iter start,
 	}
 }
 
-/*
- * No write of epoch parity idx in flight?  Sum the ended counts first: a
- * write seen ended is then also seen started (its start and end are
- * ordered by full barriers), so equal sums mean none is in flight.
- */
-static bool writes_drained(struct dmr_pdev *pdev, unsigned int idx)
+/* Sum of the per-CPU counts of writes of epoch parity idx: started or ended. */
+static unsigned long sum_writes(struct dmr_pdev *pdev, bool ended,
+				unsigned int idx)
 {
-	unsigned long started = 0, ended = 0;
+	unsigned long sum = 0;
 	int cpu;
 
-	for_each_possible_cpu(cpu)
-		ended += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->ended[idx]);
-	smp_mb();	/* ended counts read before started counts */
-	for_each_possible_cpu(cpu)
-		started += READ_ONCE(per_cpu_ptr(pdev->writes, cpu)->started[idx]);
-	return started == ended;
+	for_each_possible_cpu(cpu) {
+		struct dmr_wcount *w = per_cpu_ptr(pdev->writes, cpu);
+
+		sum += ended ? READ_ONCE(w->ended[idx]) :
+			       READ_ONCE(w->started[idx]);
+	}
+	return sum;
 }
 
 /*
  * Wait until no write sent to the main device before now is in flight.
- * Caller holds ix_lock (one epoch flip at a time).  Polls: migrations are
- * rare, and the I/O path then needs no wake-up.
+ * Caller holds ix_lock (one epoch flip at a time) and has made the block
+ * BUSY.  The I/O path counts writes without memory barriers; the two grace
+ * periods here order those counts instead (remap.c, "Migrations").  They
+ * are expedited, as dm core's table swap waits for its readers: a disk
+ * that grows bad blocks may need many migrations in a row.  Polls the
+ * ended counts: migrations are rare, and the I/O path then needs no
+ * wake-up.
  */
 static void drain_writes(struct dmr_pdev *pdev)
 {
 	unsigned int old = pdev->epoch & 1, us = 20;
+	unsigned long started;
 
 	lockdep_assert_held(&pdev->ix_lock);
-	smp_mb();	/* the BUSY entry is visible before the flip */
+	/* Release: whoever sees the new epoch sees the BUSY entry. */
 	smp_store_release(&pdev->epoch, pdev->epoch + 1);
-	smp_mb();	/* the flip is visible before we read the counts */
-	while (!writes_drained(pdev, old)) {
+	/*
+	 * Every map() that counted a write in the old epoch did it in an
+	 * RCU-sched section that began before now: after a grace period those
+	 * sections are over and their counts visible, and every later one
+	 * sees the new epoch.  So the old epoch's started count is final.
+	 */
+	synchronize_rcu_expedited();
+	started = sum_writes(pdev, false, old);
+	while (sum_writes(pdev, true, old) != started) {
 		fsleep(us);
 		us = min(2 * us, 1000u);
 	}
+	/*
+	 * Each ended count was made in an RCU-sched section after its write
+	 * completed: after a grace period, what the writes stored is visible
+	 * here, and to the copy this caller reads next.
+	 */
+	synchronize_rcu_expedited();
 }
 
 bool remap_medium_error(blk_status_t status)
