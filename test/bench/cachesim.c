@@ -30,13 +30,16 @@
  *
  * (l2_miss and l3_miss: data accesses; l2i_miss and l3i_miss: code.)
  * With the option pcs=on, each mark line is followed by one line per
- * instruction whose data accesses missed L1d since the previous mark:
+ * instruction that ran or whose data accesses missed L1d since the
+ * previous mark:
  *
- *   pc VADDR L1D_MISSES
+ *   pc VADDR L1D_MISSES EXECUTIONS
  *
- * (VADDR in hex, the guest's virtual address of the instruction), and
- * "pc lost N" if misses of instructions past the table's room went
- * uncounted (N since the start).
+ * (VADDR in hex, the guest's virtual address of the instruction; 1 for all
+ * of user space together), and
+ * "pc lost N M" if the table ran out of room: N misses went uncounted,
+ * and M instructions were translated with no execution count (both since
+ * the start).
  *
  * SEQ counts markers from 0; the guest keeps its own count to pair them
  * with what it ran in between.  The QEMU ABI used is plugin API version 1
@@ -88,6 +91,8 @@ void qemu_plugin_register_vcpu_tb_exec_cb(struct qemu_plugin_tb *tb, vcpu_udata_
 					  enum plugin_cb_flags flags, void *udata);
 void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum plugin_op op,
 					      void *ptr, uint64_t imm);
+void qemu_plugin_register_vcpu_insn_exec_inline(struct qemu_plugin_insn *insn, enum plugin_op op,
+						void *ptr, uint64_t imm);
 void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, vcpu_udata_cb_t cb,
 					    enum plugin_cb_flags flags, void *udata);
 void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, vcpu_mem_cb_t cb,
@@ -129,27 +134,43 @@ static struct cache l2 = { .name = "l2" }, l3 = { .name = "l3" };
 static uint64_t insns, l1d_acc;
 static bool pcs;
 
-/* L1d misses by instruction address since the last mark (pcs=on). */
-#define PC_SLOTS	(1u << 20)
-static uint64_t *pc_key, *pc_miss;
-static uint64_t pc_used, pc_lost;
+/* L1d misses and executions by instruction address since the last mark (pcs=on). */
+#define PC_SLOTS	(1u << 21)
+static uint64_t *pc_key, *pc_miss, *pc_exec;
+static uint64_t pc_used, pc_lost, pc_lost_insns;
 
-/* Keys stay for the whole run; at 3/4 full new ones are counted as lost. */
-static void pc_count(uint64_t pc)
+/*
+ * pc's slot; keys stay for the whole run, and at 3/4 full none is added
+ * (-1).  All of user space (below 2^47) shares the key 1: its processes'
+ * code would fill the table, and only the kernel's is told apart.
+ */
+static long pc_slot(uint64_t pc)
 {
-	uint64_t h = (pc * 0x9e3779b97f4a7c15ull) >> 44;
+	uint64_t h;
+
+	if (pc < 1ull << 47)
+		pc = 1;
+	h = (pc * 0x9e3779b97f4a7c15ull) >> 43;
 
 	while (pc_key[h] && pc_key[h] != pc)
 		h = (h + 1) & (PC_SLOTS - 1);
 	if (!pc_key[h]) {
-		if (pc_used >= PC_SLOTS / 4 * 3) {
-			pc_lost++;
-			return;
-		}
+		if (pc_used >= PC_SLOTS / 4 * 3)
+			return -1;
 		pc_key[h] = pc;
 		pc_used++;
 	}
-	pc_miss[h]++;
+	return (long)h;
+}
+
+static void pc_count(uint64_t pc)
+{
+	long h = pc_slot(pc);
+
+	if (h < 0)
+		pc_lost++;
+	else
+		pc_miss[h]++;
 }
 static uint64_t seq;
 static FILE *out;
@@ -275,14 +296,16 @@ static void mark(unsigned int vcpu, void *udata)
 		(unsigned long long)l3.miss[DATA], (unsigned long long)l2.miss[CODE],
 		(unsigned long long)l3.miss[CODE]);
 	for (i = 0; pcs && i < PC_SLOTS; i++) {
-		if (!pc_miss[i])
+		if (!pc_miss[i] && !pc_exec[i])
 			continue;
-		fprintf(out, "pc %llx %llu\n", (unsigned long long)pc_key[i],
-			(unsigned long long)pc_miss[i]);
+		fprintf(out, "pc %llx %llu %llu\n", (unsigned long long)pc_key[i],
+			(unsigned long long)pc_miss[i], (unsigned long long)pc_exec[i]);
 		pc_miss[i] = 0;
+		pc_exec[i] = 0;
 	}
-	if (pcs && pc_lost)
-		fprintf(out, "pc lost %llu\n", (unsigned long long)pc_lost);
+	if (pcs && (pc_lost || pc_lost_insns))
+		fprintf(out, "pc lost %llu %llu\n", (unsigned long long)pc_lost,
+			(unsigned long long)pc_lost_insns);
 	fflush(out);
 }
 
@@ -305,6 +328,15 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 				lines[nl++] = l;
 		qemu_plugin_register_vcpu_mem_cb(insn, mem_access, CB_NO_REGS, MEM_RW,
 						 (void *)(uintptr_t)qemu_plugin_insn_vaddr(insn));
+		if (pcs) {
+			long h = pc_slot(qemu_plugin_insn_vaddr(insn));
+
+			if (h < 0)
+				pc_lost_insns++;
+			else
+				qemu_plugin_register_vcpu_insn_exec_inline(insn, INLINE_ADD_U64,
+									   &pc_exec[h], 1);
+		}
 		if (size == sizeof(marker) &&
 		    !memcmp(qemu_plugin_insn_data(insn), marker, sizeof(marker)))
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, mark, CB_NO_REGS, NULL);
@@ -380,7 +412,8 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 	if (pcs) {
 		pc_key = calloc(PC_SLOTS, sizeof(*pc_key));
 		pc_miss = calloc(PC_SLOTS, sizeof(*pc_miss));
-		if (!pc_key || !pc_miss)
+		pc_exec = calloc(PC_SLOTS, sizeof(*pc_exec));
+		if (!pc_key || !pc_miss || !pc_exec)
 			return -1;
 	}
 	out = fopen(path, "w");

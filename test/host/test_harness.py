@@ -35,3 +35,45 @@ def test_timeout_is_a_failure():
     p = vm("--timeout", "30", "--", "sleep", "600")
     assert p.returncode == 124
     assert time.monotonic() - t0 < 120
+
+
+FAKE_QEMU = """#!/bin/bash
+# Aborts like QEMU on an assertion of its own, {aborts} time(s), then runs QEMU.
+n=$(cat "{state}" 2>/dev/null || echo 0)
+if [ "$n" -lt {aborts} ]; then
+	echo $((n + 1)) > "{state}"
+	echo "qemu-system-x86_64: hw/pci/msix.c:218: msix_table_mmio_write: Assertion \\`x' failed." >&2
+	kill -ABRT $$
+fi
+exec {qemu} "$@"
+"""
+
+
+def fake_qemu(tmp_path, aborts):
+    qemu = subprocess.run(["sh", "-c", "command -v qemu-system-x86_64"], capture_output=True,
+                          text=True).stdout.strip()
+    d = tmp_path / "bin"
+    d.mkdir()
+    (d / "qemu-system-x86_64").write_text(FAKE_QEMU.format(
+        aborts=aborts, state=tmp_path / "state", qemu=qemu))
+    (d / "qemu-system-x86_64").chmod(0o755)
+    return dict(os.environ, PATH=f"{d}:{os.environ['PATH']}")
+
+
+def run_with(env, *argv):
+    return subprocess.run([VM_RUN, "--quiet", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_qemu_abort_before_the_guest_starts_is_booted_again_once(tmp_path):
+    p = run_with(fake_qemu(tmp_path, 1), "--", "sh", "-c", "exit 5")
+    assert p.returncode == 5, p.stderr
+    assert "QEMU aborted before the guest started" in p.stderr
+    assert (tmp_path / "state").read_text().strip() == "1"
+
+
+def test_qemu_aborting_twice_is_a_failure(tmp_path):
+    p = run_with(fake_qemu(tmp_path, 2), "--", "sh", "-c", "exit 5")
+    assert p.returncode == 124
+    assert "did not return an exit code" in p.stderr
+    assert "Assertion" in p.stderr

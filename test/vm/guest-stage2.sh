@@ -17,6 +17,8 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 hostname dm-remap-vm 2>/dev/null
 
+# Tells vm-run that the command ran (a QEMU abort before it may be retried).
+: > /tmp/out/.vm-started
 sh /tmp/out/.vm-cmd </dev/console >/dev/console 2>&1
 rc=$?
 
