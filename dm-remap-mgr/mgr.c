@@ -218,4 +218,6 @@ void dm_remap_mgr_exit(void)
 {
 	dm_unregister_target(&mgr_target);
 	dmr_pool_registry_exit();
+	/* Replaced indexes are freed by an RCU callback of this module. */
+	rcu_barrier();
 }

@@ -163,13 +163,56 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 
 /* ---- The index -------------------------------------------------------------- */
 
+/*
+ * Index memory, zeroed; *bytes is what it takes.  Not kvzalloc(): above
+ * 8 KiB kmalloc hands out a power of two, so a table just past one would
+ * take up to twice the 32 bytes per remap the index is sized for
+ * (Documentation/design-index.md).  Up to a page it comes from the slab;
+ * above, in whole pages: from the direct map while a run of free pages is
+ * there (few TLB entries for the bitmap, which every bio reads at a random
+ * place), else from vmalloc.
+ */
+static void *ix_mem_alloc(size_t size, size_t *bytes)
+{
+	void *p;
+
+	if (size <= PAGE_SIZE) {
+		*bytes = kmalloc_size_roundup(size);
+		return kzalloc(size, GFP_NOIO);
+	}
+	*bytes = PAGE_ALIGN(size);
+	if (size <= KMALLOC_MAX_SIZE) {
+		p = alloc_pages_exact(size, GFP_NOIO | __GFP_ZERO |
+				      __GFP_NORETRY | __GFP_NOWARN);
+		if (p)
+			return p;
+	}
+	return __vmalloc(size, GFP_NOIO | __GFP_ZERO);
+}
+
+/* Free what ix_mem_alloc() returned with this *bytes. */
+static void ix_mem_free(void *p, size_t bytes)
+{
+	if (bytes <= PAGE_SIZE || !p)
+		kfree(p);
+	else if (is_vmalloc_addr(p))
+		vfree(p);
+	else
+		free_pages_exact(p, bytes);
+}
+
 /* Free an index no reader can see (never published, or after a grace period). */
 static void ix_free(struct dmr_ix *x)
 {
 	if (x) {
-		kvfree(x->filter);
-		kvfree(x);
+		ix_mem_free(x->filter, x->filter_bytes);
+		ix_mem_free(x, x->bytes);
 	}
+}
+
+static void ix_free_rcu(struct rcu_head *rcu)
+{
+	ix_free(container_of(rcu, struct dmr_ix, rcu));
 }
 
 /*
@@ -181,8 +224,8 @@ static struct dmr_ix *ix_alloc(u64 nr_entries, u64 nr_main_blocks)
 {
 	u32 cap = rm_index_cap_for(min_t(u64, nr_entries, RM_INDEX_MAX_ENTRIES));
 	unsigned int shift;
+	size_t slots, bytes;
 	struct dmr_ix *x;
-	size_t slots;
 	u32 words, bits;
 
 	if (!cap)
@@ -191,18 +234,19 @@ static struct dmr_ix *ix_alloc(u64 nr_entries, u64 nr_main_blocks)
 	shift = rm_index_region_shift_for(nr_main_blocks, bits);
 	words = rm_index_region_words_for(nr_main_blocks, shift);
 	slots = rm_index_bytes(cap);
-	x = kvzalloc(sizeof(*x) + slots, GFP_NOIO);
+	x = ix_mem_alloc(sizeof(*x) + slots, &bytes);
 	if (!x)
 		return NULL;
+	x->bytes = bytes;
 	/*
-	 * The bitmap is read by every bio at a random place: on its own it
-	 * is small enough to come from the direct map (few TLB entries)
-	 * rather than from vmalloc space with the slots.
+	 * The bitmap is read by every bio at a random place: an allocation
+	 * of its own, so that it can come from the direct map even when the
+	 * slots are too many to.
 	 */
-	x->filter = kvzalloc(struct_size(x->filter, words, words), GFP_NOIO);
+	x->filter = ix_mem_alloc(array_size(words, sizeof(u64)), &x->filter_bytes);
 	if (!x->filter ||
 	    rm_index_init(&x->ix, (struct rm_index_slot *)(x + 1), cap,
-			  x->filter->words, words, shift)) {
+			  x->filter, words, shift)) {
 		ix_free(x);
 		return NULL;
 	}
@@ -240,8 +284,7 @@ static int ix_rebuild(struct dmr_pdev *pdev, u64 nr_entries, u64 nr_main_blocks)
 		return -EINVAL;
 	}
 	rcu_assign_pointer(pdev->ix, x);
-	kvfree_rcu(old->filter, rcu);
-	kvfree_rcu(old, rcu);
+	call_rcu(&old->rcu, ix_free_rcu);
 	return 0;
 }
 
@@ -363,6 +406,20 @@ static ssize_t pdev_show_remaps(struct dmr_pdev *pdev, char *buf)
 	return pdev_show_u64(pdev, buf, &pdev->nr_mapped);
 }
 
+/* Kernel memory of the index now published: slots and bitmap. */
+static ssize_t pdev_show_index_bytes(struct dmr_pdev *pdev, char *buf)
+{
+	struct dmr_ix *x;
+	size_t bytes = 0;
+
+	rcu_read_lock();
+	x = rcu_dereference(pdev->ix);
+	if (x)
+		bytes = x->bytes + x->filter_bytes;
+	rcu_read_unlock();
+	return sysfs_emit(buf, "%zu\n", bytes);
+}
+
 static ssize_t pdev_show_pending(struct dmr_pdev *pdev, char *buf)
 {
 	return pdev_show_u64(pdev, buf, &pdev->nr_pending);
@@ -460,6 +517,7 @@ PDEV_ATTR(dev);
 PDEV_ATTR(main_dev);
 PDEV_ATTR(remaps);
 PDEV_ATTR(pending);
+PDEV_ATTR(index_bytes);
 PDEV_ATTR(read_errors);
 PDEV_ATTR(write_errors);
 PDEV_ATTR(remapped_ios);
@@ -479,6 +537,7 @@ static struct attribute *pdev_attrs[] = {
 	&pdev_attr_main_dev.attr,
 	&pdev_attr_remaps.attr,
 	&pdev_attr_pending.attr,
+	&pdev_attr_index_bytes.attr,
 	&pdev_attr_read_errors.attr,
 	&pdev_attr_write_errors.attr,
 	&pdev_attr_remapped_ios.attr,

@@ -128,17 +128,13 @@ struct dmr_wcount {
 	unsigned long ios;		/* bios mapped: the scanner's load signal */
 };
 
-/* The region bitmap of an index, its own allocation (see ix_alloc()). */
-struct dmr_ix_filter {
-	struct rcu_head rcu;
-	u64 words[];
-};
-
 /* A remap index published for lock-free readers (RCU). */
 struct dmr_ix {
 	struct rcu_head rcu;
 	struct rm_index ix;		/* slots follow this struct */
-	struct dmr_ix_filter *filter;	/* ix.regions == filter->words */
+	u64 *filter;			/* region bitmap, ix.region_words words */
+	size_t bytes;			/* memory taken by this struct and slots */
+	size_t filter_bytes;		/* and by the bitmap (see ix_alloc()) */
 };
 
 /*

@@ -413,7 +413,7 @@ static __always_inline int remap_route(struct remap_c *rc, struct bio *bio,
 
 	/*
 	 * A preempt-disabled section is an RCU read-side critical section for
-	 * the grace periods drain_writes() and kvfree_rcu() wait for, and
+	 * the grace periods drain_writes() and ix_rebuild() wait for, and
 	 * cheaper to enter than a preemptible one.  A write is counted in the
 	 * same section, before its lookup.
 	 */

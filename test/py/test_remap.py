@@ -10,8 +10,7 @@ import pytest
 
 from conftest import ROOT
 from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
-from pools import (Manager, PoolEnv, RemapDev, data_start, devices, pool_active, pool_attr,
-                   read_block)
+from pools import Manager, PoolEnv, RemapDev, data_start, devices, pool_active, pool_attr
 
 BLOCK = 4096
 BS = BLOCK // 512          # sectors per block
@@ -383,6 +382,8 @@ def test_sysfs_device_directory(env):
     assert attr("remaps") == "1" and attr("pending") == "0"
     assert int(attr("remapped_ios")) >= 1
     assert attr("read_errors") == "0" and attr("write_errors") == "0"
+    # One remap: the smallest table (64 slots), within the fixed allowance.
+    assert 64 * 16 < int(attr("index_bytes")) <= INDEX_FIXED_BYTES
     with open(f"{base}/dm/dev") as f:           # the link leads to the dm disk
         assert f.read().strip() == attr("dev")
     with pytest.raises(OSError):
@@ -392,10 +393,30 @@ def test_sysfs_device_directory(env):
     assert not os.path.exists(base)
 
 
+def mkpool(spare, main, dev_id, seed, n, tmp_path):
+    """A pool on spare holding n remaps of dev_id over main, written by
+    build/mkpool (forcing them one commit at a time would take too long
+    here): {main block: (spare block, state)}."""
+    listfile = tmp_path / "remaps"
+    run(os.path.join(ROOT, "build", "mkpool"), "-d", str(dev_id), "-s", str(seed),
+        "-l", str(listfile), spare, str(blockdev_sectors(main)), str(n))
+    remaps = {}
+    for line in listfile.read_text().splitlines():
+        b, s, st = line.split()
+        remaps[int(b)] = (int(s), st)
+    assert len(remaps) == n
+    return remaps
+
+
+# Memory of a device's index (Documentation/design-index.md): at most 32
+# bytes per remap plus this much per device (the region bitmap's 8 KiB
+# minimum, then a page of rounding for each of its two allocations).
+INDEX_FIXED_BYTES = 12800
+
+
 def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
-    """A pool holding 10,000 remaps of one device (written by build/mkpool,
-    as forcing them one commit at a time would take too long here) on a
-    4 GiB main device: the index is then larger than its minimum and its
+    """A pool holding 10,000 remaps of one device (mkpool) on a 4 GiB main
+    device: the index is then larger than its minimum and its
     region filter finer than the minimum one (a region of 8 blocks instead
     of 16), a geometry the small tests never reach.  Every remapped block
     and both its neighbours are written in one bio each (normal, remapped,
@@ -406,16 +427,8 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
         return pattern(f"b{b}", BLOCK)        # what main block b holds
     main = loopdev(4096)                        # sparse: 2^20 blocks
     spare = loopdev(64)
-    sectors = blockdev_sectors(main)
-    nblocks = sectors // BS
-    listfile = tmp_path / "remaps"
-    run(os.path.join(ROOT, "build", "mkpool"), "-d", str(dev_id), "-s", "7",
-        "-l", str(listfile), spare, str(sectors), str(n))
-    expected = {}
-    for line in listfile.read_text().splitlines():
-        b, s, st = line.split()
-        expected[int(b)] = (int(s), st)
-    assert len(expected) == n
+    nblocks = blockdev_sectors(main) // BS
+    expected = mkpool(spare, main, dev_id, 7, n, tmp_path)
     mgr = Manager(dm)
     mgr.resume(slot, spare)
     try:
@@ -423,6 +436,11 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
         assert dev.remaps() == expected
         st = dev.status()
         assert (st["remaps"], st["pending"], st["state"]) == (n, 0, "ok")
+        # The index in kernel memory: within 32 bytes per remap, as the
+        # allocator hands it out (kmalloc would round 260 KiB up to 512).
+        with open(f"/sys/module/dm_remap/pools/{slot}/devices/{dev_id}/index_bytes") as f:
+            index_bytes = int(f.read())
+        assert 16 * n < index_bytes <= 32 * n + INDEX_FIXED_BYTES, index_bytes
 
         def span(b):
             return max(b - 1, 0), min(b + 1, nblocks - 1)
@@ -477,6 +495,55 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
         assert dev.remaps() == got
         for x in new + sorted(expected)[:50]:
             assert pread(dev.path, x * BLOCK, BLOCK) == data(x)
+        dev.remove()
+    finally:
+        if pool_active(slot):
+            mgr.free(slot)
+
+
+def test_index_grows_past_its_first_table(dm, loopdev, tmp_path):
+    """38 remaps (written by build/mkpool) give the smallest table, 64 slots;
+    the 49th remap no longer fits its load limit, so the index is rebuilt
+    bigger and the old one freed after a grace period.  Every remap, old
+    and new, still routes its block, the memory stays within its bound, and
+    the rebuilt index is the one a re-created device gets."""
+    n, dev_id, slot = 38, 4, 3
+    main = loopdev(16)                          # 4096 blocks
+    spare = loopdev(16)
+    nblocks = blockdev_sectors(main) // BS
+    first = set(mkpool(spare, main, dev_id, 3, n, tmp_path))
+    mgr = Manager(dm)
+    mgr.resume(slot, spare)
+    try:
+        dev = RemapDev(dm, main, slot, dev_id=dev_id)
+        data = pattern("grow", nblocks * BLOCK)
+        pwrite(dev.path, 0, data)
+        new = [b for b in range(0, nblocks, 97) if b not in first][:11]
+        for b in new:
+            dev.force(b * BS)
+        got = dev.remaps()
+        assert set(got) == first | set(new) and len(got) == n + 11
+        assert pread(dev.path, 0, len(data)) == data
+        on_main = pread(main, 0, len(data))
+        for b in new:
+            blk = slice(b * BLOCK, (b + 1) * BLOCK)
+            assert on_main[blk] == data[blk], f"block {b}: its copy source changed"
+        # Written again after the rebuild: remapped blocks go to the spare only.
+        data2 = pattern("after", nblocks * BLOCK)
+        pwrite(dev.path, 0, data2)
+        assert pread(dev.path, 0, len(data2)) == data2
+        on_main = pread(main, 0, len(data2))
+        ds = data_start(spare)
+        for b in sorted(got):
+            blk = slice(b * BLOCK, (b + 1) * BLOCK)
+            assert on_main[blk] != data2[blk], f"block {b} written to main"
+            assert pread(spare, (ds + got[b][0] * BS) * 512, BLOCK) == data2[blk]
+        with open(f"/sys/module/dm_remap/pools/{slot}/devices/{dev_id}/index_bytes") as f:
+            assert 0 < int(f.read()) <= 32 * len(got) + INDEX_FIXED_BYTES
+        dev.remove()
+        dev = RemapDev(dm, main, slot, dev_id=dev_id)
+        assert dev.remaps() == got
+        assert pread(dev.path, 0, len(data2)) == data2
         dev.remove()
     finally:
         if pool_active(slot):
