@@ -216,7 +216,7 @@ if [ "${IO:-1}" = 1 ] && [ "${CACHE:-1}" = 1 ]; then
 		guest_timeout=${BENCH_TIMEOUT:-$((900 + ${CACHE_ROUNDS:-4} * ncounts * 300))} \
 			guest "cache-model boot" "$dir" "$OUT/console-cachesim.log" cachesim.json \
 			"$OUT/cachesim.json" --smp 1 --icount 0 --quiet \
-			--plugin "$plugin,out=$dir.txt" --env "CLOCK=icount shift=0" \
+			--plugin "$plugin,out=$dir.txt,skip=$dir/skip.txt" --env "CLOCK=icount shift=0" \
 			--env PHASE=cachesim --env "CS_ROUNDS=${CACHE_ROUNDS:-4}" \
 			--env "REMAPS=${CACHE_REMAPS:-0 100000}" \
 			${envs[@]+"${envs[@]}"}

@@ -41,6 +41,21 @@
  * and M instructions were translated with no execution count (both since
  * the start).
  *
+ * With the option skip=FILE, a second model (its counters prefixed x_ on
+ * the mark line) sees the same run without the code fetches and data
+ * accesses of the instructions that lie in the guest address ranges FILE
+ * lists, one "START END" pair (hex, END exclusive) per line; FILE is read
+ * again at every mark, so the guest can name its module's code once it is
+ * loaded:
+ *
+ *   ... x_insns I x_l1i_miss A x_l1d_miss C x_l2_miss D x_l3_miss E
+ *       x_l2i_miss F x_l3i_miss G
+ *
+ * (x_insns: instructions run in those ranges).  The two models differ by
+ * exactly the misses that code's accesses cause, its own and those of the
+ * lines it evicts: with LRU, removing accesses from a trace never turns a
+ * hit of the others into a miss.
+ *
  * SEQ counts markers from 0; the guest keeps its own count to pair them
  * with what it ran in between.  The QEMU ABI used is plugin API version 1
  * (QEMU 7.2); its declarations are below, as the API documents them.
@@ -100,6 +115,7 @@ void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, vcpu_mem_cb
 				      void *udata);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, udata_cb_t cb, void *udata);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
 size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
@@ -133,6 +149,41 @@ static struct cache l1i = { .name = "l1i" }, l1d = { .name = "l1d" };
 static struct cache l2 = { .name = "l2" }, l3 = { .name = "l3" };
 static uint64_t insns, l1d_acc;
 static bool pcs;
+
+/* The second model (skip=FILE): the same caches without the code in skip[]. */
+static struct cache x_l1i, x_l1d, x_l2, x_l3;
+static const char *skip_path;
+#define SKIP_MAX	16
+static struct { uint64_t start, end; } skip[SKIP_MAX];
+static unsigned int nskip;
+static uint64_t x_insns;
+
+static bool skipped(uint64_t pc)
+{
+	unsigned int i;
+
+	for (i = 0; i < nskip; i++)
+		if (pc >= skip[i].start && pc < skip[i].end)
+			return true;
+	return false;
+}
+
+/* Read skip[] from skip_path again; an absent file is no range. */
+static void skip_load(void)
+{
+	unsigned long long a, b;
+	FILE *f = fopen(skip_path, "r");
+
+	nskip = 0;
+	if (!f)
+		return;
+	while (nskip < SKIP_MAX && fscanf(f, "%llx %llx", &a, &b) == 2) {
+		skip[nskip].start = a;
+		skip[nskip].end = b;
+		nskip++;
+	}
+	fclose(f);
+}
 
 /* L1d misses and executions by instruction address since the last mark (pcs=on). */
 #define PC_SLOTS	(1u << 21)
@@ -186,6 +237,8 @@ static const uint8_t marker[7] = { 0x0f, 0x1f, 0x80, 0x4d, 0x41, 0x52, 0x4b };
 struct tb_lines {
 	struct tb_lines *chain;
 	uint64_t hash;
+	uint64_t vaddr;		/* the guest's address of the first insn */
+	unsigned int insns;
 	unsigned int n;
 	uint64_t line[];
 };
@@ -193,21 +246,25 @@ struct tb_lines {
 #define LINES_HASH	(1u << 16)
 static struct tb_lines *lines_set[LINES_HASH];
 
-static struct tb_lines *lines_intern(const uint64_t *line, unsigned int n)
+static struct tb_lines *lines_intern(const uint64_t *line, unsigned int n,
+				      uint64_t vaddr, unsigned int insns)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = (0xcbf29ce484222325ull ^ vaddr) * 0x100000001b3ull;
 	struct tb_lines *t;
 	unsigned int i;
 
 	for (i = 0; i < n; i++)
 		h = (h ^ line[i]) * 0x100000001b3ull;
 	for (t = lines_set[h % LINES_HASH]; t; t = t->chain)
-		if (t->hash == h && t->n == n && !memcmp(t->line, line, n * sizeof(*line)))
+		if (t->hash == h && t->n == n && t->vaddr == vaddr && t->insns == insns &&
+		    !memcmp(t->line, line, n * sizeof(*line)))
 			return t;
 	t = malloc(sizeof(*t) + n * sizeof(*line));
 	if (!t)
 		abort();
 	t->hash = h;
+	t->vaddr = vaddr;
+	t->insns = insns;
 	t->n = n;
 	memcpy(t->line, line, n * sizeof(*line));
 	t->chain = lines_set[h % LINES_HASH];
@@ -265,12 +322,15 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
 	pa = qemu_plugin_hwaddr_phys_addr(hw);
 	first = pa >> LINE_SHIFT;
 	last = (pa + (1u << qemu_plugin_mem_size_shift(info)) - 1) >> LINE_SHIFT;
-	for (; first <= last; first++) {
+	for (uint64_t l = first; l <= last; l++) {
 		l1d_acc++;
-		cache_access(&l1d, first, DATA);
+		cache_access(&l1d, l, DATA);
 	}
 	if (pcs && l1d.miss[DATA] != before)
 		pc_count((uint64_t)(uintptr_t)udata);
+	if (skip_path && !skipped((uint64_t)(uintptr_t)udata))
+		for (; first <= last; first++)
+			cache_access(&x_l1d, first, DATA);
 }
 
 static void tb_fetch(unsigned int vcpu, void *udata)
@@ -281,6 +341,14 @@ static void tb_fetch(unsigned int vcpu, void *udata)
 	(void)vcpu;
 	for (i = 0; i < t->n; i++)
 		cache_access(&l1i, t->line[i], CODE);
+	if (!skip_path)
+		return;
+	if (skipped(t->vaddr)) {
+		x_insns += t->insns;
+		return;
+	}
+	for (i = 0; i < t->n; i++)
+		cache_access(&x_l1i, t->line[i], CODE);
 }
 
 static void mark(unsigned int vcpu, void *udata)
@@ -289,12 +357,21 @@ static void mark(unsigned int vcpu, void *udata)
 
 	(void)vcpu;
 	(void)udata;
-	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu l2i_miss %llu l3i_miss %llu\n",
+	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu l2i_miss %llu l3i_miss %llu",
 		(unsigned long long)seq++, (unsigned long long)insns,
 		(unsigned long long)l1i.miss[CODE], (unsigned long long)l1d_acc,
 		(unsigned long long)l1d.miss[DATA], (unsigned long long)l2.miss[DATA],
 		(unsigned long long)l3.miss[DATA], (unsigned long long)l2.miss[CODE],
 		(unsigned long long)l3.miss[CODE]);
+	if (skip_path) {
+		fprintf(out, " x_insns %llu x_l1i_miss %llu x_l1d_miss %llu x_l2_miss %llu x_l3_miss %llu x_l2i_miss %llu x_l3i_miss %llu",
+			(unsigned long long)x_insns, (unsigned long long)x_l1i.miss[CODE],
+			(unsigned long long)x_l1d.miss[DATA], (unsigned long long)x_l2.miss[DATA],
+			(unsigned long long)x_l3.miss[DATA], (unsigned long long)x_l2.miss[CODE],
+			(unsigned long long)x_l3.miss[CODE]);
+		skip_load();	/* the new ranges count from this mark on */
+	}
+	fputc('\n', out);
 	for (i = 0; pcs && i < PC_SLOTS; i++) {
 		if (!pc_miss[i] && !pc_exec[i])
 			continue;
@@ -342,7 +419,9 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 			qemu_plugin_register_vcpu_insn_exec_cb(insn, mark, CB_NO_REGS, NULL);
 	}
 	qemu_plugin_register_vcpu_tb_exec_inline(tb, INLINE_ADD_U64, &insns, n);
-	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_fetch, CB_NO_REGS, lines_intern(lines, nl));
+	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_fetch, CB_NO_REGS,
+					     lines_intern(lines, nl, qemu_plugin_tb_vaddr(tb),
+							  (unsigned int)n));
 }
 
 static void at_exit(qemu_plugin_id_t id, void *udata)
@@ -392,10 +471,14 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 			pcs = true;
 			continue;
 		}
+		if (!strncmp(argv[i], "skip=", 5) && argv[i][5]) {
+			skip_path = argv[i] + 5;
+			continue;
+		}
 		for (j = 0; j < 4 && !r; j++)
 			r = size_opt(argv[i], names[j], &kib[j], &ways[j]);
 		if (r != 1) {
-			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, pcs=on, l1i|l1d|l2|l3=KIB:WAYS)\n",
+			fprintf(stderr, "cachesim: bad option '%s' (out=FILE, pcs=on, skip=FILE, l1i|l1d|l2|l3=KIB:WAYS)\n",
 				argv[i]);
 			return -1;
 		}
@@ -409,6 +492,10 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 		fprintf(stderr, "cachesim: bad cache geometry\n");
 		return -1;
 	}
+	if (skip_path &&
+	    (cache_init(&x_l3, kib[3], ways[3], NULL) || cache_init(&x_l2, kib[2], ways[2], &x_l3) ||
+	     cache_init(&x_l1d, kib[1], ways[1], &x_l2) || cache_init(&x_l1i, kib[0], ways[0], &x_l2)))
+		return -1;
 	if (pcs) {
 		pc_key = calloc(PC_SLOTS, sizeof(*pc_key));
 		pc_miss = calloc(PC_SLOTS, sizeof(*pc_miss));
