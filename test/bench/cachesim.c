@@ -15,8 +15,14 @@
  * keyed by guest physical address (an access that crosses a page takes the
  * first page's), code lines by the host address of the guest's code, so
  * the two never share a line.  L2 and L3 misses are counted apart for code
- * and data.  Not modelled: TLBs, prefetchers, other cores, the time an
- * access takes.  Known over-count: under -icount an MMIO access re-runs
+ * and data.  Data TLBs too: a fully associative L1 of 72 entries and an
+ * L2 of 3072, 12-way, LRU, keyed by virtual page; the page size is guessed
+ * from the address (user space, modules and vmalloc space 4 KiB; the
+ * kernel image 2 MiB; the direct map, found as the addresses whose
+ * distance to their physical address is a multiple of 1 GiB, 2 MiB,
+ * though -cpu max lets the kernel map it with 1 GiB pages).  A page walk
+ * is counted, not modelled.  Not modelled: instruction TLBs, prefetchers,
+ * other cores, the time an access takes.  Known over-count: under -icount an MMIO access re-runs
  * the rest of its translation block, counting its instructions and code
  * lines twice (the I/O path measured here does no MMIO).
  *
@@ -26,7 +32,7 @@
  * FILE:
  *
  *   mark SEQ insns I l1i_miss A l1d_acc B l1d_miss C l2_miss D l3_miss E
- *        l2i_miss F l3i_miss G
+ *        l2i_miss F l3i_miss G dtlb1_miss H dtlb2_miss J
  *
  * (l2_miss and l3_miss: data accesses; l2i_miss and l3i_miss: code.)
  * With the option pcs=on, each mark line is followed by one line per
@@ -49,7 +55,7 @@
  * loaded:
  *
  *   ... x_insns I x_l1i_miss A x_l1d_miss C x_l2_miss D x_l3_miss E
- *       x_l2i_miss F x_l3i_miss G
+ *       x_l2i_miss F x_l3i_miss G x_dtlb1_miss H x_dtlb2_miss J
  *
  * (x_insns: instructions run in those ranges).  The two models differ by
  * exactly the misses that code's accesses cause, its own and those of the
@@ -147,6 +153,7 @@ struct cache {
 
 static struct cache l1i = { .name = "l1i" }, l1d = { .name = "l1d" };
 static struct cache l2 = { .name = "l2" }, l3 = { .name = "l3" };
+static struct cache dtlb1, dtlb2, x_dtlb1, x_dtlb2;
 static uint64_t insns, l1d_acc;
 static bool pcs;
 
@@ -287,6 +294,32 @@ static int cache_init(struct cache *c, unsigned long kib, unsigned int ways,
 	return c->tag && c->used ? 0 : -1;
 }
 
+/* A TLB of entries in sets of ways. */
+static int tlb_init(struct cache *c, unsigned int entries, unsigned int ways,
+		    struct cache *next)
+{
+	c->sets = entries / ways;
+	c->ways = ways;
+	c->tag = calloc(entries, sizeof(*c->tag));
+	c->used = calloc(entries, sizeof(*c->used));
+	c->next = next;
+	return c->tag && c->used ? 0 : -1;
+}
+
+/* The TLB key of a data access: its virtual page, and the page's size. */
+static uint64_t page_key(uint64_t va, uint64_t pa)
+{
+	unsigned int shift = 12;
+
+	if (va >= 0xffffffffc0000000ull || va < 1ull << 47)
+		shift = 12;	/* modules and fixmap; user space */
+	else if (va >= 0xffffffff80000000ull)
+		shift = 21;	/* the kernel image */
+	else if (!((va - pa) & ((1ull << 30) - 1)))
+		shift = 21;	/* the direct map: va - pa is page_offset_base */
+	return (va >> shift) << 1 | (shift == 21);
+}
+
 /* Look line up in c; on a miss go on to the next level, then fill c. */
 static void cache_access(struct cache *c, uint64_t line, int kind)
 {
@@ -314,12 +347,14 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
 		       uint64_t vaddr, void *udata)
 {
 	struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
-	uint64_t pa, first, last, before = l1d.miss[DATA];
+	uint64_t pa, page, first, last, before = l1d.miss[DATA];
 
 	(void)vcpu;
 	if (!hw || qemu_plugin_hwaddr_is_io(hw))
 		return;
 	pa = qemu_plugin_hwaddr_phys_addr(hw);
+	page = page_key(vaddr, pa);
+	cache_access(&dtlb1, page, DATA);
 	first = pa >> LINE_SHIFT;
 	last = (pa + (1u << qemu_plugin_mem_size_shift(info)) - 1) >> LINE_SHIFT;
 	for (uint64_t l = first; l <= last; l++) {
@@ -328,9 +363,11 @@ static void mem_access(unsigned int vcpu, qemu_plugin_meminfo_t info,
 	}
 	if (pcs && l1d.miss[DATA] != before)
 		pc_count((uint64_t)(uintptr_t)udata);
-	if (skip_path && !skipped((uint64_t)(uintptr_t)udata))
+	if (skip_path && !skipped((uint64_t)(uintptr_t)udata)) {
+		cache_access(&x_dtlb1, page, DATA);
 		for (; first <= last; first++)
 			cache_access(&x_l1d, first, DATA);
+	}
 }
 
 static void tb_fetch(unsigned int vcpu, void *udata)
@@ -357,18 +394,20 @@ static void mark(unsigned int vcpu, void *udata)
 
 	(void)vcpu;
 	(void)udata;
-	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu l2i_miss %llu l3i_miss %llu",
+	fprintf(out, "mark %llu insns %llu l1i_miss %llu l1d_acc %llu l1d_miss %llu l2_miss %llu l3_miss %llu l2i_miss %llu l3i_miss %llu dtlb1_miss %llu dtlb2_miss %llu",
 		(unsigned long long)seq++, (unsigned long long)insns,
 		(unsigned long long)l1i.miss[CODE], (unsigned long long)l1d_acc,
 		(unsigned long long)l1d.miss[DATA], (unsigned long long)l2.miss[DATA],
 		(unsigned long long)l3.miss[DATA], (unsigned long long)l2.miss[CODE],
-		(unsigned long long)l3.miss[CODE]);
+		(unsigned long long)l3.miss[CODE], (unsigned long long)dtlb1.miss[DATA],
+		(unsigned long long)dtlb2.miss[DATA]);
 	if (skip_path) {
-		fprintf(out, " x_insns %llu x_l1i_miss %llu x_l1d_miss %llu x_l2_miss %llu x_l3_miss %llu x_l2i_miss %llu x_l3i_miss %llu",
+		fprintf(out, " x_insns %llu x_l1i_miss %llu x_l1d_miss %llu x_l2_miss %llu x_l3_miss %llu x_l2i_miss %llu x_l3i_miss %llu x_dtlb1_miss %llu x_dtlb2_miss %llu",
 			(unsigned long long)x_insns, (unsigned long long)x_l1i.miss[CODE],
 			(unsigned long long)x_l1d.miss[DATA], (unsigned long long)x_l2.miss[DATA],
 			(unsigned long long)x_l3.miss[DATA], (unsigned long long)x_l2.miss[CODE],
-			(unsigned long long)x_l3.miss[CODE]);
+			(unsigned long long)x_l3.miss[CODE], (unsigned long long)x_dtlb1.miss[DATA],
+			(unsigned long long)x_dtlb2.miss[DATA]);
 		skip_load();	/* the new ranges count from this mark on */
 	}
 	fputc('\n', out);
@@ -494,7 +533,10 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 	}
 	if (skip_path &&
 	    (cache_init(&x_l3, kib[3], ways[3], NULL) || cache_init(&x_l2, kib[2], ways[2], &x_l3) ||
-	     cache_init(&x_l1d, kib[1], ways[1], &x_l2) || cache_init(&x_l1i, kib[0], ways[0], &x_l2)))
+	     cache_init(&x_l1d, kib[1], ways[1], &x_l2) || cache_init(&x_l1i, kib[0], ways[0], &x_l2) ||
+	     tlb_init(&x_dtlb2, 3072, 12, NULL) || tlb_init(&x_dtlb1, 72, 72, &x_dtlb2)))
+		return -1;
+	if (tlb_init(&dtlb2, 3072, 12, NULL) || tlb_init(&dtlb1, 72, 72, &dtlb2))
 		return -1;
 	if (pcs) {
 		pc_key = calloc(PC_SLOTS, sizeof(*pc_key));
@@ -508,7 +550,7 @@ PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *in
 		perror(path);
 		return -1;
 	}
-	fprintf(out, "config l1i %lu:%u l1d %lu:%u l2 %lu:%u l3 %lu:%u line 64\n",
+	fprintf(out, "config l1i %lu:%u l1d %lu:%u l2 %lu:%u l3 %lu:%u line 64 dtlb 72+3072:12\n",
 		kib[0], ways[0], kib[1], ways[1], kib[2], ways[2], kib[3], ways[3]);
 	fflush(out);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);

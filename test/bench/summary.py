@@ -338,8 +338,11 @@ CS_COUNTERS = ("insns", "l1i_miss", "l1d_acc", "l1d_miss", "l2_miss", "l3_miss",
 CONFIGS_CS = ("remap", "lin_a", "lin_b")
 # The plugin's second model, without dm_remap's code (skip=FILE): what that
 # code's own fetches and accesses cost is each miss count minus its x_ one.
-CS_OWN = ("l1i_miss", "l2i_miss", "l3i_miss", "l1d_miss", "l2_miss", "l3_miss")
+CS_OWN = ("l1i_miss", "l2i_miss", "l3i_miss", "l1d_miss", "l2_miss", "l3_miss", "dtlb1_miss",
+          "dtlb2_miss")
 CS_X = ("x_insns",) + tuple("x_" + k for k in CS_OWN)
+# Data TLB misses: the L2 TLB's hit, and a page walk (its memory not modelled).
+CS_PENALTY_OWN = dict(CS_PENALTY, dtlb1_miss=7, dtlb2_miss=30)
 
 
 def load_cachesim(d):
@@ -379,7 +382,7 @@ def load_cachesim(d):
 
         def delta(x, k):
             return marks[x["marks"][1]][k] - marks[x["marks"][0]][k]
-        keys = CS_COUNTERS + tuple(k for k in CS_X if all(
+        keys = CS_COUNTERS + tuple(k for k in ("dtlb1_miss", "dtlb2_miss") + CS_X if all(
             k in marks[m] for m in r["marks"] + s["marks"]))
         per.setdefault(f"{n} {rw}", {}).setdefault(cfg, []).append(
             {k: (delta(r, k) - delta(s, k)) / dios for k in keys})
@@ -456,14 +459,16 @@ def cachesim_own(cs, rows):
     out = []
     for r in rows:
         devs = cs["per_io"][f"{r['remaps']} {r['rw']}"]
-        if not all(CS_X[-1] in x for c in ("remap", "lin_a") for x in devs[c]):
+        runs = devs["remap"] + devs["lin_a"]
+        keys = [k for k in CS_OWN if all(k in x and "x_" + k in x for x in runs)]
+        if "l3_miss" not in keys or not all("x_insns" in x for x in runs):
             continue
         med = {}
         for c in ("remap", "lin_a"):
-            med[c] = {k: statistics.median(x[k] - x["x_" + k] for x in devs[c]) for k in CS_OWN}
+            med[c] = {k: statistics.median(x[k] - x["x_" + k] for x in devs[c]) for k in keys}
             med[c]["insns"] = statistics.median(x["x_insns"] for x in devs[c])
             med[c]["cycles"] = statistics.median(
-                sum((x[k] - x["x_" + k]) * p for k, p in CS_PENALTY.items())
+                sum((x[k] - x["x_" + k]) * p for k, p in CS_PENALTY_OWN.items() if k in keys)
                 for x in devs[c])
         a, rm = r["per_io"]["lin_a"]["insns"], r["per_io"]["remap"]["insns"]
         out.append({"remaps": r["remaps"], "rw": r["rw"], "remap": med["remap"],
@@ -478,16 +483,18 @@ def cachesim_own_text(own, ipcs):
          "and data accesses: the misses they cause, their own and those of what they evict; "
          "per I/O, median over rounds):",
          f"  {'remaps':>6} {'rw':<5} {'its instr':>9}   misses: {'L1i':>5} {'L2i':>5} {'L3i':>5}"
-         f" {'L1d':>5} {'L2':>5} {'L3':>5}, data = {'cycles':>6}   dm-linear A: {'cycles':>6}"
+         f" {'L1d':>5} {'L2':>5} {'L3':>5} {'dTLB1':>5} {'dTLB2':>5}, data = {'cycles':>6}"
+         f"   dm-linear A: {'cycles':>6}"
          + "".join(f"   instr ratio with them, IPC {i}" for i in ipcs)]
     for o in own:
         m = o["remap"]
         L.append(f"  {o['remaps']:>6} {'read' if o['rw'] == 'randread' else 'write':<5} "
                  f"{m['insns']:>9.1f}   {'':>7} "
-                 + " ".join(f"{m[k]:>5.2f}" for k in CS_OWN)
+                 + " ".join(f"{m[k]:>5.2f}" if k in m else f"{'-':>5}" for k in CS_OWN)
                  + f", data = {m['cycles']:>6.1f}   {'':>12} {o['lin_a']['cycles']:>6.1f}"
                  + "".join(f"   {'':>20} {o['ratio'][str(i)]:.3f}" for i in ipcs))
-    L.append("  cycles: the data misses at the latencies above, no overlap; the ratio charges them "
+    L.append("  cycles: the data misses at the latencies above, an L1 data TLB miss 7 and an L2 TLB "
+             "miss (a page walk) 30 more, no overlap; the ratio charges them "
              "on top of the instructions per I/O alone (dm-linear A's / remap's), with no other "
              "miss on either side: lower than a ratio that counted the misses both have; code "
              "misses (L1i, L2i, L3i) are not charged, as above: the fetch ratio compares the "
