@@ -473,7 +473,7 @@ def cachesim_own(cs, rows):
         a, rm = r["per_io"]["lin_a"]["insns"], r["per_io"]["remap"]["insns"]
         out.append({"remaps": r["remaps"], "rw": r["rw"], "remap": med["remap"],
                     "lin_a": med["lin_a"],
-                    "ratio": {str(i): (a / i) / (rm / i + med["remap"]["cycles"])
+                    "ratio": {str(i): (a / i) / (rm / i + max(med["remap"]["cycles"], 0))
                               for i in CS_IPC}})
     return out
 
@@ -496,7 +496,8 @@ def cachesim_own_text(own, ipcs):
     L.append("  cycles: the data misses at the latencies above, an L1 data TLB miss 7 and an L2 TLB "
              "miss (a page walk) 30 more, no overlap; the ratio charges them "
              "on top of the instructions per I/O alone (dm-linear A's / remap's), with no other "
-             "miss on either side: lower than a ratio that counted the misses both have; code "
+             "miss on either side (a negative sum, the long run minus the short one, is charged as 0): "
+             "lower than a ratio that counted the misses both have; code "
              "misses (L1i, L2i, L3i) are not charged, as above: the fetch ratio compares the "
              "code lines both devices fetch; its instr: instructions run in dm_remap")
     return L
@@ -539,8 +540,9 @@ def cachesim_text(cm):
     L.append("  instr/I/O: dm-linear A's; instr: instruction ratio (as on the instruction clock); "
              "fetch: ratio of code lines fetched from L2 (L1i misses), which the cycles leave out; "
              "each counter's median "
-             f"over {min((r['rounds'] for r in cm['rows']), default=0)} rounds or more; the model "
-             "leaves out TLBs, prefetching and other cores, and gives no verdict"
+             f"over {min((r['rounds'] for r in cm['rows']), default=0)} rounds or more; this table "
+             "leaves out TLBs (the one below has them), the model prefetching and other cores; "
+             "no verdict"
              + ("" if cm["ok"] else "; the boot FAILED: see console-cachesim.log"))
     if cm.get("own"):
         L += cachesim_own_text(cm["own"], ipcs)
