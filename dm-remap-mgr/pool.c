@@ -792,6 +792,57 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 	return sz;
 }
 
+/* The remapped and pending blocks of every device record (list_devices). */
+struct dev_blocks {
+	u64 blocks[RM_MAX_DEVS];	/* of pool->devs[i] */
+	u32 ids[RM_MAX_DEVS];		/* in-use records' dev_ids, sorted */
+	u8 rec[RM_MAX_DEVS];		/* ids[k] is pool->devs[rec[k]] */
+};
+
+/*
+ * Count them in one pass over the entries, finding each entry's record by
+ * binary search: O(nr_blocks log RM_MAX_DEVS) under md_lock, where a pass
+ * per record (__dev_blocks) would take RM_MAX_DEVS times as long.
+ */
+static void __count_dev_blocks(struct dmr_pool *pool, struct dev_blocks *db)
+{
+	unsigned int n = 0, i, k, lo, hi;
+	u64 b;
+
+	lockdep_assert_held(&pool->md_lock);
+	for (i = 0; i < RM_MAX_DEVS; i++) {
+		u32 id = pool->devs[i].dev_id;
+
+		db->blocks[i] = 0;
+		if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
+			continue;
+		for (k = n; k && db->ids[k - 1] > id; k--) {
+			db->ids[k] = db->ids[k - 1];
+			db->rec[k] = db->rec[k - 1];
+		}
+		db->ids[k] = id;
+		db->rec[k] = i;
+		n++;
+	}
+	for (b = 0; b < pool->sb.geo.nr_blocks; b++) {
+		const struct rm_entry *e = &pool->entries[b];
+
+		if (e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING)
+			continue;
+		lo = 0;
+		hi = n;
+		while (lo < hi) {
+			k = lo + (hi - lo) / 2;
+			if (db->ids[k] < e->dev_id)
+				lo = k + 1;
+			else
+				hi = k;
+		}
+		if (lo < n && db->ids[lo] == e->dev_id)
+			db->blocks[db->rec[lo]]++;
+	}
+}
+
 /*
  * The device identity records of pool id, one line each:
  * "<dev_id> sectors=<n> blocks=<remapped+pending> name=<n> locator=<l>"
@@ -800,6 +851,7 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 {
 	struct dmr_pool *pool;
+	struct dev_blocks *db;
 	unsigned int sz = 0, i;
 
 	pool = dmr_pool_get(id);
@@ -807,7 +859,13 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 		DMERR_LIMIT("list_devices: no pool in slot %u", id);
 		return -ENOENT;
 	}
+	db = kmalloc(sizeof(*db), GFP_KERNEL);
+	if (!db) {
+		dmr_pool_put(pool);
+		return -ENOMEM;
+	}
 	mutex_lock(&pool->md_lock);
+	__count_dev_blocks(pool, db);
 	for (i = 0; i < RM_MAX_DEVS; i++) {
 		struct rm_dev *d = &pool->devs[i];
 		struct rm_name *n = &pool->names[i];
@@ -817,10 +875,11 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 			continue;
 		DMEMIT("%u sectors=%llu blocks=%llu name=%s locator=%s\n",
 		       d->dev_id, (unsigned long long)d->size_sectors,
-		       (unsigned long long)__dev_blocks(pool, d->dev_id),
+		       (unsigned long long)db->blocks[i],
 		       named ? n->name : "-", named ? n->locator : "-");
 	}
 	mutex_unlock(&pool->md_lock);
+	kfree(db);
 	dmr_pool_put(pool);
 	return 0;
 }

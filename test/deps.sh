@@ -14,7 +14,7 @@ for g in $groups; do
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio dmsetup python3-pytest
 		   fio e2fsprogs util-linux procps xz-utils zstd file) ;;
 	bench) pkgs+=(fio valgrind linux-perf patch) ;;
-	lint) pkgs+=(sparse linux-source-6.1 perl) ;;
+	lint) pkgs+=(sparse linux-source-6.1 perl python3-pyflakes) ;;
 	*) echo "deps.sh: unknown group $g" >&2; exit 2 ;;
 	esac
 done

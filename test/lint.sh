@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
 # make lint: checkpatch (from Debian's linux-source-6.1) over the module and
-# common/, and sparse over the kernel build.  Any finding fails.
+# common/, sparse over the kernel build, and pyflakes over the Python
+# tests and tools.  Any finding fails.
 set -u
 cd "$(dirname "$0")/.."
 test/deps.sh build lint || exit 1
@@ -34,5 +35,8 @@ echo "checkpatch: $(echo $kfiles $compat $cfiles | wc -w) files"
 echo "sparse: kernel build with C=2"
 make -s -C "/lib/modules/$KVER/build" M="$PWD" C=2 CHECK=sparse modules >build/sparse.log 2>&1 || { cat build/sparse.log; exit 1; }
 if grep -E 'warning|error' build/sparse.log; then rc=1; fi
+pyfiles=$(ls_src '*.py')
+echo "pyflakes: $(echo $pyfiles | wc -w) files"
+/usr/bin/python3 -m pyflakes $pyfiles || rc=1
 [ $rc = 0 ] && echo "lint: clean"
 exit $rc

@@ -59,6 +59,18 @@ def pool_active(slot):
     return os.path.isdir(os.path.join(SYSFS_POOLS, str(slot)))
 
 
+def free_pool(mgr, dm, slot, keep=()):
+    """Remove the test's dm devices other than the manager (and those in
+    keep), then free the pool in slot if it is active: the pool is busy
+    while a device is attached, so a test that failed half-way still
+    releases everything in this order."""
+    for name in reversed(list(dm.names)):
+        if name != mgr.name and name not in keep:
+            dm.remove(name)
+    if pool_active(slot):
+        mgr.free(slot)
+
+
 def refused(fn, *args):
     """Run a message that must be refused; returns the CmdError."""
     try:
@@ -182,8 +194,4 @@ class PoolEnv:
         self.mgr.resume(slot, self.spare)
 
     def close(self):
-        for name in reversed(list(self.dm.names)):
-            if name != self.mgr.name:
-                self.dm.remove(name)
-        if pool_active(self.pool):
-            self.mgr.free(self.pool)
+        free_pool(self.mgr, self.dm, self.pool)

@@ -4,14 +4,13 @@ pending blocks, healing by overwrite, triage, exhaustion and dm events."""
 import errno
 import os
 import subprocess
-import threading
 import time
 
 import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run,
                      segments_table)
-from pools import Manager, PoolEnv, RemapDev, pool_active, pool_attr
+from pools import Manager, PoolEnv, RemapDev, pool_attr
 
 BLOCK = 4096
 BS = BLOCK // 512

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from dmtools import dmsetup, pattern, pread, pwrite
+from dmtools import pattern, pread, pwrite
 
 
 def test_bad_disk_fails_exactly_the_chosen_sectors(loopdev, bad_disk):

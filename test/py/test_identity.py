@@ -5,21 +5,12 @@ import concurrent.futures
 import pytest
 
 from dmtools import CmdError, blockdev_sectors, dmsetup
-from pools import Manager, devices, labels, pool_active, pool_attr
+from pools import Manager, devices, free_pool, labels, pool_attr
 
 
 @pytest.fixture
 def mgr(dm):
     return Manager(dm)
-
-
-def free_pool(mgr, dm, slot, keep=()):
-    """Remove the test's remap devices, then free the pool."""
-    for name in reversed(list(dm.names)):
-        if name != mgr.name and name not in keep:
-            dm.remove(name)
-    if pool_active(slot):
-        mgr.free(slot)
 
 
 @pytest.fixture

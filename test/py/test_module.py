@@ -7,7 +7,7 @@ import pytest
 
 from conftest import load_module, module_loaded, module_refcnt, unload_module
 from dmtools import CmdError, dmsetup, pattern, pread, pwrite, run
-from pools import Manager
+from pools import Manager, free_pool
 
 
 def targets():
@@ -73,10 +73,7 @@ def pool0(dm, loopdev):
     mgr.format(spare)
     mgr.resume(0, spare)
     yield 0
-    for name in reversed(list(dm.names)):
-        if name != mgr.name:
-            dm.remove(name)
-    mgr.free(0)
+    free_pool(mgr, dm, 0)
 
 
 def test_remap_create_io_remove(dm, loopdev, pool0):

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from conftest import module_loaded, module_refcnt
-from dmtools import CmdError, dmsetup, run
+from dmtools import CmdError, run
 from pools import (SB_COPIES, Manager, corrupt_block, pool_active, pool_attr,
                    read_block, refused, sb_seq, table_geometry, write_block)
 
@@ -51,7 +51,7 @@ def test_format_resume_list_status_free(mgr, spare):
     assert pool_attr(2, "block_size") == "4096"
     assert pool_attr(2, "state") == "ok"
     assert pool_attr(2, "dev") == devno
-    assert os.path.realpath(f"/sys/module/dm_remap/pools/2/spare").endswith("/" + name)
+    assert os.path.realpath("/sys/module/dm_remap/pools/2/spare").endswith("/" + name)
     # 64 MiB minus the metadata: most of the device is spare blocks.
     assert 15000 < total < 16384
     mgr.free(2)
@@ -180,7 +180,7 @@ def test_bad_messages_rejected(mgr, spare, args):
 
 
 def test_resume_refuses_unformatted_device(mgr, spare, kmsg):
-    e = refused(mgr.resume, 0, spare)
+    refused(mgr.resume, 0, spare)
     assert kmsg_has(kmsg, "no valid dm-remap superblock")
     assert not pool_active(0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
-from pools import Manager, PoolEnv, RemapDev, data_start, devices, pool_active, pool_attr
+from pools import Manager, PoolEnv, RemapDev, data_start, devices, free_pool, pool_attr
 
 BLOCK = 4096
 BS = BLOCK // 512          # sectors per block
@@ -211,6 +211,21 @@ def test_devices_do_not_see_each_others_remaps(env, loopdev):
     assert b.remaps() == {}
     assert pread(b.path, 0, 64 << 10) == pattern("b", 64 << 10)
     assert pread(a.path, 0, 64 << 10) == pattern("a", 64 << 10)
+
+
+def test_list_devices_counts_each_devices_blocks(env, loopdev):
+    """list_devices gives each device record its own remapped blocks,
+    whatever the order of the dev_ids, and keeps those of a device that is
+    no longer attached."""
+    want = {40: 3, 2: 1, 7: 0, 25: 2}          # dev_id: remaps
+    devs = {}
+    for dev_id, n in want.items():
+        devs[dev_id] = RemapDev(env.dm, env.main if dev_id == 40 else loopdev(16),
+                                env.pool, dev_id=dev_id)
+        for b in range(n):
+            devs[dev_id].force(b * 5 * BS)
+    devs[25].remove()
+    assert {i: r["blocks"] for i, r in devices(env.mgr, env.pool).items()} == want
 
 
 def test_dev_id_owned_by_another_device_is_refused(env, loopdev):
@@ -497,8 +512,7 @@ def test_ten_thousand_remaps_route_every_block(dm, loopdev, tmp_path):
             assert pread(dev.path, x * BLOCK, BLOCK) == data(x)
         dev.remove()
     finally:
-        if pool_active(slot):
-            mgr.free(slot)
+        free_pool(mgr, dm, slot)
 
 
 def test_index_grows_past_its_first_table(dm, loopdev, tmp_path):
@@ -546,5 +560,4 @@ def test_index_grows_past_its_first_table(dm, loopdev, tmp_path):
         assert pread(dev.path, 0, len(data2)) == data2
         dev.remove()
     finally:
-        if pool_active(slot):
-            mgr.free(slot)
+        free_pool(mgr, dm, slot)
