@@ -4,6 +4,7 @@
  * (built from the pool's entries, read lock-free by the remap target), the
  * spare block allocator, and pools/<id>/devices/<dev_id>/ in sysfs.
  */
+#include <linux/kmemleak.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
@@ -184,8 +185,15 @@ static void *ix_mem_alloc(size_t size, size_t *bytes)
 	if (size <= KMALLOC_MAX_SIZE) {
 		p = alloc_pages_exact(size, GFP_NOIO | __GFP_ZERO |
 				      __GFP_NORETRY | __GFP_NOWARN);
-		if (p)
+		if (p) {
+			/*
+			 * kmemleak does not see page allocations: tell it, so
+			 * that it scans this block for the pointer to the
+			 * bitmap (slab or vmalloc memory it tracks).
+			 */
+			kmemleak_alloc(p, size, 1, GFP_NOIO);
 			return p;
+		}
 	}
 	return __vmalloc(size, GFP_NOIO | __GFP_ZERO);
 }
@@ -193,12 +201,14 @@ static void *ix_mem_alloc(size_t size, size_t *bytes)
 /* Free what ix_mem_alloc() returned with this *bytes. */
 static void ix_mem_free(void *p, size_t bytes)
 {
-	if (bytes <= PAGE_SIZE || !p)
+	if (bytes <= PAGE_SIZE || !p) {
 		kfree(p);
-	else if (is_vmalloc_addr(p))
+	} else if (is_vmalloc_addr(p)) {
 		vfree(p);
-	else
+	} else {
+		kmemleak_free(p);
 		free_pages_exact(p, bytes);
+	}
 }
 
 /* Free an index no reader can see (never published, or after a grace period). */

@@ -793,18 +793,23 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 }
 
 /* The remapped and pending blocks of every device record (list_devices). */
-struct dev_blocks {
+struct dmr_dev_blocks {
 	u64 blocks[RM_MAX_DEVS];	/* of pool->devs[i] */
 	u32 ids[RM_MAX_DEVS];		/* in-use records' dev_ids, sorted */
 	u8 rec[RM_MAX_DEVS];		/* ids[k] is pool->devs[rec[k]] */
 };
 
+/* rec[] holds a record's index in a byte. */
+static_assert(U8_MAX + 1 >= RM_MAX_DEVS);
+
 /*
  * Count them in one pass over the entries, finding each entry's record by
  * binary search: O(nr_blocks log RM_MAX_DEVS) under md_lock, where a pass
- * per record (__dev_blocks) would take RM_MAX_DEVS times as long.
+ * per in-use record (__dev_blocks) took as many passes as records.  The
+ * mutex may be held for long on a big pool, so the CPU is offered now and
+ * then.
  */
-static void __count_dev_blocks(struct dmr_pool *pool, struct dev_blocks *db)
+static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
 {
 	unsigned int n = 0, i, k, lo, hi;
 	u64 b;
@@ -827,6 +832,8 @@ static void __count_dev_blocks(struct dmr_pool *pool, struct dev_blocks *db)
 	for (b = 0; b < pool->sb.geo.nr_blocks; b++) {
 		const struct rm_entry *e = &pool->entries[b];
 
+		if (!(b & 0xffff))
+			cond_resched();
 		if (e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING)
 			continue;
 		lo = 0;
@@ -851,7 +858,7 @@ static void __count_dev_blocks(struct dmr_pool *pool, struct dev_blocks *db)
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 {
 	struct dmr_pool *pool;
-	struct dev_blocks *db;
+	struct dmr_dev_blocks *db;
 	unsigned int sz = 0, i;
 
 	pool = dmr_pool_get(id);

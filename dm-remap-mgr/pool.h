@@ -128,7 +128,11 @@ struct dmr_wcount {
 	unsigned long ios;		/* bios mapped: the scanner's load signal */
 };
 
-/* A remap index published for lock-free readers (RCU). */
+/*
+ * A remap index published for lock-free readers (RCU).  Its fields other
+ * than the slots' and the bitmap's contents are fixed by ix_alloc(), so
+ * sysfs reads them under rcu_read_lock() alone.
+ */
 struct dmr_ix {
 	struct rcu_head rcu;
 	struct rm_index ix;		/* slots follow this struct */
@@ -154,8 +158,9 @@ struct dmr_pdev {
 	bool linked;			/* sysfs link "dm" made; pdev_lock */
 
 	/*
-	 * The remap index: readers (map) under rcu_read_lock; the writer
-	 * holds ix_lock, which also serializes migrations of blocks.
+	 * The remap index: readers under rcu_read_lock_sched (map) or
+	 * rcu_read_lock (others), both of which call_rcu() waits for; the
+	 * writer holds ix_lock, which also serializes migrations of blocks.
 	 */
 	struct dmr_ix __rcu *ix;
 	struct mutex ix_lock;		/* index writer, one migration at a time */

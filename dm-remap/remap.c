@@ -413,7 +413,8 @@ static __always_inline int remap_route(struct remap_c *rc, struct bio *bio,
 
 	/*
 	 * A preempt-disabled section is an RCU read-side critical section for
-	 * the grace periods drain_writes() and ix_rebuild() wait for, and
+	 * the grace periods drain_writes() waits for and after which the
+	 * index ix_rebuild() replaced is freed (call_rcu()), and
 	 * cheaper to enter than a preemptible one.  A write is counted in the
 	 * same section, before its lookup.
 	 */

@@ -424,8 +424,9 @@ def mkpool(spare, main, dev_id, seed, n, tmp_path):
 
 
 # Memory of a device's index (Documentation/design-index.md): at most 32
-# bytes per remap plus this much per device (the region bitmap's 8 KiB
-# minimum, then a page of rounding for each of its two allocations).
+# bytes per remap plus this much per device (the region bitmap at its
+# minimum geometry, at most 8 KiB with its rounding; a page of rounding of
+# the slots; the header).
 INDEX_FIXED_BYTES = 12800
 
 
