@@ -147,6 +147,7 @@ struct cache {
 	uint64_t *tag;		/* sets * ways; line + 1, 0 = empty */
 	uint64_t *used;		/* sets * ways; last use, for LRU */
 	uint64_t clock;
+	uint64_t last;		/* line + 1 of the latest access, 0 = none */
 	uint64_t miss[2];	/* [CODE], [DATA] */
 	struct cache *next;	/* NULL: memory */
 };
@@ -320,13 +321,25 @@ static uint64_t page_key(uint64_t va, uint64_t pa)
 	return (va >> shift) << 1 | (shift == 21);
 }
 
-/* Look line up in c; on a miss go on to the next level, then fill c. */
+/*
+ * Look line up in c; on a miss go on to the next level, then fill c.
+ * The same line as the latest access of c is a hit with nothing to update:
+ * it is still there (only an access of c evicts) and already the most
+ * recently used, so the LRU order and every later answer stay as if its
+ * stamp were renewed.  This spares the scan of the ways (72 in the L1
+ * TLB) for most accesses: the next one is mostly on the same page, and
+ * often on the same line.
+ */
 static void cache_access(struct cache *c, uint64_t line, int kind)
 {
-	uint64_t *tag = c->tag + (line % c->sets) * c->ways;
-	uint64_t *used = c->used + (line % c->sets) * c->ways;
+	uint64_t *tag, *used;
 	unsigned int i, victim = 0;
 
+	if (c->last == line + 1)
+		return;
+	c->last = line + 1;
+	tag = c->tag + (line % c->sets) * c->ways;
+	used = c->used + (line % c->sets) * c->ways;
 	c->clock++;
 	for (i = 0; i < c->ways; i++) {
 		if (tag[i] == line + 1) {
