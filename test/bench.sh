@@ -31,7 +31,7 @@
 # rounds, on other disks), ICOUNT (1: the instruction-clock boot, one
 # instruction = 1 ns; 0: none), ICOUNT_ROUNDS (10), ICOUNT_RUNTIME (1 s of
 # guest time per job, at least 0.1), KNOWN (1: the known-answer boot, with
-# ICOUNT=1), CACHE (1: the cache-model boot; CACHE_ROUNDS 4, CACHE_REMAPS
+# ICOUNT=1), CACHE (1: the cache-model boot; CACHE_ROUNDS 2, CACHE_REMAPS
 # "0 100000"), PROFILE (1: one more boot, one vCPU, perf profile;
 # PROFILE_ROUNDS 3, PROFILE_RUNTIME 5 s), IO=0 / INDEX=0 skip a part, BUILD
 # (build: where results go when this script is run directly; `make bench`
@@ -71,7 +71,7 @@ case ${KNOWN:-1} in
 0|1) ;;
 *) fail "KNOWN must be 0 or 1, not '${KNOWN}'" ;;
 esac
-[[ ${CACHE_ROUNDS:-4} =~ ^[1-9][0-9]?$ ]] ||
+[[ ${CACHE_ROUNDS:-2} =~ ^[1-9][0-9]?$ ]] ||
 	fail "CACHE_ROUNDS must be a number of rounds from 1 to 99, not '${CACHE_ROUNDS}'"
 [[ ${CACHE_REMAPS:-0 100000} =~ ^[0-9]+( [0-9]+)*$ ]] ||
 	fail "CACHE_REMAPS must be remap counts separated by spaces, not '${CACHE_REMAPS}'"
@@ -203,21 +203,22 @@ fi
 # misses the target adds, the filter's and the slots' among them) is
 # counted there.
 if [ "${IO:-1}" = 1 ] && [ "${CACHE:-1}" = 1 ]; then
-	step "cache model: every memory access through modelled caches (QEMU plugin, about 20 minutes)"
+	step "cache model: every memory access through modelled caches (QEMU plugin, about 10 minutes a round and count)"
 	plugin=$PWD/build/bench/cachesim.so
 	mkdir -p "$(dirname "$plugin")"
 	if gcc -shared -fPIC -O2 -Wall -Wextra -Werror -fvisibility=hidden \
 		-o "$plugin" test/bench/cachesim.c; then
 		dir=$(mkdir -p "$OUT/vm-cachesim" && cd "$OUT/vm-cachesim" && pwd)
 		pass_env IODEPTH ENGINE MAIN_GB REPLACE
-		# About 4 minutes a round and count; guest() empties its
+		# About 10 minutes a round and count (both directions, two models and
+		# the TLBs; 15 allowed); guest() empties its
 		# directory: the plugin's file goes beside it.
 		ncounts=$(wc -w <<<"${CACHE_REMAPS:-0 100000}")
-		guest_timeout=${BENCH_TIMEOUT:-$((900 + ${CACHE_ROUNDS:-4} * ncounts * 300))} \
+		guest_timeout=${BENCH_TIMEOUT:-$((900 + ${CACHE_ROUNDS:-2} * ncounts * 900))} \
 			guest "cache-model boot" "$dir" "$OUT/console-cachesim.log" cachesim.json \
 			"$OUT/cachesim.json" --smp 1 --icount 0 --quiet \
 			--plugin "$plugin,out=$dir.txt,skip=$dir/skip.txt" --env "CLOCK=icount shift=0" \
-			--env PHASE=cachesim --env "CS_ROUNDS=${CACHE_ROUNDS:-4}" \
+			--env PHASE=cachesim --env "CS_ROUNDS=${CACHE_ROUNDS:-2}" \
 			--env "REMAPS=${CACHE_REMAPS:-0 100000}" \
 			${envs[@]+"${envs[@]}"}
 		[ -s "$dir.txt" ] && mv "$dir.txt" "$OUT/cachesim.txt"

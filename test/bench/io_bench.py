@@ -52,7 +52,7 @@ $VM_OUT/profile.json.
 
 PHASE=cachesim (a boot of its own, one vCPU, on the instruction clock, under
 the QEMU plugin of test/bench/cachesim.c): each device alone between the
-plugin's markers (cachesim_main(); CS_ROUNDS (4), CS_SHORT (0.1 s), CS_LONG
+plugin's markers (cachesim_main(); CS_ROUNDS (2), CS_SHORT (0.1 s), CS_LONG
 (0.4 s)); writes $VM_OUT/cachesim.json.
 """
 import itertools
@@ -584,7 +584,7 @@ def cachesim_main():
     after every round."""
     short = float(os.environ.get("CS_SHORT", "0.1"))
     long_ = float(os.environ.get("CS_LONG", "0.4"))
-    rounds = int(os.environ.get("CS_ROUNDS", "4"))
+    rounds = int(os.environ.get("CS_ROUNDS", "2"))
     klog = KernelLog()
     setup()
     engine = pick_engine()
