@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """The VM harness itself: exit codes, crashes and timeouts are reported."""
 import os
+import signal
 import subprocess
 import time
 
@@ -77,3 +78,48 @@ def test_qemu_aborting_twice_is_a_failure(tmp_path):
     assert p.returncode == 124
     assert "did not return an exit code" in p.stderr
     assert "Assertion" in p.stderr
+
+
+SLOW_TIMEOUT = """#!/bin/bash
+# timeout(1), one second late in starting QEMU.
+sleep 1
+exec {timeout} "$@"
+"""
+
+
+def test_pidfile_names_qemu_itself(tmp_path):
+    """--pidfile is for kill -9 of QEMU: it must name QEMU, not timeout(1)
+    (whose command line holds the same arguments), even when QEMU starts
+    late; killing it ends vm-run and leaves no QEMU behind."""
+    timeout = subprocess.run(["sh", "-c", "command -v timeout"], capture_output=True,
+                             text=True).stdout.strip()
+    d = tmp_path / "bin"
+    d.mkdir()
+    (d / "timeout").write_text(SLOW_TIMEOUT.format(timeout=timeout))
+    (d / "timeout").chmod(0o755)
+    env = dict(os.environ, PATH=f"{d}:{os.environ['PATH']}")
+    pidfile = tmp_path / "qemu.pid"
+    p = subprocess.Popen([VM_RUN, "--quiet", "--timeout", "300", "--pidfile", str(pidfile),
+                          "--", "sleep", "600"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline and p.poll() is None, "no pid was written"
+            time.sleep(0.1)
+        pid = int(pidfile.read_text())
+        with open(f"/proc/{pid}/comm") as f:
+            assert f.read().strip() == "qemu-system-x86"
+        with open(f"/proc/{pid}/cmdline") as f:
+            ret = [a for a in f.read().split("\0") if a.startswith("file,id=ret,path=")]
+        assert len(ret) == 1
+        os.kill(pid, signal.SIGKILL)
+        assert p.wait(timeout=60) == 124
+        left = subprocess.run(["pgrep", "-f", ret[0]], capture_output=True,
+                              text=True).stdout.split()
+        assert not left, f"processes of this boot left behind: {left}"
+    finally:
+        # (A QEMU left behind by a failure ends at its --timeout.)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
