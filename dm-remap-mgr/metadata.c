@@ -470,6 +470,7 @@ static int md_check_pool(struct dmr_pool *pool)
 		return -EBADMSG;
 	}
 	for (i = 0; i < n; i++) {
+		dmr_entries_resched(i);
 		switch (pool->entries[i].state) {
 		case RM_ENTRY_FREE:
 			pool->nr_free++;

@@ -46,6 +46,7 @@ int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
 		goto out;
 	}
 	for (k = 0, i = pool->alloc_cursor; k < n; k++, i = i + 1 < n ? i + 1 : 0) {
+		dmr_entries_resched(k + 1);
 		if (pool->entries[i].state != RM_ENTRY_FREE ||
 		    test_bit(i, pool->reserved))
 			continue;
@@ -182,6 +183,11 @@ static void *ix_mem_alloc(size_t size, size_t *bytes)
 		return kzalloc(size, GFP_NOIO);
 	}
 	*bytes = PAGE_ALIGN(size);
+	/*
+	 * KMALLOC_MAX_SIZE is the largest block the buddy allocator gives
+	 * (order MAX_ORDER - 1 on 6.1, MAX_PAGE_ORDER later): bigger ones
+	 * could only come from vmalloc.
+	 */
 	if (size <= KMALLOC_MAX_SIZE) {
 		p = alloc_pages_exact(size, GFP_NOIO | __GFP_ZERO |
 				      __GFP_NORETRY | __GFP_NOWARN);
@@ -349,6 +355,7 @@ static int pdev_build_index(struct dmr_pdev *pdev, u64 main_sectors)
 	for (i = 0; i < pool->sb.geo.nr_blocks; i++) {
 		struct rm_entry *e = &pool->entries[i];
 
+		dmr_entries_resched(i);
 		if ((e->state == RM_ENTRY_MAPPED || e->state == RM_ENTRY_PENDING) &&
 		    e->dev_id == pdev->dev_id) {
 			n++;
@@ -363,6 +370,7 @@ static int pdev_build_index(struct dmr_pdev *pdev, u64 main_sectors)
 	for (i = 0; i < pool->sb.geo.nr_blocks && !r; i++) {
 		struct rm_entry *e = &pool->entries[i];
 
+		dmr_entries_resched(i);
 		if (e->dev_id != pdev->dev_id)
 			continue;
 		if (e->state == RM_ENTRY_MAPPED) {

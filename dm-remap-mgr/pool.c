@@ -584,6 +584,7 @@ static void __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 	for (i = 0; i < pool->sb.geo.nr_blocks; i++) {
 		struct rm_entry *e = &pool->entries[i];
 
+		dmr_entries_resched(i);
 		if ((e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING) ||
 		    e->dev_id != dev_id)
 			continue;
@@ -615,10 +616,12 @@ static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 	u64 i, n = 0;
 
 	lockdep_assert_held(&pool->md_lock);
-	for (i = 0; i < pool->sb.geo.nr_blocks; i++)
+	for (i = 0; i < pool->sb.geo.nr_blocks; i++) {
+		dmr_entries_resched(i);
 		n += (pool->entries[i].state == RM_ENTRY_MAPPED ||
 		      pool->entries[i].state == RM_ENTRY_PENDING) &&
 		     pool->entries[i].dev_id == dev_id;
+	}
 	return n;
 }
 
@@ -832,8 +835,7 @@ static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
 	for (b = 0; b < pool->sb.geo.nr_blocks; b++) {
 		const struct rm_entry *e = &pool->entries[b];
 
-		if (!(b & 0xffff))
-			cond_resched();
+		dmr_entries_resched(b);
 		if (e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING)
 			continue;
 		lo = 0;

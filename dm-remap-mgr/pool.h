@@ -11,6 +11,7 @@
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
+#include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
@@ -20,6 +21,17 @@
 #include "rm_index.h"
 
 #define DMR_MAX_POOLS		64	/* registry slots 0..63 */
+
+/*
+ * A pass over a pool's entries (up to RM_MAX_BLOCKS of them, under
+ * md_lock) offers the CPU every 65536 entries: call with the entry's
+ * number.
+ */
+static inline void dmr_entries_resched(u64 i)
+{
+	if (!(i & 0xffff))
+		cond_resched();
+}
 
 struct remap_c;			/* a remap table instance (dm-remap/remap.h) */
 
