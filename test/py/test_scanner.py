@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, wait_for
+from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pattern, pread, pwrite,
+                     wait_for)
 from pools import Manager, RemapDev, data_start, pool_attr
 
 BLOCK = 4096
@@ -145,6 +146,69 @@ def test_pass_finds_slow_and_failing_blocks(env):
     assert dev_int(4, "health") == 30
     assert events(dev.name) == ev
     assert dev.remaps() == remaps
+
+
+def block_table(dev, sectors, b, line):
+    """dev, linear, except block b, which is the target line given."""
+    return "\n".join([f"0 {b * BS} linear {dev} 0", f"{b * BS} {BS} {line}",
+                      f"{(b + 1) * BS} {sectors - (b + 1) * BS} linear {dev} {(b + 1) * BS}"])
+
+
+def read_counts(dm_name):
+    """(reads completed, reads held) of a dm-delay device: its status
+    counts the bios it holds (sysfs "inflight" does not see them)."""
+    rdev = os.stat(f"/dev/mapper/{dm_name}").st_rdev
+    with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/stat") as f:
+        done = int(f.read().split()[0])
+    return done, int(dmsetup("status", dm_name).split()[3])
+
+
+def test_block_read_only_after_a_retry_is_moved_with_its_data(env):
+    """The 'retried' finding: a block whose read is slow, and whose read
+    again fails (the device's state changed between them), is moved with
+    the data a third read gets.  The block's reads are steered by swapping
+    what the main device maps it to, each swap while the scanner's read
+    before it is held in a 4 s delay, so that the order is certain: a
+    suspend waits for that read and holds the next one for the new table."""
+    n = blockdev_sectors(env.backing)
+    b, delay = 1000, 4000
+    slowb = env.dm.create(f"0 {BS} delay {env.backing} {b * BS} {delay}", hint="slowb")
+    errb = env.dm.create(f"0 {BS} error", hint="errb")
+    slowerr = env.dm.create(f"0 {BS} delay {env.dm.path(errb)} 0 {delay}", hint="slowerr")
+    main = env.dm.create(block_table(env.backing, n, b, f"linear {env.dm.path(slowb)} 0"),
+                         hint="faulty")
+    dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=8)
+    slow0, err0 = read_counts(slowb)[0], read_counts(slowerr)[0]
+    assert read_counts(slowb)[1] == 0 and read_counts(slowerr)[1] == 0
+    set_attr("scan_enabled", 1)
+    # The chunk's read is slow, so the block is read alone: slow again.
+    # While that second read is held, the block starts failing...
+    assert wait_for(lambda: read_counts(slowb) == (slow0 + 1, 1), timeout=120), \
+        f"no second read of the slow block: {read_counts(slowb)}"
+    env.dm.reload(main, block_table(env.backing, n, b, f"linear {env.dm.path(slowerr)} 0"))
+    assert read_counts(slowb) == (slow0 + 2, 0)
+    # ...so the read again fails; while it is held, the block reads again.
+    assert wait_for(lambda: read_counts(slowerr) == (err0, 1), timeout=30), \
+        f"no read again of the block: {read_counts(slowerr)}"
+    env.dm.reload(main, linear_table(env.backing, n))
+    assert read_counts(slowerr) == (err0 + 1, 0)
+    assert wait_for(lambda: dev_int(8, "scan_passes") >= 1, timeout=120)
+    set_attr("scan_enabled", 0)
+
+    assert dev_int(8, "scan_retried") == 1
+    assert dev_int(8, "scan_slow") == 0
+    assert dev_int(8, "scan_failed") == 0
+    assert dev_int(8, "scan_predictive") == 1
+    assert dev_int(8, "scanned") == n // BS
+    remaps = dev.remaps()
+    assert list(remaps) == [b] and remaps[b][1] == "mapped"
+    assert dev.status()["pending"] == 0
+    # 10 * bits(1 remap) + 5 * bits(1 retried)
+    assert dev_int(8, "health") == 85
+    want = env.data[b * BLOCK:(b + 1) * BLOCK]
+    assert pread(env.spare, data_start(env.spare) * 512 + remaps[b][0] * BLOCK, BLOCK) == want
+    assert pread(dev.path, 0, n * 512) == env.data[:n * 512]
+    assert read_counts(slowerr) == (err0 + 1, 0)
 
 
 def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
