@@ -163,35 +163,43 @@ def read_counts(dm_name):
     return done, int(dmsetup("status", dm_name).split()[3])
 
 
-def test_block_read_only_after_a_retry_is_moved_with_its_data(env):
-    """The 'retried' finding: a block whose read is slow, and whose read
-    again fails (the device's state changed between them), is moved with
-    the data a third read gets.  The block's reads are steered by swapping
-    what the main device maps it to, each swap while the scanner's read
-    before it is held in a 4 s delay, so that the order is certain: a
-    suspend waits for that read and holds the next one for the new table."""
+@pytest.mark.parametrize("first", ["slow", "failing"])
+def test_block_read_only_after_a_retry_is_moved_with_its_data(env, first):
+    """The 'retried' finding, both ways: a block whose read is slow and
+    whose read again fails, or whose first reads fail and a retry reads;
+    either is moved with the data a later read gets.  The block's reads
+    are steered by swapping what the main device maps it to, each swap
+    while the scanner's read before it is held in a 4 s delay, so that the
+    order is certain: a suspend waits for that read and holds the next one
+    for the new table."""
     n = blockdev_sectors(env.backing)
     b, delay = 1000, 4000
     slowb = env.dm.create(f"0 {BS} delay {env.backing} {b * BS} {delay}", hint="slowb")
     errb = env.dm.create(f"0 {BS} error", hint="errb")
     slowerr = env.dm.create(f"0 {BS} delay {env.dm.path(errb)} 0 {delay}", hint="slowerr")
-    main = env.dm.create(block_table(env.backing, n, b, f"linear {env.dm.path(slowb)} 0"),
-                         hint="faulty")
+    via = {d: block_table(env.backing, n, b, f"linear {env.dm.path(d)} 0")
+           for d in (slowb, slowerr)}
+    base = {d: read_counts(d) for d in (slowb, slowerr)}
+    assert base[slowb][1] == 0 and base[slowerr][1] == 0
+    if first == "slow":
+        # The chunk's read is slow, so the block is read alone: slow
+        # again; while that read is held, the block starts failing, so
+        # the read again fails; while it is held, the block reads again.
+        swaps = [(slowb, 1, via[slowerr]), (slowerr, 0, linear_table(env.backing, n))]
+    else:
+        # The chunk's read fails, so the block is read alone: it fails
+        # again; while that read is held, the block reads again.
+        swaps = [(slowerr, 1, linear_table(env.backing, n))]
+    main = env.dm.create(via[swaps[0][0]], hint="faulty")
     dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=8)
-    slow0, err0 = read_counts(slowb)[0], read_counts(slowerr)[0]
-    assert read_counts(slowb)[1] == 0 and read_counts(slowerr)[1] == 0
     set_attr("scan_enabled", 1)
-    # The chunk's read is slow, so the block is read alone: slow again.
-    # While that second read is held, the block starts failing...
-    assert wait_for(lambda: read_counts(slowb) == (slow0 + 1, 1), timeout=120), \
-        f"no second read of the slow block: {read_counts(slowb)}"
-    env.dm.reload(main, block_table(env.backing, n, b, f"linear {env.dm.path(slowerr)} 0"))
-    assert read_counts(slowb) == (slow0 + 2, 0)
-    # ...so the read again fails; while it is held, the block reads again.
-    assert wait_for(lambda: read_counts(slowerr) == (err0, 1), timeout=30), \
-        f"no read again of the block: {read_counts(slowerr)}"
-    env.dm.reload(main, linear_table(env.backing, n))
-    assert read_counts(slowerr) == (err0 + 1, 0)
+    for d, before, table in swaps:
+        want = (base[d][0] + before, 1)
+        assert wait_for(lambda: read_counts(d) == want, timeout=120), \
+            f"{d}: {read_counts(d)}, waiting for {want}"
+        env.dm.reload(main, table)
+        assert read_counts(d) == (want[0] + 1, 0)
+        base[d] = read_counts(d)
     assert wait_for(lambda: dev_int(8, "scan_passes") >= 1, timeout=120)
     set_attr("scan_enabled", 0)
 
@@ -208,7 +216,8 @@ def test_block_read_only_after_a_retry_is_moved_with_its_data(env):
     want = env.data[b * BLOCK:(b + 1) * BLOCK]
     assert pread(env.spare, data_start(env.spare) * 512 + remaps[b][0] * BLOCK, BLOCK) == want
     assert pread(dev.path, 0, n * 512) == env.data[:n * 512]
-    assert read_counts(slowerr) == (err0 + 1, 0)
+    # The move read the block after the last swap.
+    assert {d: read_counts(d) for d in base} == base
 
 
 def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
