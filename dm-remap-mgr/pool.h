@@ -219,6 +219,18 @@ struct dmr_pdev {
 	time64_t scan_saved;		/* progress last recorded */
 	u64 scan_chunk;			/* blocks per read, adapts to load */
 	u64 scan_end;			/* whole blocks of the device */
+	/*
+	 * Load on the disk that holds the main device, also from I/O that
+	 * does not pass through this target: at each step the disk's
+	 * sectors moved (its I/O statistics) against the target's own
+	 * (own_sectors: the sync I/O of repairs and of the scanner to that
+	 * disk, of every device of the pool on it).  scan_disk is written
+	 * under scan_lock and read under pdev_lock (a hint); the _seen
+	 * values are under scan_lock.
+	 */
+	dev_t scan_disk;
+	u64 disk_seen, own_seen;
+	atomic64_t own_sectors;
 	/* Counters since the device was attached (read without a lock). */
 	u64 scanned, scan_failed, scan_slow, scan_retried, scan_predictive;
 
@@ -304,6 +316,7 @@ struct dmr_scan_result {
 };
 
 u64 remap_scan_blocks(struct remap_c *rc);
+struct block_device *remap_main_bdev(struct remap_c *rc);
 int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 		     u64 block, unsigned int nr, unsigned int slow_ms,
 		     struct dmr_scan_result *res);

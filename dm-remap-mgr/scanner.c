@@ -13,9 +13,10 @@
  * Pacing: while the pool's devices are idle the chunk grows to
  * SCAN_MAX_CHUNK and steps are spaced so that reads stay under the rate
  * tunable.  A step that sees foreground bios mapped since the previous
- * step (per-CPU counts the remap target keeps) shrinks the chunk to one
- * block and waits at least SCAN_BUSY_DELAY_MS before the next one, so a
- * busy device sees at most two small idle-priority reads per second.
+ * step (per-CPU counts the remap target keeps), or other I/O to the disk
+ * it is about to read (disk_busy()), shrinks the chunk to one block and
+ * waits at least SCAN_BUSY_DELAY_MS before the next one, so a busy device
+ * sees at most two small idle-priority reads per second.
  *
  * Progress (position, completed passes, time of the last pass end) lives
  * in the device's identity record and is committed with the metadata at
@@ -29,6 +30,7 @@
  * by the registry's ops_lock, so no kick races with dmr_scan_exit().
  */
 #include <linux/module.h>
+#include <linux/part_stat.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
@@ -120,6 +122,9 @@ void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
 {
 	mutex_lock(&pdev->scan_lock);
 	pdev->scan_rc = rc;
+	/* Another disk (a reload), maybe: its first step counts as busy. */
+	WRITE_ONCE(pdev->scan_disk, bdev_whole(remap_main_bdev(rc))->bd_dev);
+	pdev->disk_seen = 0;
 	mutex_unlock(&pdev->scan_lock);
 	dmr_scan_kick(pdev->pool);
 }
@@ -157,10 +162,11 @@ static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 
 /*
  * The next due device after the one served last, by dev_id; a reference
- * is taken on it.  Also sums the foreground I/Os of all devices.
+ * is taken on it.  Also sums the foreground I/Os of all devices, and the
+ * sectors the devices on the picked one's disk moved themselves.
  */
 static struct dmr_pdev *scan_pick(struct dmr_pool *pool, time64_t now,
-				  u64 *fg_ios)
+				  u64 *fg_ios, u64 *own)
 {
 	struct dmr_pdev *pdev, *first = NULL, *next = NULL;
 	u32 cursor = pool->scan.cursor;
@@ -179,9 +185,14 @@ static struct dmr_pdev *scan_pick(struct dmr_pool *pool, time64_t now,
 	}
 	if (!next)
 		next = first;
+	*own = 0;
 	if (next) {
 		kobject_get(&next->kobj);
 		pool->scan.cursor = next->dev_id;
+		list_for_each_entry(pdev, &pool->pdevs, list)
+			if (READ_ONCE(pdev->scan_disk) ==
+			    READ_ONCE(next->scan_disk))
+				*own += atomic64_read(&pdev->own_sectors);
 	}
 	mutex_unlock(&pool->pdev_lock);
 	return next;
@@ -214,9 +225,34 @@ unsigned int dmr_scan_percent(struct dmr_pdev *pdev)
 
 /* ---- One step ----------------------------------------------------------------- */
 
+/* Sectors the disk has read, written and discarded (its I/O statistics). */
+static u64 disk_sectors(struct block_device *disk)
+{
+	return part_stat_read(disk, sectors[STAT_READ]) +
+	       part_stat_read(disk, sectors[STAT_WRITE]) +
+	       part_stat_read(disk, sectors[STAT_DISCARD]);
+}
+
+/*
+ * Has the disk under pdev's main device moved more sectors since the
+ * last step than the pool's devices on it did themselves (own)?  That
+ * is I/O that bypasses the remap devices: a filesystem on the main
+ * device's sibling partition, or one opened directly.  A disk without
+ * I/O statistics (queue/iostats 0) shows none.  Caller holds scan_lock.
+ */
+static bool disk_busy(struct dmr_pdev *pdev, u64 own)
+{
+	u64 disk = disk_sectors(bdev_whole(remap_main_bdev(pdev->scan_rc)));
+	bool busy = (s64)((disk - pdev->disk_seen) - (own - pdev->own_seen)) > 0;
+
+	pdev->disk_seen = disk;
+	pdev->own_seen = own;
+	return busy;
+}
+
 /* Scan one chunk of pdev; returns the delay before the next step. */
 static unsigned long scan_device(struct dmr_pool *pool,
-				 struct dmr_pdev *pdev, bool busy)
+				 struct dmr_pdev *pdev, bool busy, u64 own)
 {
 	struct dmr_scan *sc = &pool->scan;
 	unsigned int shift = dmr_pool_block_shift(pool) + SECTOR_SHIFT;
@@ -233,6 +269,8 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		mutex_unlock(&pdev->scan_lock);
 		return 0;
 	}
+	if (disk_busy(pdev, own))
+		busy = true;
 	pdev->scan_end = remap_scan_blocks(pdev->scan_rc);
 	if (pdev->scan_pos >= pdev->scan_end)
 		pdev->scan_pos = 0;	/* the device shrank: start over */
@@ -305,14 +343,14 @@ static void scan_work(struct work_struct *ws)
 	time64_t now = ktime_get_real_seconds();
 	struct dmr_pdev *pdev;
 	unsigned long delay;
-	u64 fg_ios;
+	u64 fg_ios, own;
 	bool busy;
 
 	if (!READ_ONCE(sc->enabled) || READ_ONCE(sc->stopping)) {
 		WRITE_ONCE(sc->state, DMR_SCAN_OFF);
 		return;
 	}
-	pdev = scan_pick(pool, now, &fg_ios);
+	pdev = scan_pick(pool, now, &fg_ios, &own);
 	busy = fg_ios != sc->fg_ios;
 	sc->fg_ios = fg_ios;
 	if (!pdev) {
@@ -320,7 +358,7 @@ static void scan_work(struct work_struct *ws)
 		delay = SCAN_IDLE_POLL_S * HZ;
 	} else {
 		WRITE_ONCE(sc->state, DMR_SCAN_SCANNING);
-		delay = scan_device(pool, pdev, busy);
+		delay = scan_device(pool, pdev, busy, own);
 		kobject_put(&pdev->kobj);
 	}
 	/* Re-armed only here and by dmr_scan_kick(); never after stopping. */

@@ -41,10 +41,14 @@
 
 /* ---- Helpers ---------------------------------------------------------------- */
 
-/* Synchronous I/O of count sectors at sector of bdev to or from buf. */
-static int io_prio(struct dm_io_client *io, struct block_device *bdev,
-		   blk_opf_t opf, void *buf, sector_t sector, sector_t count,
-		   unsigned short ioprio)
+/*
+ * Synchronous I/O of count sectors at sector of bdev to or from buf.  I/O
+ * to the disk that holds the main device is counted as the target's own,
+ * so that the scanner can tell it from other I/O to that disk.
+ */
+static int io_prio(struct remap_c *rc, struct dm_io_client *io,
+		   struct block_device *bdev, blk_opf_t opf, void *buf,
+		   sector_t sector, sector_t count, unsigned short ioprio)
 {
 	struct dm_io_region where = {
 		.bdev = bdev,
@@ -58,13 +62,16 @@ static int io_prio(struct dm_io_client *io, struct block_device *bdev,
 		.client = io,
 	};
 
+	if (bdev_whole(bdev) == bdev_whole(rc->main_dev->bdev))
+		atomic64_add(count, &rc->pdev->own_sectors);
 	return rm_dm_io_prio(&req, 1, &where, NULL, ioprio);
 }
 
 static int sync_io(struct remap_c *rc, struct block_device *bdev,
 		   blk_opf_t opf, void *buf, sector_t sector, sector_t count)
 {
-	return io_prio(rc->io, bdev, opf, buf, sector, count, IOPRIO_DEFAULT);
+	return io_prio(rc, rc->io, bdev, opf, buf, sector, count,
+		       IOPRIO_DEFAULT);
 }
 
 static sector_t block_sectors(struct remap_c *rc)
@@ -462,6 +469,12 @@ u64 remap_scan_blocks(struct remap_c *rc)
 	return rc->ti->len >> rc->shift;
 }
 
+/* The main device of this table (the scanner watches its disk's load). */
+struct block_device *remap_main_bdev(struct remap_c *rc)
+{
+	return rc->main_dev->bdev;
+}
+
 /* A timed read at idle I/O priority; *ms is how long it took. */
 static int scan_read(struct remap_c *rc, struct dm_io_client *io, void *buf,
 		     sector_t sector, sector_t count, s64 *ms)
@@ -469,7 +482,7 @@ static int scan_read(struct remap_c *rc, struct dm_io_client *io, void *buf,
 	ktime_t t0 = ktime_get();
 	int r;
 
-	r = io_prio(io, rc->main_dev->bdev, REQ_OP_READ, buf, sector, count,
+	r = io_prio(rc, io, rc->main_dev->bdev, REQ_OP_READ, buf, sector, count,
 		    IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
 	*ms = ktime_ms_delta(ktime_get(), t0);
 	return r;

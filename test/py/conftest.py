@@ -151,12 +151,15 @@ class LoopFactory:
         self.tag = tag
         self.devs = []
 
-    def __call__(self, size_mb, fill=None):
-        """A loop device on a fresh tmpfs file of size_mb MiB (zero-filled)."""
+    def __call__(self, size_mb, mbr=None):
+        """A loop device on a fresh tmpfs file of size_mb MiB (zero-filled);
+        with mbr, that sector first and the kernel's partitions of it."""
         path = os.path.join(SCRATCH, f"{self.tag}-{len(self.devs)}.img")
         with open(path, "wb") as f:
             f.truncate(size_mb << 20)
-        dev = run("losetup", "-f", "--show", path).strip()
+            if mbr:
+                f.write(mbr)
+        dev = run("losetup", "-f", "--show", *(["-P"] if mbr else []), path).strip()
         self.devs.append((dev, path))
         return dev
 

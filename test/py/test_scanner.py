@@ -240,16 +240,40 @@ def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
     assert time.time() - t0 < 15
 
 
-def test_backs_off_while_the_device_is_busy(env, loopdev):
-    backing = loopdev(32)
+def dos_table(*parts):
+    """A DOS partition table of Linux partitions (start, sectors)."""
+    table = bytearray(512)
+    for i, (start, sectors) in enumerate(parts):
+        table[446 + 16 * i + 4] = 0x83
+        table[446 + 16 * i + 8:446 + 16 * i + 16] = \
+            start.to_bytes(4, "little") + sectors.to_bytes(4, "little")
+    table[510:512] = b"\x55\xaa"
+    return bytes(table)
+
+
+@pytest.mark.parametrize("through", ["remap", "main", "sibling"])
+def test_backs_off_while_the_device_is_busy(env, loopdev, through):
+    """Foreground reads through the remap device, straight to its main
+    device, or to another partition of the main device's disk: the last
+    two never pass through the target, the scanner sees them in the
+    disk's I/O statistics."""
+    if through == "sibling":
+        disk = loopdev(72, mbr=dos_table((2048, 65536), (67584, 79872)))
+        backing, target = disk + "p1", disk + "p2"
+        assert wait_for(lambda: os.path.exists(target))
+    else:
+        backing = loopdev(32)
+        target = backing
     dev = RemapDev(env.dm, backing, SLOT, dev_id=7)
     total = (32 << 20) // BLOCK
+    if through == "remap":
+        target = dev.path
     stop = threading.Event()
 
     def foreground():
         i = 0
         while not stop.is_set():
-            pread(dev.path, (i * 7919 % total) * BLOCK, BLOCK)
+            pread(target, (i * 7919 % total) * BLOCK, BLOCK)
             i += 1
     t = threading.Thread(target=foreground)
     t.start()
@@ -259,11 +283,13 @@ def test_backs_off_while_the_device_is_busy(env, loopdev):
         before = dev_int(7, "scanned")
         time.sleep(4)
         busy = dev_int(7, "scanned") - before
+        passes = dev_int(7, "scan_passes")
     finally:
         stop.set()
         t.join()
     # Busy: one block at most every 500 ms (a step may be in flight).
     assert busy <= 12, f"{busy} blocks scanned in 4 s of foreground I/O"
+    assert passes == 0, "the pass ended under foreground I/O"
     # Idle again: chunks grow back and the pass ends soon.
     assert wait_for(lambda: dev_int(7, "scan_passes") >= 1, timeout=90)
     assert dev_int(7, "scanned") == total
