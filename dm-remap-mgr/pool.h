@@ -222,15 +222,10 @@ struct dmr_pdev {
 	/*
 	 * Load on the disk that holds the main device, also from I/O that
 	 * does not pass through this target: at each step the disk's
-	 * sectors moved (its I/O statistics) against the target's own
-	 * (own_sectors: the sync I/O of repairs and of the scanner to that
-	 * disk, of every device of the pool on it).  scan_disk is written
-	 * under scan_lock and read under pdev_lock (a hint); the _seen
-	 * values are under scan_lock.
+	 * sectors moved (its I/O statistics) against the module's own on
+	 * that disk (dmr_own_io()).  Under scan_lock.
 	 */
-	dev_t scan_disk;
 	u64 disk_seen, own_seen;
-	atomic64_t own_sectors;
 	/* Counters since the device was attached (read without a lock). */
 	u64 scanned, scan_failed, scan_slow, scan_retried, scan_predictive;
 
@@ -302,6 +297,7 @@ int dmr_pool_scan_control(unsigned int id, bool start);
 const char *dmr_scan_state_name(struct dmr_pool *pool);
 void dmr_scan_pdev_init(struct dmr_pdev *pdev);
 void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc);
+void dmr_own_io(struct block_device *bdev, sector_t count);
 void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc);
 unsigned int dmr_scan_health(struct dmr_pdev *pdev);
 unsigned int dmr_scan_percent(struct dmr_pdev *pdev);

@@ -29,6 +29,8 @@
  * read with READ_ONCE.  Control messages and free_spare are serialized
  * by the registry's ops_lock, so no kick races with dmr_scan_exit().
  */
+#include <linux/hash.h>
+#include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/part_stat.h>
 #include <linux/sizes.h>
@@ -123,7 +125,6 @@ void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
 	mutex_lock(&pdev->scan_lock);
 	pdev->scan_rc = rc;
 	/* Another disk (a reload), maybe: its first step counts as busy. */
-	WRITE_ONCE(pdev->scan_disk, bdev_whole(remap_main_bdev(rc))->bd_dev);
 	pdev->disk_seen = 0;
 	mutex_unlock(&pdev->scan_lock);
 	dmr_scan_kick(pdev->pool);
@@ -161,12 +162,33 @@ static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 }
 
 /*
+ * Sectors this module moved itself, per whole disk (hashed by dev_t): the
+ * sync I/O of repairs and scanners of every pool and device.  A disk that
+ * shares a bucket with another sees that one's I/O as its own too, which
+ * can hide other load on it; with 256 buckets that takes a hash collision
+ * between two disks that both hold main devices.
+ */
+#define DMR_OWN_BUCKETS	256
+static atomic64_t dmr_own_sectors[DMR_OWN_BUCKETS];
+
+static atomic64_t *own_bucket(struct block_device *bdev)
+{
+	return &dmr_own_sectors[hash_32(bdev_whole(bdev)->bd_dev,
+					ilog2(DMR_OWN_BUCKETS))];
+}
+
+/* Own I/O of count sectors to bdev's disk, counted as it is issued. */
+void dmr_own_io(struct block_device *bdev, sector_t count)
+{
+	atomic64_add(count, own_bucket(bdev));
+}
+
+/*
  * The next due device after the one served last, by dev_id; a reference
- * is taken on it.  Also sums the foreground I/Os of all devices, and the
- * sectors the devices on the picked one's disk moved themselves.
+ * is taken on it.  Also sums the foreground I/Os of all devices.
  */
 static struct dmr_pdev *scan_pick(struct dmr_pool *pool, time64_t now,
-				  u64 *fg_ios, u64 *own)
+				  u64 *fg_ios)
 {
 	struct dmr_pdev *pdev, *first = NULL, *next = NULL;
 	u32 cursor = pool->scan.cursor;
@@ -185,14 +207,9 @@ static struct dmr_pdev *scan_pick(struct dmr_pool *pool, time64_t now,
 	}
 	if (!next)
 		next = first;
-	*own = 0;
 	if (next) {
 		kobject_get(&next->kobj);
 		pool->scan.cursor = next->dev_id;
-		list_for_each_entry(pdev, &pool->pdevs, list)
-			if (READ_ONCE(pdev->scan_disk) ==
-			    READ_ONCE(next->scan_disk))
-				*own += atomic64_read(&pdev->own_sectors);
 	}
 	mutex_unlock(&pool->pdev_lock);
 	return next;
@@ -235,14 +252,16 @@ static u64 disk_sectors(struct block_device *disk)
 
 /*
  * Has the disk under pdev's main device moved more sectors since the
- * last step than the pool's devices on it did themselves (own)?  That
- * is I/O that bypasses the remap devices: a filesystem on the main
- * device's sibling partition, or one opened directly.  A disk without
- * I/O statistics (queue/iostats 0) shows none.  Caller holds scan_lock.
+ * last step than this module did on it itself?  That is I/O that
+ * bypasses the remap devices: a filesystem on the main device's sibling
+ * partition, or one opened directly.  A disk without I/O statistics
+ * (queue/iostats 0) shows none.  Caller holds scan_lock.
  */
-static bool disk_busy(struct dmr_pdev *pdev, u64 own)
+static bool disk_busy(struct dmr_pdev *pdev)
 {
-	u64 disk = disk_sectors(bdev_whole(remap_main_bdev(pdev->scan_rc)));
+	struct block_device *bdev = remap_main_bdev(pdev->scan_rc);
+	u64 own = atomic64_read(own_bucket(bdev));
+	u64 disk = disk_sectors(bdev_whole(bdev));
 	bool busy = (s64)((disk - pdev->disk_seen) - (own - pdev->own_seen)) > 0;
 
 	pdev->disk_seen = disk;
@@ -252,7 +271,7 @@ static bool disk_busy(struct dmr_pdev *pdev, u64 own)
 
 /* Scan one chunk of pdev; returns the delay before the next step. */
 static unsigned long scan_device(struct dmr_pool *pool,
-				 struct dmr_pdev *pdev, bool busy, u64 own)
+				 struct dmr_pdev *pdev, bool busy)
 {
 	struct dmr_scan *sc = &pool->scan;
 	unsigned int shift = dmr_pool_block_shift(pool) + SECTOR_SHIFT;
@@ -269,7 +288,7 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		mutex_unlock(&pdev->scan_lock);
 		return 0;
 	}
-	if (disk_busy(pdev, own))
+	if (disk_busy(pdev))
 		busy = true;
 	pdev->scan_end = remap_scan_blocks(pdev->scan_rc);
 	if (pdev->scan_pos >= pdev->scan_end)
@@ -343,14 +362,14 @@ static void scan_work(struct work_struct *ws)
 	time64_t now = ktime_get_real_seconds();
 	struct dmr_pdev *pdev;
 	unsigned long delay;
-	u64 fg_ios, own;
+	u64 fg_ios;
 	bool busy;
 
 	if (!READ_ONCE(sc->enabled) || READ_ONCE(sc->stopping)) {
 		WRITE_ONCE(sc->state, DMR_SCAN_OFF);
 		return;
 	}
-	pdev = scan_pick(pool, now, &fg_ios, &own);
+	pdev = scan_pick(pool, now, &fg_ios);
 	busy = fg_ios != sc->fg_ios;
 	sc->fg_ios = fg_ios;
 	if (!pdev) {
@@ -358,7 +377,7 @@ static void scan_work(struct work_struct *ws)
 		delay = SCAN_IDLE_POLL_S * HZ;
 	} else {
 		WRITE_ONCE(sc->state, DMR_SCAN_SCANNING);
-		delay = scan_device(pool, pdev, busy, own);
+		delay = scan_device(pool, pdev, busy);
 		kobject_put(&pdev->kobj);
 	}
 	/* Re-armed only here and by dmr_scan_kick(); never after stopping. */

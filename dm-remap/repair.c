@@ -43,7 +43,7 @@
 
 /*
  * Synchronous I/O of count sectors at sector of bdev to or from buf.  I/O
- * to the disk that holds the main device is counted as the target's own,
+ * to the disk that holds the main device is counted as the module's own,
  * so that the scanner can tell it from other I/O to that disk.
  */
 static int io_prio(struct remap_c *rc, struct dm_io_client *io,
@@ -63,7 +63,7 @@ static int io_prio(struct remap_c *rc, struct dm_io_client *io,
 	};
 
 	if (bdev_whole(bdev) == bdev_whole(rc->main_dev->bdev))
-		atomic64_add(count, &rc->pdev->own_sectors);
+		dmr_own_io(bdev, count);
 	return rm_dm_io_prio(&req, 1, &where, NULL, ioprio);
 }
 
