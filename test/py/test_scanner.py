@@ -12,7 +12,7 @@ import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pattern, pread, pwrite,
                      wait_for)
-from pools import Manager, RemapDev, data_start, pool_attr
+from pools import Manager, RemapDev, data_start, pool_active, pool_attr
 
 BLOCK = 4096
 BS = BLOCK // 512
@@ -293,6 +293,42 @@ def test_backs_off_while_the_device_is_busy(env, loopdev, through):
     # Idle again: chunks grow back and the pass ends soon.
     assert wait_for(lambda: dev_int(7, "scan_passes") >= 1, timeout=90)
     assert dev_int(7, "scanned") == total
+
+
+@pytest.mark.parametrize("pools", ["one", "two"])
+def test_scanners_on_one_disk_do_not_take_each_other_for_load(env, loopdev, pools):
+    """Two remap devices on two partitions of one disk, in one pool or in
+    two pools, both scanning and nothing else: each scanner's reads are
+    the module's own, so neither backs off for the other and both passes
+    end at full speed.  Backing off (one block per 500 ms), the 8192
+    blocks of each would take over an hour."""
+    disk = loopdev(66, mbr=dos_table((2048, 65536), (67584, 65536)))
+    parts = [disk + "p1", disk + "p2"]
+    assert wait_for(lambda: all(os.path.exists(p) for p in parts))
+    slots = [SLOT, SLOT] if pools == "one" else [SLOT, SLOT + 2]
+    if pools == "two":
+        spare2 = loopdev(64)
+        env.mgr.format(spare2)
+        env.mgr.resume(slots[1], spare2, scan=True)
+    devs = []
+    try:
+        for slot in set(slots) - {SLOT}:
+            set_attr("scan_enabled", 0, slot)
+            set_attr("scan_rate", 1 << 20, slot)
+        for i, (part, slot) in enumerate(zip(parts, slots)):
+            devs.append(RemapDev(env.dm, part, slot, dev_id=11 + i))
+        for slot in set(slots):
+            set_attr("scan_enabled", 1, slot)
+        done = wait_for(lambda: all(dev_attr(11 + i, "scan_passes", slot) != "0"
+                                    for i, slot in enumerate(slots)), timeout=120)
+        scanned = [int(dev_attr(11 + i, "scanned", slot)) for i, slot in enumerate(slots)]
+        assert done, f"passes not over in 120 s: scanned {scanned} of {(32 << 20) // BLOCK}"
+        assert scanned == [(32 << 20) // BLOCK] * 2
+    finally:
+        for d in devs:
+            d.remove()
+        if pools == "two" and pool_active(slots[1]):
+            env.mgr.free(slots[1])
 
 
 def test_scanner_reads_never_change_data(env):
