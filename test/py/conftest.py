@@ -190,9 +190,13 @@ class DmFactory:
     def __init__(self, tag):
         self.tag = tag
         self.names = []
+        self.made = 0
 
     def name(self, hint="dev"):
-        return f"rmt-{self.tag}-{hint}-{len(self.names)}"
+        """A name never given before (not the count of live devices: after
+        a removal that could name a device still there)."""
+        self.made += 1
+        return f"rmt-{self.tag}-{hint}-{self.made}"
 
     def create(self, table, name=None, hint="dev"):
         name = name or self.name(hint)
