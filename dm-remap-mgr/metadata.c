@@ -360,11 +360,11 @@ static int md_alloc_tables(struct dmr_pool *pool)
 	pool->dirty = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
 	pool->committing = kvcalloc(BITS_TO_LONGS(nl), sizeof(long), GFP_KERNEL);
 	pool->cbufs = kvcalloc(2 * nl + RM_SB_COPIES, sizeof(void *), GFP_KERNEL);
-	pool->reserved = kvcalloc(BITS_TO_LONGS(pool->sb.geo.nr_blocks),
-				  sizeof(long), GFP_KERNEL);
+	pool->taken = kvcalloc(BITS_TO_LONGS(pool->sb.geo.nr_blocks),
+			       sizeof(long), GFP_KERNEL);
 	if (!pool->entries || !pool->names || !pool->cur_pair || !pool->cur_seq ||
 	    !pool->dirty || !pool->committing || !pool->cbufs ||
-	    !pool->reserved)
+	    !pool->taken)
 		return -ENOMEM;
 	return 0;
 }
@@ -485,6 +485,8 @@ static int md_check_pool(struct dmr_pool *pool)
 			pool->nr_retired++;
 			break;
 		}
+		if (pool->entries[i].state != RM_ENTRY_FREE)
+			__set_bit(i, pool->taken);
 	}
 	return 0;
 }
@@ -543,7 +545,7 @@ void dmr_md_release(struct dmr_pool *pool)
 			kfree(pool->cbufs[i]);
 	}
 	kvfree(pool->cbufs);
-	kvfree(pool->reserved);
+	kvfree(pool->taken);
 	kvfree(pool->committing);
 	kvfree(pool->dirty);
 	kvfree(pool->cur_seq);

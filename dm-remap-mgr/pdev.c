@@ -29,14 +29,42 @@ sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare)
 
 /* ---- Spare allocation ------------------------------------------------------ */
 
+/* Bits of pool->taken searched between two offers of the CPU: 16 KiB. */
+#define PDEV_FIND_CHUNK		(128 * 1024)
+
+/* Handed out, not yet recorded (pool->taken).  md_lock held. */
+static bool __reserved(struct dmr_pool *pool, u32 spare)
+{
+	lockdep_assert_held(&pool->md_lock);
+	return test_bit(spare, pool->taken) &&
+	       pool->entries[spare].state == RM_ENTRY_FREE;
+}
+
+/* The first clear bit of map in [start, end), or end. */
+static u64 find_clear(const unsigned long *map, u64 start, u64 end)
+{
+	u64 s, e, i;
+
+	for (s = start; s < end; s = e) {
+		e = min_t(u64, s + PDEV_FIND_CHUNK, end);
+		i = find_next_zero_bit(map, e, s);
+		if (i < e)
+			return i;
+		cond_resched();
+	}
+	return end;
+}
+
 /*
- * Hand out a free spare block.  It stays FREE in entries[] (so no commit
- * persists it) and is marked reserved until dmr_pool_record() or
- * dmr_pool_unreserve().  -ENOSPC when the pool is exhausted.
+ * Hand out a free spare block, the first one from the allocation cursor
+ * on (wrapping around).  It stays FREE in entries[] (so no commit persists
+ * it) and is marked reserved until dmr_pool_record(), dmr_pool_retire() or
+ * dmr_pool_unreserve().  -ENOSPC when the pool is exhausted.  Near
+ * exhaustion this is a search of the taken bitmap, a word at a time.
  */
 int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
 {
-	u64 n = pool->sb.geo.nr_blocks, i, k;
+	u64 n = pool->sb.geo.nr_blocks, i;
 	bool low = false;
 	int r = -ENOSPC;
 
@@ -45,20 +73,31 @@ int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
 		r = -EIO;
 		goto out;
 	}
-	for (k = 0, i = pool->alloc_cursor; k < n; k++, i = i + 1 < n ? i + 1 : 0) {
-		dmr_entries_resched(k + 1);
-		if (pool->entries[i].state != RM_ENTRY_FREE ||
-		    test_bit(i, pool->reserved))
-			continue;
-		set_bit(i, pool->reserved);
+	while (pool->nr_free) {
+		i = find_clear(pool->taken, pool->alloc_cursor, n);
+		if (i == n && pool->alloc_cursor) {
+			i = find_clear(pool->taken, 0, pool->alloc_cursor);
+			if (i == pool->alloc_cursor)
+				i = n;
+		}
+		/* nr_free counts the clear bits. */
+		if (WARN_ON_ONCE(i == n))
+			break;
+		__set_bit(i, pool->taken);
 		pool->nr_free--;
 		pool->alloc_cursor = i + 1 < n ? i + 1 : 0;
+		/*
+		 * A clear bit on a block in use would be an accounting bug;
+		 * handing the block out would put two main blocks on it.
+		 * Keep it taken and look on.
+		 */
+		if (WARN_ON_ONCE(pool->entries[i].state != RM_ENTRY_FREE))
+			continue;
 		*spare = i;
 		r = 0;
+		pool->exhausted = false;
 		break;
 	}
-	if (!r)
-		pool->exhausted = false;
 	if (pool->nr_free >= pool->low_water) {
 		pool->low_signalled = false;
 	} else if (!r && !pool->low_signalled) {
@@ -107,7 +146,7 @@ void dmr_pool_retire(struct dmr_pool *pool, u32 spare)
 	struct rm_entry *e = &pool->entries[spare];
 
 	mutex_lock(&pool->md_lock);
-	WARN_ON(!test_and_clear_bit(spare, pool->reserved));
+	WARN_ON(!__reserved(pool, spare));
 	memset(e, 0, sizeof(*e));
 	e->state = RM_ENTRY_RETIRED;
 	pool->nr_retired++;
@@ -133,8 +172,10 @@ u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare)
 void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare)
 {
 	mutex_lock(&pool->md_lock);
-	if (!WARN_ON(!test_and_clear_bit(spare, pool->reserved)))
+	if (!WARN_ON(!__reserved(pool, spare))) {
+		__clear_bit(spare, pool->taken);
 		pool->nr_free++;
+	}
 	mutex_unlock(&pool->md_lock);
 }
 
@@ -149,7 +190,7 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 	u64 ticket;
 
 	mutex_lock(&pool->md_lock);
-	WARN_ON(!test_and_clear_bit(spare, pool->reserved));
+	WARN_ON(!__reserved(pool, spare));
 	e->main_block = block;
 	e->dev_id = dev_id;
 	e->state = state;

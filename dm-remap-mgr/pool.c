@@ -593,6 +593,7 @@ static void __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 		else
 			pool->nr_pending--;
 		memset(e, 0, sizeof(*e));
+		__clear_bit(i, pool->taken);
 		pool->nr_free++;
 		dmr_md_dirty(pool, rm_entry_logical(i));
 	}

@@ -101,10 +101,13 @@ struct dmr_pool {
 	u64 nr_free, nr_mapped, nr_pending, nr_retired;
 	u64 commits;
 	/*
-	 * Spare blocks handed out but not yet recorded: still FREE in
-	 * entries[] (a commit must not persist them), skipped by allocation.
+	 * One bit per spare block, set while it cannot be handed out: it is
+	 * in use in entries[] (not FREE) or reserved.  Reserved blocks are
+	 * those handed out but not yet recorded: set here and still FREE in
+	 * entries[], so that a commit does not persist them.  The clear bits
+	 * number nr_free.  md_lock.
 	 */
-	unsigned long *reserved;
+	unsigned long *taken;
 	u64 alloc_cursor;		/* next entry the allocator looks at */
 	u64 low_water;			/* dm event when free blocks drop below */
 	bool low_signalled;		/* event sent, free still below low_water */

@@ -155,30 +155,93 @@ def test_force_remap_twice_is_refused(env):
     assert list(dev.remaps()) == [1]
 
 
-def test_exhaustion_is_a_clear_error_and_changes_nothing(dm, loopdev, kmsg):
+@pytest.fixture
+def small_pool(dm, loopdev):
+    """(manager, spare, data blocks) of a pool in slot 1 on a spare that
+    holds just a few more blocks than the minimum: 36 metadata blocks (8
+    superblocks, 7 logicals x 4 slots) + 20 data blocks."""
     mgr = Manager(dm)
-    backing, main = loopdev(8), loopdev(16)
-    # A spare that holds just a few more blocks than the minimum: 36
-    # metadata blocks (8 superblocks, 7 logicals x 4 slots) + 20 data blocks.
+    backing = loopdev(8)
     small = run("losetup", "--sizelimit", str((36 + 20) * BLOCK), "-f", "--show",
                 run("losetup", "-n", "-O", "BACK-FILE", backing).strip()).strip()
     try:
         mgr.format(small)
         mgr.resume(1, small)
-        total = int(pool_attr(1, "blocks_total"))
-        dev = RemapDev(dm, main, 1)
-        for b in range(total):
-            dev.force(b * BS)
-        with pytest.raises(CmdError) as e:
-            dev.force(total * BS)
-        assert "No space" in e.value.err
-        assert any("no free spare block" in ln for ln in kmsg.read())
-        assert len(dev.remaps()) == total
-        assert pool_attr(1, "blocks_free") == "0"
-        dev.remove()
-        mgr.free(1)
+        yield mgr, small, int(pool_attr(1, "blocks_total"))
+        free_pool(mgr, dm, 1)
     finally:
         run("losetup", "-d", small)
+
+
+def test_exhaustion_is_a_clear_error_and_changes_nothing(dm, loopdev, small_pool, kmsg):
+    mgr, _, total = small_pool
+    dev = RemapDev(dm, loopdev(16), 1)
+    for b in range(total):
+        dev.force(b * BS)
+    with pytest.raises(CmdError) as e:
+        dev.force(total * BS)
+    assert "No space" in e.value.err
+    assert any("no free spare block" in ln for ln in kmsg.read())
+    assert len(dev.remaps()) == total
+    assert pool_attr(1, "blocks_free") == "0"
+    dev.remove()
+    mgr.free(1)
+
+
+def test_freed_spare_blocks_are_handed_out_again(dm, loopdev, small_pool):
+    """Spare blocks in use stay in use across free/resume (the pool's
+    loaded map of taken blocks); the blocks of remaps dropped with a
+    dev_id's identity ('force') are handed out again, after the free
+    blocks past the last one handed out (the search wraps around); every
+    spare block once; a full pool resumed is still full."""
+    mgr, small, total = small_pool
+    assert total >= 19
+    main_a, main_b = loopdev(16), loopdev(16)
+    a = RemapDev(dm, main_a, 1, dev_id=1)
+    b = RemapDev(dm, main_b, 1, dev_id=2)
+    for blk in range(10):
+        a.force(blk * BS)
+    for blk in range(5):
+        b.force(blk * BS)
+    a.remove()
+    b.remove()
+    mgr.free(1)
+    mgr.resume(1, small)
+    assert int(pool_attr(1, "blocks_free")) == total - 15
+    b = RemapDev(dm, main_b, 1, dev_id=2)
+    for blk in range(5, 8):
+        b.force(blk * BS)
+    assert [b.remaps()[blk][0] for blk in range(8)] == list(range(10, 18)), \
+        "a spare block in use was handed out again after resume"
+    a = RemapDev(dm, loopdev(8), 1, dev_id=1, opts="1 force")
+    assert a.remaps() == {}
+    assert int(pool_attr(1, "blocks_free")) == total - 8
+    for blk in range(8, total):
+        b.force(blk * BS)
+    with pytest.raises(CmdError) as e:
+        b.force(total * BS)
+    assert "No space" in e.value.err
+    remaps = b.remaps()
+    assert sorted(s for s, _ in remaps.values()) == list(range(total))
+    assert [remaps[blk][0] for blk in range(total)] == \
+        list(range(10, total)) + list(range(10)), "not handed out from the cursor on"
+    data = pattern("reuse", total * BLOCK)
+    pwrite(b.path, 0, data)
+    start = data_start(small)
+    for blk, (s, _) in remaps.items():
+        assert pread(small, (start + s * BS) * 512, BLOCK) == \
+            data[blk * BLOCK:(blk + 1) * BLOCK], f"block {blk} not on spare block {s}"
+    a.remove()
+    b.remove()
+    mgr.free(1)
+    mgr.resume(1, small)
+    assert pool_attr(1, "blocks_free") == "0"
+    b = RemapDev(dm, main_b, 1, dev_id=2)
+    with pytest.raises(CmdError) as e:
+        b.force(total * BS)
+    assert "No space" in e.value.err
+    assert b.remaps() == remaps
+    assert pread(b.path, 0, total * BLOCK) == data
 
 
 def test_remaps_survive_remove_recreate_and_free_resume(env):
