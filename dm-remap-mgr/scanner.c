@@ -162,25 +162,50 @@ static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 }
 
 /*
- * Sectors this module moved itself, per whole disk (hashed by dev_t): the
- * sync I/O of repairs and scanners of every pool and device.  A disk that
- * shares a bucket with another sees that one's I/O as its own too, which
- * can hide other load on it; with 256 buckets that takes a hash collision
- * between two disks that both hold main devices.
+ * Sectors this module moved itself, per whole disk: the sync I/O of repairs
+ * and scanners of every pool and device to the disks that hold main
+ * devices.  An open-addressed table keyed by dev_t: a disk takes the first
+ * free slot from the one its dev_t hashes to, by cmpxchg of the key, and
+ * keeps it until the module is unloaded.  Counts only grow and readers
+ * only take differences, so a dev_t reused by a new disk may inherit the
+ * old count.  Should more disks than slots come and go, the rest share
+ * dmr_own_overflow, where each sees the others' I/O as its own (which can
+ * hide other load on it).  Lock-free: keys are set once, counts atomic.
  */
-#define DMR_OWN_BUCKETS	256
-static atomic64_t dmr_own_sectors[DMR_OWN_BUCKETS];
+#define DMR_OWN_SLOTS	256
 
-static atomic64_t *own_bucket(struct block_device *bdev)
+static struct dmr_own {
+	atomic_t dev;		/* dev_t of the disk; 0 while the slot is free */
+	atomic64_t sectors;
+} dmr_own[DMR_OWN_SLOTS];
+
+static atomic64_t dmr_own_overflow;
+
+static atomic64_t *own_counter(struct block_device *bdev)
 {
-	return &dmr_own_sectors[hash_32(bdev_whole(bdev)->bd_dev,
-					ilog2(DMR_OWN_BUCKETS))];
+	u32 dev = bdev_whole(bdev)->bd_dev;	/* never 0 for a disk */
+	u32 h = hash_32(dev, ilog2(DMR_OWN_SLOTS));
+	unsigned int n;
+
+	for (n = 0; n < DMR_OWN_SLOTS; n++) {
+		struct dmr_own *o = &dmr_own[(h + n) % DMR_OWN_SLOTS];
+		u32 key = atomic_read(&o->dev);
+
+		if (!key) {
+			key = atomic_cmpxchg(&o->dev, 0, dev);
+			if (!key)
+				key = dev;	/* claimed it */
+		}
+		if (key == dev)
+			return &o->sectors;
+	}
+	return &dmr_own_overflow;
 }
 
 /* Own I/O of count sectors to bdev's disk, counted as it is issued. */
 void dmr_own_io(struct block_device *bdev, sector_t count)
 {
-	atomic64_add(count, own_bucket(bdev));
+	atomic64_add(count, own_counter(bdev));
 }
 
 /*
@@ -260,7 +285,7 @@ static u64 disk_sectors(struct block_device *disk)
 static bool disk_busy(struct dmr_pdev *pdev)
 {
 	struct block_device *bdev = remap_main_bdev(pdev->scan_rc);
-	u64 own = atomic64_read(own_bucket(bdev));
+	u64 own = atomic64_read(own_counter(bdev));
 	u64 disk = disk_sectors(bdev_whole(bdev));
 	bool busy = (s64)((disk - pdev->disk_seen) - (own - pdev->own_seen)) > 0;
 
