@@ -370,10 +370,13 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		dmr_pdev_event(pdev);
 	if (!res.done)
 		return 0;
-	/* Stay under the rate: bytes / (KiB/s) milliseconds. */
+	/*
+	 * Stay under the rate: bytes / (KiB/s) milliseconds.  The rate in
+	 * bytes/s reaches 2^32 at SCAN_MAX_RATE: a 64-bit divisor.
+	 */
 	bytes = (u64)res.done << shift;
-	delay = msecs_to_jiffies(div_u64(bytes * 1000,
-					 (u64)READ_ONCE(sc->rate) << 10));
+	delay = msecs_to_jiffies(div64_u64(bytes * 1000,
+					   (u64)READ_ONCE(sc->rate) << 10));
 	if (busy)
 		delay = max(delay, msecs_to_jiffies(SCAN_BUSY_DELAY_MS));
 	return delay;

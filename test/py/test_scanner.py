@@ -342,6 +342,16 @@ def test_scanner_reads_never_change_data(env):
     assert hashlib.sha256(pread(env.backing, 0, 8 << 20)).hexdigest() == before
 
 
+def test_pass_at_the_highest_rate(env):
+    """scan_rate at its maximum, 4 GiB/s: 2^32 bytes a second, which must
+    not wrap to 0 in the scanner's delay arithmetic (it once divided by it)."""
+    set_attr("scan_rate", 4 << 20)
+    assert pool_attr(SLOT, "scan_rate") == str(4 << 20)
+    RemapDev(env.dm, env.backing, SLOT, dev_id=3)
+    run_pass(3)
+    assert dev_int(3, "scanned") == (8 << 20) // BLOCK
+
+
 def test_progress_survives_suspend_remove_and_free(env):
     set_attr("scan_rate", 64)                     # KiB/s: a pass takes ~2 min
     dev = RemapDev(env.dm, env.backing, SLOT, dev_id=2)
