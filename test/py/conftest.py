@@ -10,6 +10,7 @@ that can load modules.  Every test gets:
 Factories: `loopdev(size_mb)`, `dm.create(table)`, `bad_disk`, `flakey`,
 `delayed`.
 """
+import fcntl
 import os
 import platform
 import re
@@ -150,18 +151,39 @@ class LoopFactory:
     def __init__(self, tag):
         self.tag = tag
         self.devs = []
+        self.added = []
 
-    def __call__(self, size_mb, mbr=None):
+    LOOP_CTL_ADD, LOOP_CTL_REMOVE = 0x4C80, 0x4C81
+
+    def __call__(self, size_mb, mbr=None, index=None):
         """A loop device on a fresh tmpfs file of size_mb MiB (zero-filled);
-        with mbr, that sector first and the kernel's partitions of it."""
+        with mbr, that sector first and the kernel's partitions of it; with
+        index, /dev/loop<index>, which must not exist yet (it is added, and
+        removed again at cleanup)."""
         path = os.path.join(SCRATCH, f"{self.tag}-{len(self.devs)}.img")
         with open(path, "wb") as f:
             f.truncate(size_mb << 20)
             if mbr:
                 f.write(mbr)
-        dev = run("losetup", "-f", "--show", *(["-P"] if mbr else []), path).strip()
+        args = ["-P"] if mbr else []
+        if index is None:
+            dev = run("losetup", "-f", "--show", *args, path).strip()
+        else:
+            self._control(self.LOOP_CTL_ADD, index)
+            self.added.append(index)
+            dev = f"/dev/loop{index}"
+            assert wait_for(lambda: os.path.exists(dev)), f"no {dev}"
+            run("losetup", *args, dev, path)
         self.devs.append((dev, path))
         return dev
+
+    @staticmethod
+    def _control(request, index):
+        fd = os.open("/dev/loop-control", os.O_RDWR)
+        try:
+            fcntl.ioctl(fd, request, index)
+        finally:
+            os.close(fd)
 
     def cleanup(self):
         errors = []
@@ -172,6 +194,11 @@ class LoopFactory:
                 errors.append(str(e))
             if os.path.exists(path):
                 os.unlink(path)
+        for index in self.added:
+            try:
+                self._control(self.LOOP_CTL_REMOVE, index)
+            except OSError as e:
+                errors.append(f"loop{index}: LOOP_CTL_REMOVE: {e}")
         return errors
 
 

@@ -331,6 +331,78 @@ def test_scanners_on_one_disk_do_not_take_each_other_for_load(env, loopdev, pool
             env.mgr.free(slots[1])
 
 
+def own_slot(major, minor):
+    """The slot of the module's own-I/O table that a disk's dev_t hashes
+    to first: hash_32(MKDEV(major, minor), 8)."""
+    return (((major << 20 | minor) * 0x61C88647) & 0xffffffff) >> 24
+
+
+def test_another_disks_scanner_does_not_hide_load(env, loopdev):
+    """The module counts the I/O it does itself per disk, in a table keyed
+    by dev_t.  Disk B's number hashes to the same slot as disk A's, and
+    another pool's scanner reads B as fast as it can.  Reads straight to A
+    (never through the target) must still make A's scanner back off: B's
+    reads are not A's own I/O, however their dev_t hash."""
+    a = loopdev(1024)       # sparse: holes read fast, so A's rate is set
+    rdev = os.stat(a).st_rdev
+    home = own_slot(os.major(rdev), os.minor(rdev))
+    index = next(n for n in range(os.minor(rdev) + 1, 1 << 20)
+                 if own_slot(os.major(rdev), n) == home
+                 and not os.path.exists(f"/sys/block/loop{n}"))
+    b = loopdev(64 << 10, index=index)     # at B's rate, a pass takes > 30 s
+    slot_b = SLOT + 2
+    spare2 = loopdev(64)
+    env.mgr.format(spare2)
+    env.mgr.resume(slot_b, spare2, scan=True)
+    devs = []
+    stop = threading.Event()
+    t = None
+    try:
+        set_attr("scan_enabled", 0, slot_b)
+        set_attr("scan_rate", 4 << 20, slot_b)
+        devs.append(RemapDev(env.dm, a, SLOT, dev_id=7))
+        devs.append(RemapDev(env.dm, b, slot_b, dev_id=8))
+        set_attr("scan_enabled", 1, slot_b)
+        assert wait_for(lambda: int(dev_attr(8, "scanned", slot_b)) > 0)
+
+        # Control: with nothing else on A, A's scanner runs at its rate
+        # (4096 blocks/s) next to B's, so a slow count below is A backing off.
+        set_attr("scan_rate", 16 << 10)
+        set_attr("scan_enabled", 1)
+        time.sleep(1)
+        before = dev_int(7, "scanned")
+        time.sleep(2)
+        idle = dev_int(7, "scanned") - before
+        assert idle > 100, f"A's scanner read only {idle} blocks in 2 s with A idle"
+
+        def foreground():
+            i = 0
+            while not stop.wait(0.1):
+                pread(a, (i * 7919 % 8192) * BLOCK, BLOCK)
+                i += 1
+        t = threading.Thread(target=foreground)
+        t.start()
+        time.sleep(1.5)
+        before, before_b = dev_int(7, "scanned"), int(dev_attr(8, "scanned", slot_b))
+        time.sleep(4)
+        busy = dev_int(7, "scanned") - before
+        read_b = int(dev_attr(8, "scanned", slot_b)) - before_b
+        passes = [dev_int(7, "scan_passes"), int(dev_attr(8, "scan_passes", slot_b))]
+    finally:
+        stop.set()
+        if t:
+            t.join()
+        set_attr("scan_enabled", 0)
+        for d in devs:
+            d.remove()
+        if pool_active(slot_b):
+            env.mgr.free(slot_b)
+    assert passes == [0, 0], "a pass ended: the window did not see both scanners at work"
+    assert read_b > 1000, f"B's scanner read only {read_b} blocks in 4 s: it hid nothing"
+    # Busy: one block at most every 500 ms (a step may be in flight).
+    assert busy <= 12, f"{busy} blocks scanned in 4 s of reads straight to A"
+
+
 def test_scanner_reads_never_change_data(env):
     before = hashlib.sha256(pread(env.backing, 0, 8 << 20)).hexdigest()
     dev = RemapDev(env.dm, env.backing, SLOT, dev_id=1)
