@@ -249,15 +249,21 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 	u64 *seqs;
 	int r;
 
+	/* Each spare block is one I/O: no smaller than what the device takes. */
+	if (block_size < bdev_logical_block_size(bdev)) {
+		DMERR_LIMIT("format_spare: %pg: block_size %u is below its logical block size %u",
+			    bdev, block_size, bdev_logical_block_size(bdev));
+		return -EINVAL;
+	}
 	memset(&sb, 0, sizeof(sb));
 	r = rm_geometry_compute(bdev_nr_sectors(bdev), block_size, &sb.geo);
 	if (r == -RM_E_TOO_SMALL) {
-		DMERR("format_spare: %pg is too small for a pool (%llu sectors)",
-		      bdev, (unsigned long long)bdev_nr_sectors(bdev));
+		DMERR_LIMIT("format_spare: %pg is too small for a pool (%llu sectors)",
+			    bdev, (unsigned long long)bdev_nr_sectors(bdev));
 		return -ENOSPC;
 	}
 	if (r) {
-		DMERR("format_spare: %pg: %s", bdev, md_err(r));
+		DMERR_LIMIT("format_spare: %pg: %s", bdev, md_err(r));
 		return -EINVAL;
 	}
 
@@ -270,12 +276,12 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 
 	r = md_probe(io, bdev, buf, &old);
 	if (r < 0) {
-		DMERR("format_spare: cannot read %pg", bdev);
+		DMERR_LIMIT("format_spare: cannot read %pg", bdev);
 		goto out;
 	}
 	if (r && !force) {
-		DMERR("format_spare: %pg holds a valid pool (seq %llu); 'force' overwrites it",
-		      bdev, (unsigned long long)old.seq);
+		DMERR_LIMIT("format_spare: %pg holds a valid pool (seq %llu); 'force' overwrites",
+			    bdev, (unsigned long long)old.seq);
 		r = -EEXIST;
 		goto out;
 	}
@@ -301,7 +307,7 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 
 io_err:
 	if (r == -EIO)
-		DMERR("format_spare: write error on %pg", bdev);
+		DMERR_LIMIT("format_spare: write error on %pg", bdev);
 out:
 	kvfree(seqs);
 	vfree(buf);
@@ -332,17 +338,24 @@ static int md_load_sb(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	}
 	best = rm_sb_pick(st, RM_SB_COPIES);
 	if (best < 0) {
-		DMERR("resume_spare: %s holds no valid dm-remap superblock",
-		      pool->spare_name);
+		DMERR_LIMIT("resume_spare: %s holds no valid dm-remap superblock",
+			    pool->spare_name);
 		return -EBADMSG;
 	}
 	pool->sb = sbs[best];
 	*max_seen = pool->sb.seq;
 	if (pool->sb.geo.dev_sectors > bdev_nr_sectors(pool->spare.bdev)) {
-		DMERR("resume_spare: %s is smaller (%llu sectors) than when formatted (%llu)",
-		      pool->spare_name,
-		      (unsigned long long)bdev_nr_sectors(pool->spare.bdev),
-		      (unsigned long long)pool->sb.geo.dev_sectors);
+		DMERR_LIMIT("resume_spare: %s is smaller (%llu sectors) than when formatted (%llu)",
+			    pool->spare_name,
+			    (unsigned long long)bdev_nr_sectors(pool->spare.bdev),
+			    (unsigned long long)pool->sb.geo.dev_sectors);
+		return -EINVAL;
+	}
+	if (pool->sb.geo.block_size <
+	    bdev_logical_block_size(pool->spare.bdev)) {
+		DMERR_LIMIT("resume_spare: %s: %u-byte blocks, below its logical block size %u",
+			    pool->spare_name, pool->sb.geo.block_size,
+			    bdev_logical_block_size(pool->spare.bdev));
 		return -EINVAL;
 	}
 	return 0;
@@ -393,15 +406,15 @@ static int md_load_logical(struct dmr_pool *pool, u32 l, void *copy0,
 	r = rm_pick_slot(st, pool->sb.seq, &pick);
 	*max_seen = max(*max_seen, pick.max_seq);
 	if (r) {
-		DMERR("resume_spare: %s: table block %u has no valid copy",
-		      pool->spare_name, l);
+		DMERR_LIMIT("resume_spare: %s: table block %u has no valid copy",
+			    pool->spare_name, l);
 		return -EBADMSG;
 	}
 	r = rm_tblock_decode(blk[pick.slot], l, g, pool->devs, pool->names,
 			     pool->entries);
 	if (r) {
-		DMERR("resume_spare: %s: table block %u: %s",
-		      pool->spare_name, l, md_err(r));
+		DMERR_LIMIT("resume_spare: %s: table block %u: %s",
+			    pool->spare_name, l, md_err(r));
 		return -EBADMSG;
 	}
 	pool->cur_pair[l] = rm_slot_pair(pick.slot);
@@ -434,8 +447,8 @@ static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	}
 	if (rm_table_digest(pool->cur_seq, g->nr_logical) !=
 	    pool->sb.table_digest) {
-		DMERR("resume_spare: %s: table digest mismatch: committed metadata was lost",
-		      pool->spare_name);
+		DMERR_LIMIT("resume_spare: %s: table digest mismatch: committed metadata was lost",
+			    pool->spare_name);
 		return -EBADMSG;
 	}
 	return 0;
@@ -465,8 +478,8 @@ static int md_check_pool(struct dmr_pool *pool)
 	problems += rm_names_check(pool->devs, pool->names, md_report, pool);
 	kvfree(scratch);
 	if (problems) {
-		DMERR("resume_spare: %s: %lld problems in the metadata, refusing it",
-		      pool->spare_name, (long long)problems);
+		DMERR_LIMIT("resume_spare: %s: %lld problems in the metadata, refusing it",
+			    pool->spare_name, (long long)problems);
 		return -EBADMSG;
 	}
 	for (i = 0; i < n; i++) {
@@ -504,8 +517,8 @@ int dmr_md_load(struct dmr_pool *pool)
 
 	if (bdev_nr_sectors(pool->spare.bdev) <
 	    rm_md_sector(RM_SB_COPIES)) {
-		DMERR("resume_spare: %s is too small to hold a pool",
-		      pool->spare_name);
+		DMERR_LIMIT("resume_spare: %s is too small to hold a pool",
+			    pool->spare_name);
 		return -EINVAL;
 	}
 	buf = vmalloc(4 * MD_LOAD_BATCH * RM_MD_BLOCK_SIZE);
@@ -524,8 +537,8 @@ int dmr_md_load(struct dmr_pool *pool)
 	if (r)
 		goto out;
 	if (rm_next_seq(pool->sb.seq, max_seen, &pool->next_seq)) {
-		DMERR("resume_spare: %s: sequence numbers exhausted",
-		      pool->spare_name);
+		DMERR_LIMIT("resume_spare: %s: sequence numbers exhausted",
+			    pool->spare_name);
 		r = -EBADMSG;
 		goto out;
 	}

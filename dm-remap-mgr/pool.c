@@ -411,6 +411,13 @@ int dmr_pool_resume(unsigned int id, const char *path)
 	r = pool_open(pool, path);
 	if (!r)
 		r = dmr_md_load(pool);
+	/*
+	 * A copy of an active pool (a clone of its spare, another path to
+	 * it) is refused before anything is written to it.  ops_lock keeps
+	 * another pool from being published meanwhile.
+	 */
+	if (!r)
+		r = check_uuid_unique(pool);
 	if (!r) {
 		/* The first commit heals damaged copies before anything else. */
 		r = dmr_md_sync(pool);
@@ -418,10 +425,8 @@ int dmr_pool_resume(unsigned int id, const char *path)
 			DMERR_LIMIT("resume_spare: %s: cannot write metadata (%d)",
 				    pool->spare_name, r);
 	}
-	if (!r) {
+	if (!r)
 		pool->low_water = max_t(u64, 1, pool->sb.geo.nr_blocks / 100);
-		r = check_uuid_unique(pool);
-	}
 	if (!r)
 		r = dmr_scan_init(pool);
 	if (!r)
@@ -626,6 +631,89 @@ static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 	return n;
 }
 
+/* The remapped and pending blocks of every device record. */
+struct dmr_dev_blocks {
+	u64 blocks[RM_MAX_DEVS];	/* of pool->devs[i] */
+	u32 ids[RM_MAX_DEVS];		/* in-use records' dev_ids, sorted */
+	u8 rec[RM_MAX_DEVS];		/* ids[k] is pool->devs[rec[k]] */
+};
+
+/* rec[] holds a record's index in a byte. */
+static_assert(U8_MAX + 1 >= RM_MAX_DEVS);
+
+/*
+ * Count them in one pass over the entries, finding each entry's record by
+ * binary search: O(nr_blocks log RM_MAX_DEVS) under md_lock, where a pass
+ * per in-use record (__dev_blocks) took as many passes as records.  The
+ * mutex may be held for long on a big pool, so the CPU is offered now and
+ * then.
+ */
+static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
+{
+	unsigned int n = 0, i, k, lo, hi;
+	u64 b;
+
+	lockdep_assert_held(&pool->md_lock);
+	for (i = 0; i < RM_MAX_DEVS; i++) {
+		u32 id = pool->devs[i].dev_id;
+
+		db->blocks[i] = 0;
+		if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
+			continue;
+		for (k = n; k && db->ids[k - 1] > id; k--) {
+			db->ids[k] = db->ids[k - 1];
+			db->rec[k] = db->rec[k - 1];
+		}
+		db->ids[k] = id;
+		db->rec[k] = i;
+		n++;
+	}
+	for (b = 0; b < pool->sb.geo.nr_blocks; b++) {
+		const struct rm_entry *e = &pool->entries[b];
+
+		dmr_entries_resched(b);
+		if (e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING)
+			continue;
+		lo = 0;
+		hi = n;
+		while (lo < hi) {
+			k = lo + (hi - lo) / 2;
+			if (db->ids[k] < e->dev_id)
+				lo = k + 1;
+			else
+				hi = k;
+		}
+		if (lo < n && db->ids[lo] == e->dev_id)
+			db->blocks[db->rec[lo]]++;
+	}
+}
+
+/*
+ * With every record taken, the first one worth nothing: no remapped or
+ * pending blocks, no label, no table using its dev_id.  It holds only a
+ * size, which without remaps checks nothing, and scan progress.  Caller
+ * holds pdev_lock and md_lock.
+ */
+static struct rm_dev *__reclaim_dev(struct dmr_pool *pool,
+				    struct dmr_dev_blocks *db)
+{
+	unsigned int i;
+
+	__count_dev_blocks(pool, db);
+	for (i = 0; i < RM_MAX_DEVS; i++) {
+		struct rm_dev *d = &pool->devs[i];
+
+		if ((d->flags & RM_DEV_F_IN_USE) && !db->blocks[i] &&
+		    !(pool->names[i].flags & RM_NAME_F_IN_USE) &&
+		    !__pdev_live(pool, d->dev_id)) {
+			DMINFO("pool %u: record of dev_id %u reused (no blocks, label or table)",
+			       pool->id, d->dev_id);
+			return d;
+		}
+	}
+	return NULL;
+}
+
 /*
  * Record the identity (size) of the main device behind dev_id.  A dev_id
  * seen before with a smaller size is a different disk (or a shrunk one):
@@ -639,11 +727,18 @@ static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 			  bool force, u64 *ticket, char **error)
 {
+	struct dmr_dev_blocks *db;
 	struct rm_dev *d = NULL;
 	u64 n;
 	int i, r = 0;
 
 	*ticket = 0;
+	/* For __reclaim_dev(); allocated outside md_lock. */
+	db = kmalloc(sizeof(*db), GFP_KERNEL);
+	if (!db) {
+		*error = "Cannot allocate memory";
+		return -ENOMEM;
+	}
 	mutex_lock(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	mutex_lock(&pool->md_lock);
 	if (pool->md_error) {
@@ -696,6 +791,8 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		for (i = 0; i < RM_MAX_DEVS && !d; i++)
 			if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
 				d = &pool->devs[i];
+		if (!d)
+			d = __reclaim_dev(pool, db);
 		if (!d) {
 			*error = "Pool has no room for another device";
 			r = -ENOSPC;
@@ -711,6 +808,7 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 out:
 	mutex_unlock(&pool->md_lock);
 	mutex_unlock(&pool->pdev_lock);
+	kfree(db);
 	if (*ticket)
 		dmr_md_kick(pool);
 	return r;
@@ -794,63 +892,6 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 	}
 	mutex_unlock(&registry_lock);
 	return sz;
-}
-
-/* The remapped and pending blocks of every device record (list_devices). */
-struct dmr_dev_blocks {
-	u64 blocks[RM_MAX_DEVS];	/* of pool->devs[i] */
-	u32 ids[RM_MAX_DEVS];		/* in-use records' dev_ids, sorted */
-	u8 rec[RM_MAX_DEVS];		/* ids[k] is pool->devs[rec[k]] */
-};
-
-/* rec[] holds a record's index in a byte. */
-static_assert(U8_MAX + 1 >= RM_MAX_DEVS);
-
-/*
- * Count them in one pass over the entries, finding each entry's record by
- * binary search: O(nr_blocks log RM_MAX_DEVS) under md_lock, where a pass
- * per in-use record (__dev_blocks) took as many passes as records.  The
- * mutex may be held for long on a big pool, so the CPU is offered now and
- * then.
- */
-static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
-{
-	unsigned int n = 0, i, k, lo, hi;
-	u64 b;
-
-	lockdep_assert_held(&pool->md_lock);
-	for (i = 0; i < RM_MAX_DEVS; i++) {
-		u32 id = pool->devs[i].dev_id;
-
-		db->blocks[i] = 0;
-		if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
-			continue;
-		for (k = n; k && db->ids[k - 1] > id; k--) {
-			db->ids[k] = db->ids[k - 1];
-			db->rec[k] = db->rec[k - 1];
-		}
-		db->ids[k] = id;
-		db->rec[k] = i;
-		n++;
-	}
-	for (b = 0; b < pool->sb.geo.nr_blocks; b++) {
-		const struct rm_entry *e = &pool->entries[b];
-
-		dmr_entries_resched(b);
-		if (e->state != RM_ENTRY_MAPPED && e->state != RM_ENTRY_PENDING)
-			continue;
-		lo = 0;
-		hi = n;
-		while (lo < hi) {
-			k = lo + (hi - lo) / 2;
-			if (db->ids[k] < e->dev_id)
-				lo = k + 1;
-			else
-				hi = k;
-		}
-		if (lo < n && db->ids[lo] == e->dev_id)
-			db->blocks[db->rec[lo]]++;
-	}
 }
 
 /*

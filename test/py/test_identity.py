@@ -5,7 +5,7 @@ import concurrent.futures
 import pytest
 
 from dmtools import CmdError, blockdev_sectors, dmsetup
-from pools import Manager, devices, free_pool, labels, pool_attr
+from pools import Manager, RemapDev, devices, free_pool, labels, pool_attr
 
 
 @pytest.fixture
@@ -76,14 +76,33 @@ def test_concurrent_attaches_share_commits(mgr, dm, loopdev):
     free_pool(mgr, dm, pool, keep=[slow])
 
 
-def test_device_table_full_is_refused(mgr, pool, dm, loopdev):
+def test_device_records_are_reused_only_when_worth_nothing(mgr, pool, dm, loopdev):
+    """63 records.  With all taken, a new dev_id gets the first one with no
+    remapped or pending blocks, no label and no table using it; with none
+    such, it is refused and nothing changes."""
     main = loopdev(1)
-    for i in range(63):
-        dm.remove(dm.create(f"0 8 remap {i} {main} {pool}", hint="d"))
-    assert len(devices(mgr, pool)) == 63
+
+    def table(ids):
+        return "\n".join(f"{8 * k} 8 remap {i} {main} {pool}" for k, i in enumerate(ids))
+    d0 = RemapDev(dm, main, pool, dev_id=0, sectors=8)
+    d0.force(0)                                   # record 0: a remapped block
+    d0.remove()
+    d1 = RemapDev(dm, main, pool, dev_id=1, sectors=8)
+    d1.msg("set_label", "lab1", "/dev/lab1")     # record 1: a label
+    d1.remove()
+    RemapDev(dm, main, pool, dev_id=2, sectors=8)  # record 2: live
+    dm.remove(dm.create(table(range(3, 63)), hint="d"))
+    assert set(devices(mgr, pool)) == set(range(63))
+    dm.remove(dm.create(table([63]), hint="d"))
+    assert set(devices(mgr, pool)) == set(range(63)) - {3} | {63}
+    assert devices(mgr, pool)[0]["blocks"] == 1
+    assert labels(mgr, pool)[1][0] == "lab1"
+    # Records 4..63 in use too: no record is worth nothing.
+    dm.create(table(range(4, 64)), hint="d")
+    before = devices(mgr, pool)
     with pytest.raises(CmdError):
-        dm.create(f"0 8 remap 63 {main} {pool}", hint="d")
-    assert 63 not in devices(mgr, pool)
+        dm.create(table([64]), hint="d")
+    assert devices(mgr, pool) == before
 
 
 @pytest.mark.parametrize("opts", ["1", "1 bogus", "2 force force", "1 force extra", "x force"])

@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """remap-mgr: format, resume, free, list; every refusal; metadata redundancy."""
 import errno
+import hashlib
 import os
 
 import pytest
 
 from conftest import module_loaded, module_refcnt
-from dmtools import CmdError, run
+from dmtools import CmdError, pread, run
 from pools import (SB_COPIES, Manager, corrupt_block, pool_active, pool_attr,
                    read_block, refused, sb_seq, table_geometry, write_block)
 
@@ -29,6 +30,14 @@ def pool(mgr, spare):
     yield 5
     if pool_active(5):
         mgr.free(5)
+
+
+def read_all(dev):
+    """The whole device, read past the page cache."""
+    with open(dev, "rb", buffering=0) as f:
+        fd = f.fileno()
+        size = os.lseek(fd, 0, os.SEEK_END)
+    return pread(dev, 0, size)
 
 
 def kmsg_has(kmsg, text):
@@ -65,6 +74,27 @@ def test_block_size_option(mgr, spare):
     mgr.resume(0, spare)
     assert pool_attr(0, "block_size") == "65536"
     assert int(pool_attr(0, "blocks_total")) < 1024
+    mgr.free(0)
+
+
+def test_block_size_below_the_spares_sector_size_is_refused(mgr, spare, kmsg):
+    """Every spare block is one I/O: a spare of 4096-byte sectors cannot
+    take 512-byte blocks, at format or (the same disk seen with bigger
+    sectors) at resume."""
+    run("losetup", "--sector-size", "4096", spare)
+    refused(mgr.format, spare, "block_size=512")
+    assert kmsg_has(kmsg, "block_size 512 is below its logical block size 4096")
+    refused(mgr.resume, 0, spare)                 # nothing was written
+    assert kmsg_has(kmsg, "holds no valid dm-remap superblock")
+    run("losetup", "--sector-size", "512", spare)
+    mgr.format(spare, "block_size=512")
+    run("losetup", "--sector-size", "4096", spare)
+    refused(mgr.resume, 0, spare)
+    assert kmsg_has(kmsg, "512-byte blocks, below its logical block size 4096")
+    assert not pool_active(0)
+    run("losetup", "--sector-size", "512", spare)
+    mgr.resume(0, spare)
+    assert pool_attr(0, "block_size") == "512"
     mgr.free(0)
 
 
@@ -197,6 +227,21 @@ def test_resume_refuses_spare_active_elsewhere(pool, mgr, spare, kmsg):
     refused(mgr.resume, 6, spare)
     assert kmsg_has(kmsg, "spare of active pool 5")
     assert not pool_active(6)
+
+
+def test_resume_refuses_a_copy_of_an_active_pool_and_writes_nothing(pool, mgr, loopdev, spare,
+                                                                    kmsg):
+    """A clone of an active pool's spare (dd, a snapshot, another path to
+    the disk) carries the same pool uuid: refused, and left as it was."""
+    clone = loopdev(64)
+    run("dd", f"if={spare}", f"of={clone}", "bs=1M", "iflag=direct", "oflag=direct",
+        "status=none")
+    before = hashlib.sha256(read_all(clone)).hexdigest()
+    refused(mgr.resume, 6, clone)
+    assert kmsg_has(kmsg, "is already active in slot 5")
+    assert not pool_active(6)
+    assert hashlib.sha256(read_all(clone)).hexdigest() == before, \
+        "the refused resume wrote to the clone"
 
 
 def test_free_refuses_empty_slot(mgr):
