@@ -84,6 +84,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	struct dm_arg_set as;
 	struct remap_c *rc;
 	struct dmr_pdev *pdev;
+	sector_t size;
 	int r;
 
 	if (argc < 3) {
@@ -140,8 +141,9 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (r)
 		goto bad_register;
 
-	r = dmr_pool_register_dev(rc->pool, rc->dev_id,
-				  bdev_nr_sectors(rc->main_dev->bdev), rc->force,
+	size = bdev_nr_sectors(rc->main_dev->bdev);
+	rc->whole_blocks = size >> rc->shift;
+	r = dmr_pool_register_dev(rc->pool, rc->dev_id, size, rc->force,
 				  &rc->id_ticket, &ti->error);
 	if (r)
 		goto bad_register;
@@ -630,8 +632,8 @@ static int remap_message(struct dm_target *ti, unsigned int argc, char **argv,
 
 	if (argc == 2 && !strcasecmp(argv[0], "force_remap")) {
 		if (kstrtou64(argv[1], 10, &sector) || sector >= ti->len) {
-			DMERR("force_remap: invalid sector '%s' (0..%llu)", argv[1],
-			      (unsigned long long)ti->len - 1);
+			DMERR_LIMIT("force_remap: invalid sector '%s' (0..%llu)",
+				    argv[1], (unsigned long long)ti->len - 1);
 			return -EINVAL;
 		}
 		return remap_force(rc, sector >> rc->shift);

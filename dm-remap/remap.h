@@ -20,6 +20,13 @@ struct remap_c {
 	u32 pool_id;
 	bool force;
 	unsigned int shift;		/* log2(sectors per block) */
+	/*
+	 * Blocks wholly on the main device, by the size its identity record
+	 * holds.  A partial last block beyond them has no spare block: its
+	 * errors pass through (a record for it would not pass the pool's
+	 * load checks).
+	 */
+	u64 whole_blocks;
 	u64 id_ticket;			/* commit of the identity record */
 };
 

@@ -437,6 +437,11 @@ int remap_force(struct remap_c *rc, u64 block)
 	void *buf;
 	int r;
 
+	if (block >= rc->whole_blocks) {
+		DMERR_LIMIT("force_remap: block %llu is partial (the device ends in it)",
+			    (unsigned long long)block);
+		return -EINVAL;
+	}
 	buf = vmalloc(block_sectors(rc) << SECTOR_SHIFT);
 	if (!buf)
 		return -ENOMEM;
@@ -642,6 +647,13 @@ static bool main_alive(struct repair_ctx *c)
 	return c->alive > 0;
 }
 
+/* An error in the partial last block, which has no spare block: passed on. */
+static void partial_error(struct remap_c *rc, u64 b, const char *op)
+{
+	DMERR_LIMIT("dev_id %u: %s error in partial last block %llu: passed on",
+		    rc->dev_id, op, (unsigned long long)b);
+}
+
 /* The fix this batch made for block, if any. */
 static struct fix *find_fix(struct repair_ctx *c, u64 block)
 {
@@ -741,6 +753,10 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 			     REQ_OP_WRITE | (bio->bi_opf & REQ_FUA), c->buf + off,
 			     bs, be - bs))
 			continue;
+		if (b >= rc->whole_blocks) {
+			partial_error(rc, b, "write");
+			return io->status;
+		}
 		if (!main_alive(c))
 			return wholesale(c, io->status);
 		if (move_block(rc, b, c->buf, off, len, c->tmp, &c->f))
@@ -821,6 +837,10 @@ static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 		for (tries = 0; tries < READ_RETRIES && r > 0; tries++)
 			r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf,
 				    bs, be - bs) ? 1 : 0;
+		if (r > 0 && b >= rc->whole_blocks) {
+			partial_error(rc, b, "read");
+			r = -EIO;
+		}
 		if (r > 0) {
 			if (!main_alive(c))
 				return wholesale(c, io->status);

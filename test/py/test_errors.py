@@ -256,6 +256,40 @@ def test_partial_write_into_a_write_failing_block_keeps_the_rest(env):
     assert list(dev.remaps()) == [9]
 
 
+def test_errors_in_a_partial_last_block_pass_through(env, kmsg):
+    """A main device of 1001 sectors ends one sector into block 125, which
+    has no spare block: a read or write error there is passed on and
+    nothing is recorded (a pending record of it would make the pool fail
+    its load checks), force_remap refuses it; the whole blocks before it
+    are handled as anywhere else, and the pool resumes."""
+    data = pattern("tail", MiB)
+    pwrite(env.backing, 0, data)
+    main = env.dm.create(f"0 1000 linear {env.backing} 0\n1000 1 error", hint="tail")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=4)
+    assert dev.sectors == 1001
+    for off, n in [(1000, 1), (992, 9)]:
+        with pytest.raises(OSError) as e:
+            pread(dev.path, off * 512, n * 512)
+        assert e.value.errno == errno.EIO
+    with pytest.raises(OSError) as e:
+        pwrite(dev.path, 1000 * 512, pattern("w", 512))
+    assert e.value.errno == errno.EIO
+    assert dev.remaps() == {}
+    assert any("error in partial last block 125: passed on" in ln for ln in kmsg.read())
+    with pytest.raises(CmdError):
+        dev.force(1000)
+    assert dev.remaps() == {}
+    dev.force(999)                                # block 124, the last whole one
+    assert list(dev.remaps()) == [124]
+    assert pread(dev.path, 0, 1000 * 512) == data[:1000 * 512]
+    dev.remove()
+    env.mgr.free(env.pool)
+    env.mgr.resume(env.pool, env.spare)
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=4)
+    assert list(dev.remaps()) == [124]
+    assert pread(dev.path, 0, 1000 * 512) == data[:1000 * 512]
+
+
 def test_dev_id_twice_in_one_table_is_refused(env, loopdev):
     other = loopdev(16)
     n = 16 << 11
