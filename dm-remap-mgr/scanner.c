@@ -510,6 +510,8 @@ ssize_t dmr_scan_store(struct dmr_pool *pool, const char *name,
 		if (v < t->min || v > t->max)
 			return -EINVAL;
 		WRITE_ONCE(*scan_field(pool, t), v);
+		/* A step now: the delay in hand may be one of the old rate. */
+		dmr_scan_kick(pool);
 		return len;
 	}
 	return -EINVAL;

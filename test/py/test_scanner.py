@@ -424,6 +424,32 @@ def test_pass_at_the_highest_rate(env):
     assert dev_int(3, "scanned") == (8 << 20) // BLOCK
 
 
+def test_a_new_rate_takes_effect_at_once(env, loopdev):
+    """A pool of 1 MiB blocks at 1 KiB/s waits 1024 s after each block;
+    raising the rate must not wait for the delay in hand."""
+    slot = SLOT + 2
+    spare = loopdev(64)
+    env.mgr.format(spare, "block_size=1048576")
+    env.mgr.resume(slot, spare, scan=True)
+    try:
+        set_attr("scan_enabled", 0, slot)
+        set_attr("scan_rate", 1, slot)
+        RemapDev(env.dm, env.backing, slot, dev_id=5)
+        set_attr("scan_enabled", 1, slot)
+        assert wait_for(lambda: int(dev_attr(5, "scanned", slot)) >= 1, timeout=30)
+        time.sleep(1)
+        assert dev_attr(5, "scanned", slot) == "1", "no delay after a block at 1 KiB/s"
+        set_attr("scan_rate", 4 << 20, slot)
+        assert wait_for(lambda: dev_attr(5, "scan_passes", slot) != "0", timeout=30), \
+            f"the pass did not go on at the new rate: {dev_attr(5, 'scanned', slot)} of 8 blocks"
+        assert dev_attr(5, "scanned", slot) == "8"
+    finally:
+        for name in reversed(list(env.dm.names)):
+            if name != env.mgr.name:
+                env.dm.remove(name)
+        env.mgr.free(slot)
+
+
 def test_progress_survives_suspend_remove_and_free(env):
     set_attr("scan_rate", 64)                     # KiB/s: a pass takes ~2 min
     dev = RemapDev(env.dm, env.backing, SLOT, dev_id=2)
