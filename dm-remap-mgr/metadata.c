@@ -280,7 +280,7 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 		goto out;
 	}
 	if (r && !force) {
-		DMERR_LIMIT("format_spare: %pg holds a valid pool (seq %llu); 'force' overwrites",
+		DMERR_LIMIT("format_spare: %pg holds a valid pool (seq %llu): 'force' to overwrite",
 			    bdev, (unsigned long long)old.seq);
 		r = -EEXIST;
 		goto out;

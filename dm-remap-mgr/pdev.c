@@ -729,47 +729,39 @@ static struct dmr_pdev *__pdev_find(struct dmr_pool *pool, u32 dev_id)
 	return NULL;
 }
 
-int dmr_pdev_check_owner(struct dmr_pool *pool, u32 dev_id,
-			 struct dm_table *table, char **error)
-{
-	struct dmr_pdev *pdev;
-	int r = 0;
-
-	mutex_lock(&pool->pdev_lock);
-	pdev = __pdev_find(pool, dev_id);
-	if (pdev)
-		r = __pdev_owner_ok(pdev, table, error);
-	mutex_unlock(&pool->pdev_lock);
-	return r;
-}
-
-/* The state of dev_id for a target of table, shared with md's other tables. */
+/*
+ * The state of dev_id for a target of table, shared with md's other
+ * tables, with the identity record of its main device (size sectors,
+ * force: see __dmr_pool_register_dev(), which sets *ticket).  Who owns
+ * dev_id is settled before its record is touched, and the pdev is on
+ * pool->pdevs before pdev_lock is dropped.
+ */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct dm_table *table, dev_t main_dev,
+			      u64 size, bool force, u64 *ticket,
 			      work_func_t repair, char **error)
 {
 	struct dmr_pdev *pdev;
-	int i, r;
-	u64 size = 0;
+	int r;
 
+	*ticket = 0;
 	mutex_lock(&pool->pdev_lock);
 	pdev = __pdev_find(pool, dev_id);
+	r = pdev ? __pdev_owner_ok(pdev, table, error) : 0;
+	if (!r)
+		r = __dmr_pool_register_dev(pool, dev_id, size, force, ticket,
+					    error);
+	if (r) {
+		pdev = ERR_PTR(r);
+		goto out;
+	}
 	if (pdev) {
-		r = __pdev_owner_ok(pdev, table, error);
-		if (r) {
-			pdev = ERR_PTR(r);
-			goto out;
-		}
 		pdev->users++;
 		pdev->main_dev = main_dev;
 		pdev->tables[pdev->tables[0] ? 1 : 0] = table;
 		goto out;
 	}
-	mutex_lock(&pool->md_lock);
-	i = rm_dev_find(pool->devs, dev_id);
-	if (i >= 0)
-		size = pool->devs[i].size_sectors;
-	mutex_unlock(&pool->md_lock);
+	/* The record now holds size. */
 	pdev = pdev_create(pool, dev_id, dm_table_get_md(table), main_dev, size,
 			   repair, error);
 	if (!IS_ERR(pdev)) {

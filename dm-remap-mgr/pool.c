@@ -697,21 +697,42 @@ static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
 static struct rm_dev *__reclaim_dev(struct dmr_pool *pool,
 				    struct dmr_dev_blocks *db)
 {
+	bool counted = false;
 	unsigned int i;
 
-	__count_dev_blocks(pool, db);
 	for (i = 0; i < RM_MAX_DEVS; i++) {
 		struct rm_dev *d = &pool->devs[i];
 
-		if ((d->flags & RM_DEV_F_IN_USE) && !db->blocks[i] &&
-		    !(pool->names[i].flags & RM_NAME_F_IN_USE) &&
-		    !__pdev_live(pool, d->dev_id)) {
+		if (!(d->flags & RM_DEV_F_IN_USE) ||
+		    (pool->names[i].flags & RM_NAME_F_IN_USE) ||
+		    __pdev_live(pool, d->dev_id))
+			continue;
+		/* The pass over the entries only once there is a candidate. */
+		if (!counted) {
+			__count_dev_blocks(pool, db);
+			counted = true;
+		}
+		if (!db->blocks[i]) {
 			DMINFO("pool %u: record of dev_id %u reused (no blocks, label or table)",
 			       pool->id, d->dev_id);
 			return d;
 		}
 	}
 	return NULL;
+}
+
+/* Whole blocks of dev_id's main device by its identity record (0: none). */
+u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id)
+{
+	u64 size = 0;
+	int i;
+
+	mutex_lock(&pool->md_lock);
+	i = rm_dev_find(pool->devs, dev_id);
+	if (i >= 0)
+		size = pool->devs[i].size_sectors;
+	mutex_unlock(&pool->md_lock);
+	return size >> dmr_pool_block_shift(pool);
 }
 
 /*
@@ -722,10 +743,12 @@ static struct rm_dev *__reclaim_dev(struct dmr_pool *pool,
  * disk grown (resize) and keeps the remaps.  No I/O here (it runs in a
  * table constructor): the change is
  * queued for commit and *ticket says what to wait for before the device
- * goes live (0: nothing changed).
+ * goes live (0: nothing changed).  The caller holds pdev_lock from before
+ * this until dev_id's pdev is on pool->pdevs, so that no other constructor
+ * takes a new record over (__reclaim_dev()) while it is not yet in use.
  */
-int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
-			  bool force, u64 *ticket, char **error)
+int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
+			    bool force, u64 *ticket, char **error)
 {
 	struct dmr_dev_blocks *db;
 	struct rm_dev *d = NULL;
@@ -739,7 +762,7 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		*error = "Cannot allocate memory";
 		return -ENOMEM;
 	}
-	mutex_lock(&pool->pdev_lock);	/* keeps __pdev_live() true */
+	lockdep_assert_held(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	mutex_lock(&pool->md_lock);
 	if (pool->md_error) {
 		*error = "Pool metadata has failed";
@@ -807,7 +830,6 @@ int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	pool->dev_gen[d - pool->devs] = *ticket;
 out:
 	mutex_unlock(&pool->md_lock);
-	mutex_unlock(&pool->pdev_lock);
 	kfree(db);
 	if (*ticket)
 		dmr_md_kick(pool);

@@ -248,8 +248,10 @@ struct dmr_pool *dmr_pool_attach(unsigned int id);
 struct dmr_pool *dmr_pool_get(unsigned int id);
 void dmr_pool_put(struct dmr_pool *pool);
 void dmr_pool_detach(struct dmr_pool *pool);
-int dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
-			  bool force, u64 *ticket, char **error);
+u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id);
+/* Caller holds pool->pdev_lock (dmr_pdev_get()). */
+int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
+			    bool force, u64 *ticket, char **error);
 
 /* Manager operations (pool.c); called with no locks held, may sleep. */
 int dmr_pool_format(const char *path, u32 block_size, bool force);
@@ -263,10 +265,9 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen);
 const char *dmr_pool_state_name(struct dmr_pool *pool);
 
 /* Per-device state (pdev.c). */
-int dmr_pdev_check_owner(struct dmr_pool *pool, u32 dev_id,
-			 struct dm_table *table, char **error);
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct dm_table *table, dev_t main_dev,
+			      u64 size, bool force, u64 *ticket,
 			      work_func_t repair, char **error);
 void dmr_pdev_set_event_target(struct dmr_pdev *pdev, struct dm_target *ti,
 			       bool live);

@@ -136,21 +136,11 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_register;
 	}
 
-	/* Who owns dev_id is settled before its identity record is touched. */
-	r = dmr_pdev_check_owner(rc->pool, rc->dev_id, ti->table, &ti->error);
-	if (r)
-		goto bad_register;
-
 	size = bdev_nr_sectors(rc->main_dev->bdev);
 	rc->whole_blocks = size >> rc->shift;
-	r = dmr_pool_register_dev(rc->pool, rc->dev_id, size, rc->force,
-				  &rc->id_ticket, &ti->error);
-	if (r)
-		goto bad_register;
-
 	pdev = dmr_pdev_get(rc->pool, rc->dev_id, ti->table,
-			    rc->main_dev->bdev->bd_dev, remap_repair_work,
-			    &ti->error);
+			    rc->main_dev->bdev->bd_dev, size, rc->force,
+			    &rc->id_ticket, remap_repair_work, &ti->error);
 	if (IS_ERR(pdev)) {
 		r = PTR_ERR(pdev);
 		goto bad_register;

@@ -21,10 +21,9 @@ struct remap_c {
 	bool force;
 	unsigned int shift;		/* log2(sectors per block) */
 	/*
-	 * Blocks wholly on the main device, by the size its identity record
-	 * holds.  A partial last block beyond them has no spare block: its
-	 * errors pass through (a record for it would not pass the pool's
-	 * load checks).
+	 * Blocks wholly on this table's main device.  A partial last block
+	 * has no spare block: its errors pass through (a record of it would
+	 * not pass the pool's load checks).  See block_recordable().
 	 */
 	u64 whole_blocks;
 	u64 id_ticket;			/* commit of the identity record */

@@ -364,6 +364,18 @@ static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
 	return state;
 }
 
+/*
+ * May block get a spare block and a record?  It must lie wholly on this
+ * table's main device and within the size dev_id's identity record holds:
+ * a newer table of the dev_id, loaded and not yet live, may have recorded
+ * a smaller device (the pool's load checks refuse records beyond it).
+ */
+static bool block_recordable(struct remap_c *rc, u64 block)
+{
+	return block < rc->whole_blocks &&
+	       block < dmr_pool_dev_whole_blocks(rc->pool, rc->dev_id);
+}
+
 /* ---- Moving a live block: forced and predictive remaps ------------------------------ */
 
 /*
@@ -371,8 +383,8 @@ static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
  * drained, read, written to a spare block, committed, published.  If it
  * cannot be read and may_lose is set, record it PENDING instead, unless
  * the main device fails everywhere.  Caller holds ix_lock.
- * Returns 0 (MAPPED), 1 (PENDING), -ENOSPC, -EIO (unreadable or the spare
- * unwritable, nothing changed), -ENXIO (may_lose: the main device fails
+ * Returns 0 (MAPPED), 1 (PENDING), -ENOSPC, -EIO (unreadable, the spare
+ * unwritable or the block not recordable, nothing changed), -ENXIO (may_lose: the main device fails
  * everywhere, nothing changed) or another error.
  */
 static int move_live_block(struct remap_c *rc, u64 block, void *buf,
@@ -383,6 +395,8 @@ static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 	u32 spare;
 	int r, rd;
 
+	if (!block_recordable(rc, block))
+		return -EIO;	/* as unreadable: the scanner goes on */
 	if (dmr_pool_free_blocks(rc->pool) == 0)
 		return -ENOSPC;
 	r = fixes_reserve(&f);
@@ -437,7 +451,7 @@ int remap_force(struct remap_c *rc, u64 block)
 	void *buf;
 	int r;
 
-	if (block >= rc->whole_blocks) {
+	if (!block_recordable(rc, block)) {
 		DMERR_LIMIT("force_remap: block %llu is partial (the device ends in it)",
 			    (unsigned long long)block);
 		return -EINVAL;
@@ -753,7 +767,7 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 			     REQ_OP_WRITE | (bio->bi_opf & REQ_FUA), c->buf + off,
 			     bs, be - bs))
 			continue;
-		if (b >= rc->whole_blocks) {
+		if (!block_recordable(rc, b)) {
 			partial_error(rc, b, "write");
 			return io->status;
 		}
@@ -837,7 +851,7 @@ static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 		for (tries = 0; tries < READ_RETRIES && r > 0; tries++)
 			r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf,
 				    bs, be - bs) ? 1 : 0;
-		if (r > 0 && b >= rc->whole_blocks) {
+		if (r > 0 && !block_recordable(rc, b)) {
 			partial_error(rc, b, "read");
 			r = -EIO;
 		}

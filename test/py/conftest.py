@@ -10,10 +10,12 @@ that can load modules.  Every test gets:
 Factories: `loopdev(size_mb)`, `dm.create(table)`, `bad_disk`, `flakey`,
 `delayed`.
 """
+import errno
 import fcntl
 import os
 import platform
 import re
+import time
 import uuid
 
 import pytest
@@ -195,10 +197,16 @@ class LoopFactory:
             if os.path.exists(path):
                 os.unlink(path)
         for index in self.added:
-            try:
-                self._control(self.LOOP_CTL_REMOVE, index)
-            except OSError as e:
-                errors.append(f"loop{index}: LOOP_CTL_REMOVE: {e}")
+            # A udev probe may still hold it open just after the detach.
+            for tries in range(50):
+                try:
+                    self._control(self.LOOP_CTL_REMOVE, index)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or tries == 49:
+                        errors.append(f"loop{index}: LOOP_CTL_REMOVE: {e}")
+                        break
+                    time.sleep(0.1)
         return errors
 
 

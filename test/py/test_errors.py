@@ -290,6 +290,29 @@ def test_errors_in_a_partial_last_block_pass_through(env, kmsg):
     assert pread(dev.path, 0, 1000 * 512) == data[:1000 * 512]
 
 
+def test_no_record_past_a_smaller_device_loaded_for_the_same_dev_id(env, loopdev):
+    """A table for a smaller main device is loaded (not yet live) under the
+    dev_id, which has no remaps: its record now holds the smaller size.  A
+    read error of the live table beyond that size must not be recorded
+    (the pool's load checks would refuse the record and the whole pool);
+    it is passed on, and the pool resumes afterwards."""
+    n = blockdev_sectors(env.backing)
+    main = bad_main(env, [3000])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=6)
+    small = loopdev(8)
+    dmsetup("load", dev.name, "--table",
+            f"0 {blockdev_sectors(small)} remap 6 {small} {env.pool}")
+    assert 3000 * BS >= blockdev_sectors(small) and 3001 * BS <= n
+    with pytest.raises(OSError) as e:
+        pread(dev.path, 3000 * BLOCK, BLOCK)
+    assert e.value.errno == errno.EIO
+    assert dev.remaps() == {}
+    dmsetup("clear", dev.name)
+    dev.remove()
+    env.mgr.free(env.pool)
+    env.mgr.resume(env.pool, env.spare)
+
+
 def test_dev_id_twice_in_one_table_is_refused(env, loopdev):
     other = loopdev(16)
     n = 16 << 11

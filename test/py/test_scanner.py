@@ -399,8 +399,11 @@ def test_another_disks_scanner_does_not_hide_load(env, loopdev):
             env.mgr.free(slot_b)
     assert passes == [0, 0], "a pass ended: the window did not see both scanners at work"
     assert read_b > 1000, f"B's scanner read only {read_b} blocks in 4 s: it hid nothing"
-    # Busy: one block at most every 500 ms (a step may be in flight).
-    assert busy <= 12, f"{busy} blocks scanned in 4 s of reads straight to A"
+    # Backing off, A reads a block per 500 ms; not backing off, at its rate,
+    # as in the control.  The bound leaves room for a foreground read or two
+    # delayed on a loaded guest (an idle step lets the chunks grow again).
+    assert busy * 10 < idle * 2, \
+        f"{busy} blocks scanned in 4 s of reads straight to A ({idle} in 2 s idle)"
 
 
 def test_scanner_reads_never_change_data(env):
