@@ -744,7 +744,7 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 	struct dmr_pdev *pdev;
 	int r;
 
-	*ticket = 0;
+	*ticket = 0;	/* also when the owner check refuses */
 	mutex_lock(&pool->pdev_lock);
 	pdev = __pdev_find(pool, dev_id);
 	r = pdev ? __pdev_owner_ok(pdev, table, error) : 0;

@@ -755,6 +755,7 @@ int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 	u64 n;
 	int i, r = 0;
 
+	lockdep_assert_held(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	*ticket = 0;
 	/* For __reclaim_dev(); allocated outside md_lock. */
 	db = kmalloc(sizeof(*db), GFP_KERNEL);
@@ -762,7 +763,6 @@ int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		*error = "Cannot allocate memory";
 		return -ENOMEM;
 	}
-	lockdep_assert_held(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	mutex_lock(&pool->md_lock);
 	if (pool->md_error) {
 		*error = "Pool metadata has failed";

@@ -384,8 +384,9 @@ static bool block_recordable(struct remap_c *rc, u64 block)
  * cannot be read and may_lose is set, record it PENDING instead, unless
  * the main device fails everywhere.  Caller holds ix_lock.
  * Returns 0 (MAPPED), 1 (PENDING), -ENOSPC, -EIO (unreadable, the spare
- * unwritable or the block not recordable, nothing changed), -ENXIO (may_lose: the main device fails
- * everywhere, nothing changed) or another error.
+ * unwritable or the block not recordable, nothing changed), -ENXIO
+ * (may_lose: the main device fails everywhere, nothing changed) or
+ * another error.
  */
 static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 			   bool may_lose)
@@ -452,7 +453,7 @@ int remap_force(struct remap_c *rc, u64 block)
 	int r;
 
 	if (!block_recordable(rc, block)) {
-		DMERR_LIMIT("force_remap: block %llu is partial (the device ends in it)",
+		DMERR_LIMIT("force_remap: block %llu: partial or past the recorded size",
 			    (unsigned long long)block);
 		return -EINVAL;
 	}
@@ -661,10 +662,10 @@ static bool main_alive(struct repair_ctx *c)
 	return c->alive > 0;
 }
 
-/* An error in the partial last block, which has no spare block: passed on. */
+/* An error in a block that cannot be recorded (block_recordable()). */
 static void partial_error(struct remap_c *rc, u64 b, const char *op)
 {
-	DMERR_LIMIT("dev_id %u: %s error in partial last block %llu: passed on",
+	DMERR_LIMIT("dev_id %u: %s error in block %llu (partial or past the recorded size)",
 		    rc->dev_id, op, (unsigned long long)b);
 }
 
