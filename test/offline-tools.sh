@@ -135,6 +135,14 @@ run 3 "$B/remap_repair" "$T/pool" "$T/small" &&
 run 3 "$B/remap_check" "$T/nonexistent" &&
 	has "$T/err" "^remap_check: $T/nonexistent: cannot open: No such file or directory$" &&
 	check "missing device: exit 3, one line on stderr" [ "$(lines "$T/err")" = 1 ]
+mkfifo "$T/fifo"
+for t in remap_check remap_dump; do
+	run 3 timeout 20 "$B/$t" "$T/fifo" &&
+		has "$T/err" "^$t: $T/fifo: cannot open: not a block device or regular file$" &&
+		pass "$t on a FIFO: refused at once, exit 3"
+done
+run 3 timeout 20 "$B/remap_repair" "$T/fifo" "$T/fifo-out" &&
+	check "remap_repair from a FIFO: refused at once, nothing written" [ ! -e "$T/fifo-out" ]
 run 3 "$B/remap_check" && run 3 "$B/remap_dump" a b && run 3 "$B/remap_repair" a &&
 	pass "usage errors: exit 3"
 

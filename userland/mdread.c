@@ -33,13 +33,15 @@ int md_open(struct md_image *img, const char *path, int flags)
 	memset(img, 0, sizeof(*img));
 	img->path = path;
 	img->fd = -1;
+	/* O_NONBLOCK: a FIFO would wait for a writer before it is refused. */
+	flags |= O_NONBLOCK | O_CLOEXEC;
 	if ((flags & O_ACCMODE) == O_RDONLY) {
-		img->fd = open(path, flags | O_DIRECT | O_CLOEXEC);
+		img->fd = open(path, flags | O_DIRECT);
 		img->direct = img->fd >= 0;
 	}
 	/* tmpfs and some file systems refuse O_DIRECT. */
 	if (img->fd < 0)
-		img->fd = open(path, flags | O_CLOEXEC, 0644);
+		img->fd = open(path, flags, 0644);
 	if (img->fd < 0)
 		return -errno;
 	if (fstat(img->fd, &st))
@@ -57,6 +59,9 @@ int md_open(struct md_image *img, const char *path, int flags)
 		errno = ENOTBLK;
 		goto err;
 	}
+	r = fcntl(img->fd, F_GETFL);
+	if (r < 0 || fcntl(img->fd, F_SETFL, r & ~O_NONBLOCK))
+		goto err;
 	return 0;
 err:
 	r = -errno;

@@ -1446,24 +1446,45 @@ static int scan_set_parse(int argc, char **argv, const char **attr)
 	return -1;
 }
 
+/*
+ * Write the settings in order.  The kernel checks each value; if it
+ * refuses one, those already written get their old values back, so a
+ * refused set changes nothing.
+ */
 static int scan_set(int slot, int argc, char **argv, const char **attr)
 {
+	char old[16][24];
 	const char *val;
 	char what[32];
 	char *path;
-	int i, r;
+	int i, j, r;
 
 	snprintf(what, sizeof(what), "pool %d", slot);
+	for (i = 0; i < argc; i++) {
+		r = pool_attr(slot, attr[i], old[i], sizeof(old[i]));
+		if (r)
+			return fail(what, "scan set: cannot read %s: %s", attr[i],
+				    why(REQ_SYSFS, r));
+	}
 	for (i = 0; i < argc; i++) {
 		val = strchr(argv[i], '=') + 1;
 		path = pool_path(slot, attr[i]);
 		r = sysfs_write(path, val);
 		free(path);
-		if (r)
-			return fail(what, "scan set %s: %s", argv[i],
-				    why(REQ_SYSFS, r));
-		printf("pool %d: %s = %s\n", slot, attr[i], val);
+		if (!r)
+			continue;
+		for (j = i - 1; j >= 0; j--) {
+			path = pool_path(slot, attr[j]);
+			if (sysfs_write(path, old[j]))
+				warn(what, "scan set: could not restore %s = %s",
+				     attr[j], old[j]);
+			free(path);
+		}
+		return fail(what, "scan set %s: %s; nothing changed", argv[i],
+			    why(REQ_SYSFS, r));
 	}
+	for (i = 0; i < argc; i++)
+		printf("pool %d: %s = %s\n", slot, attr[i], strchr(argv[i], '=') + 1);
 	return EXIT_OK;
 }
 
@@ -1634,6 +1655,17 @@ static const struct {
 	{ "version", cmd_version },
 };
 
+/* What the command said, unless its output could not be written. */
+static int finish(int r)
+{
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "remapctl: cannot write the output: %s\n",
+			strerror(errno));
+		return r ? r : EXIT_FAIL;
+	}
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned int i;
@@ -1648,10 +1680,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[a], "-h") ||
 			   !strcmp(argv[a], "--help")) {
 			fputs(help_main, stdout);
-			return EXIT_OK;
+			return finish(EXIT_OK);
 		} else if (!strcmp(argv[a], "--version")) {
 			printf("remapctl %s\n", REMAPCTL_VERSION);
-			return EXIT_OK;
+			return finish(EXIT_OK);
 		} else {
 			return usage_error("usage", "unknown option '%s' (see remapctl --help)",
 					   argv[a]);
@@ -1662,7 +1694,7 @@ int main(int argc, char **argv)
 	dmx_init();
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		if (!strcmp(argv[a], commands[i].name))
-			return commands[i].fn(argc - a, argv + a);
+			return finish(commands[i].fn(argc - a, argv + a));
 	return usage_error("usage", "unknown command '%s' (see remapctl --help)",
 			   argv[a]);
 }

@@ -168,6 +168,12 @@ def test_version_and_targets(ctl):
     assert ctl.ok("--version") == ctl.ok("version")
     out = ctl.ok("targets")
     assert {ln.split()[0] for ln in out.splitlines()} == {"remap", "remap-mgr"}
+    # Output that cannot be written is a failure, not a success.
+    for args in (["version"], ["--version"], ["targets"], ["--json", "status"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([RC, *args], stdout=full, stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 1 and "cannot write the output: No space left on device" \
+            in p.stderr, (args, p.returncode, p.stderr)
 
 
 def test_not_root_is_a_clear_error(ctl, loopdev):
@@ -423,6 +429,11 @@ def test_scan_control(ctl, loopdev, pool):
         assert "refused the value" in line, line
     assert pool_attr(pool, "scan_rate") == "2048"
     assert pool_attr(pool, "scan_enabled") == "0"
+    # A refused value in a list: those before it are put back.
+    line = ctl.err(1, "scan", pool, "set", "enabled=1", "interval=60", "rate=0")
+    assert "nothing changed" in line, line
+    assert [pool_attr(pool, k) for k in ("scan_enabled", "scan_interval", "scan_rate")] == \
+        ["0", "3600", "2048"]
     # A whole pass over the 16 MiB device.
     ctl.ok("scan", pool, "set", "rate=1048576", "enabled=1")
     ctl.ok("scan", pool, "start")
