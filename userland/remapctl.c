@@ -233,6 +233,10 @@ static int common_opt(int c, char **argv, const char *what, const char *help)
 		return usage_error(what, "option '%s' needs a value",
 				   argv[optind - 1]);
 	default:
+		/* optopt: an unknown letter, maybe inside a bundle like -xf. */
+		if (optopt)
+			return usage_error(what, "unknown option '-%c' (see --help)",
+					   optopt);
 		return usage_error(what, "unknown option '%s' (see --help)",
 				   argv[optind - 1]);
 	}
@@ -1674,8 +1678,10 @@ int main(int argc, char **argv)
 	for (a = 1; a < argc && argv[a][0] == '-'; a++) {
 		if (!strcmp(argv[a], "--json")) {
 			opt_json = true;
-		} else if (!strcmp(argv[a], "-v") ||
-			   !strcmp(argv[a], "--verbose")) {
+		} else if (argv[a][1] == 'v' &&
+			   strspn(argv[a] + 1, "v") == strlen(argv[a] + 1)) {
+			opt_verbose += strlen(argv[a] + 1);	/* -v, -vv */
+		} else if (!strcmp(argv[a], "--verbose")) {
 			opt_verbose++;
 		} else if (!strcmp(argv[a], "-h") ||
 			   !strcmp(argv[a], "--help")) {

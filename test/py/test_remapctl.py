@@ -176,6 +176,15 @@ def test_version_and_targets(ctl):
             in p.stderr, (args, p.returncode, p.stderr)
 
 
+def test_options_before_and_in_bundles(ctl):
+    """-v may be given bundled before the command (-vv); an unknown letter
+    in a bundle is named itself, not the word before it."""
+    assert ctl.ok("-vv", "version") == ctl.ok("version")
+    assert "unknown option '-vx'" in ctl.err(2, "-vx", "version")
+    assert "unknown option '-x'" in ctl.err(2, "pool", "format", "-xf", "/dev/null")
+    assert "unknown option '--bogus'" in ctl.err(2, "pool", "format", "--bogus", "/dev/null")
+
+
 def test_not_root_is_a_clear_error(ctl, loopdev):
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", RC,
                         "status"], capture_output=True, text=True)
