@@ -434,6 +434,17 @@ static int md_load_sb(struct md_image *img, struct md_pool *pool)
 		return -ENOMEM;
 	memset(sbs, 0, sizeof(sbs));
 	md_read_blocks(img, buf, 0, RM_SB_COPIES, ok);
+	/*
+	 * Not one copy read from a device big enough to hold them all: the
+	 * device cannot be read (a pool that is not one is another matter).
+	 */
+	for (c = 0; c < RM_SB_COPIES && !ok[c]; c++)
+		;
+	if (c == RM_SB_COPIES &&
+	    img->bytes >= (uint64_t)RM_SB_COPIES * RM_MD_BLOCK_SIZE) {
+		free(buf);
+		return -EIO;
+	}
 	for (c = 0; c < RM_SB_COPIES; c++) {
 		r = -MD_E_IO;
 		if (ok[c])

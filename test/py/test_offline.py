@@ -110,6 +110,16 @@ def test_check_refuses_what_the_module_refuses(env):
     assert not pool_active(env.pool)
 
 
+def test_unreadable_device_is_exit_3(dm):
+    """A device that fails every read cannot be read: exit 3 and one line,
+    as for one that cannot be opened, not the report of a damaged pool."""
+    name = dm.create("0 65536 error", hint="unreadable")
+    for t in ("remap_check", "remap_dump"):
+        p = tool(t, dm.path(name))
+        assert p.returncode == 3, (t, p.returncode, p.stdout, p.stderr)
+        assert p.stderr == f"{t}: {dm.path(name)}: Input/output error\n", p.stderr
+
+
 def test_repaired_copy_loads_in_the_module(env, dm, loopdev):
     # Lose one copy of every superblock but one, and one table copy.
     for c in range(7):
