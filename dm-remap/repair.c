@@ -663,7 +663,7 @@ static bool main_alive(struct repair_ctx *c)
 }
 
 /* An error in a block that cannot be recorded (block_recordable()). */
-static void partial_error(struct remap_c *rc, u64 b, const char *op)
+static void unrecordable_error(struct remap_c *rc, u64 b, const char *op)
 {
 	DMERR_LIMIT("dev_id %u: %s error in block %llu (partial or past the recorded size)",
 		    rc->dev_id, op, (unsigned long long)b);
@@ -769,7 +769,7 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 			     bs, be - bs))
 			continue;
 		if (!block_recordable(rc, b)) {
-			partial_error(rc, b, "write");
+			unrecordable_error(rc, b, "write");
 			return io->status;
 		}
 		if (!main_alive(c))
@@ -853,7 +853,7 @@ static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 			r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf,
 				    bs, be - bs) ? 1 : 0;
 		if (r > 0 && !block_recordable(rc, b)) {
-			partial_error(rc, b, "read");
+			unrecordable_error(rc, b, "read");
 			r = -EIO;
 		}
 		if (r > 0) {
