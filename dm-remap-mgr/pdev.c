@@ -731,26 +731,31 @@ static struct dmr_pdev *__pdev_find(struct dmr_pool *pool, u32 dev_id)
 
 /*
  * The state of dev_id for a target of table, shared with md's other
- * tables, with the identity record of its main device (size sectors,
- * force: see __dmr_pool_register_dev(), which sets *ticket).  Who owns
- * dev_id is settled before its record is touched, and the pdev is on
- * pool->pdevs before pdev_lock is dropped.
+ * tables.  Who owns dev_id is settled, and the identity record checked
+ * for a main device of size sectors (force: see __dmr_pool_identity()),
+ * before the pdev is made; it is on pool->pdevs before pdev_lock is
+ * dropped.  The record is changed at preresume, not here
+ * (dmr_pdev_resume_identity()).
  */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct dm_table *table, dev_t main_dev,
-			      u64 size, bool force, u64 *ticket,
-			      work_func_t repair, char **error)
+			      u64 size, bool force, work_func_t repair,
+			      char **error)
 {
 	struct dmr_pdev *pdev;
+	unsigned int flags = force ? DMR_ID_FORCE : 0;
+	u64 ticket;
 	int r;
 
-	*ticket = 0;	/* also when the owner check refuses */
 	mutex_lock(&pool->pdev_lock);
 	pdev = __pdev_find(pool, dev_id);
 	r = pdev ? __pdev_owner_ok(pdev, table, error) : 0;
-	if (!r)
-		r = __dmr_pool_register_dev(pool, dev_id, size, force, ticket,
-					    error);
+	if (!r) {
+		if (pdev && pdev->went_live)
+			flags |= DMR_ID_LIVE;
+		r = __dmr_pool_identity(pool, dev_id, size, flags, &ticket,
+					error);
+	}
 	if (r) {
 		pdev = ERR_PTR(r);
 		goto out;
@@ -761,7 +766,6 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 		pdev->tables[pdev->tables[0] ? 1 : 0] = table;
 		goto out;
 	}
-	/* The record now holds size. */
 	pdev = pdev_create(pool, dev_id, dm_table_get_md(table), main_dev, size,
 			   repair, error);
 	if (!IS_ERR(pdev)) {
@@ -772,6 +776,77 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 out:
 	mutex_unlock(&pool->pdev_lock);
 	return pdev;
+}
+
+/*
+ * At preresume of a table whose main device has size sectors: bring
+ * dev_id's identity record in line with it (checked again: the live table
+ * may have remapped blocks since the load) and wait until it is durable.
+ * If force drops the old device's remaps, the index loses them in the
+ * same step; no table of this pdev has gone live, so no bio has used it.
+ */
+int dmr_pdev_resume_identity(struct dmr_pdev *pdev, u64 size, bool force)
+{
+	struct dmr_pool *pool = pdev->pool;
+	unsigned int flags = DMR_ID_APPLY;
+	struct dmr_ix *empty = NULL, *old;
+	char *error = "";
+	u64 ticket;
+	int r;
+
+	if (force)
+		flags |= DMR_ID_FORCE;
+	/*
+	 * A drop may follow: its empty index is allocated first, so that it
+	 * cannot fail half done.  went_live only changes in a preresume, and
+	 * dm does not run two of one device at once.
+	 */
+	if (force && !READ_ONCE(pdev->went_live)) {
+		empty = ix_alloc(0, size >> dmr_pool_block_shift(pool));
+		if (!empty) {
+			DMERR_LIMIT("dev_id %u: cannot allocate an index", pdev->dev_id);
+			return -ENOMEM;
+		}
+	}
+	mutex_lock(&pdev->scan_lock);
+	mutex_lock(&pdev->ix_lock);
+	mutex_lock(&pool->pdev_lock);
+	if (pdev->went_live)
+		flags |= DMR_ID_LIVE;
+	r = __dmr_pool_identity(pool, pdev->dev_id, size, flags, &ticket, &error);
+	if (r >= 0)
+		WRITE_ONCE(pdev->went_live, true);
+	mutex_unlock(&pool->pdev_lock);
+	if (r > 0 && (r & DMR_ID_DROPPED)) {
+		old = rcu_dereference_protected(pdev->ix,
+						lockdep_is_held(&pdev->ix_lock));
+		rcu_assign_pointer(pdev->ix, empty);
+		call_rcu(&old->rcu, ix_free_rcu);
+		empty = NULL;
+		pdev->nr_mapped = 0;
+		pdev->nr_pending = 0;
+	}
+	mutex_unlock(&pdev->ix_lock);
+	if (r > 0 && (r & DMR_ID_NEW_SCAN)) {
+		WRITE_ONCE(pdev->scan_pos, 0);
+		WRITE_ONCE(pdev->scan_passes, 0);
+		pdev->scan_last_pass = 0;
+	}
+	mutex_unlock(&pdev->scan_lock);
+	ix_free(empty);
+	if (r < 0) {
+		DMERR_LIMIT("pool %u dev_id %u: %s", pool->id, pdev->dev_id, error);
+		return r;
+	}
+	if (ticket) {
+		r = dmr_md_wait_killable(pool, ticket);
+		if (r) {
+			DMERR_LIMIT("dev_id %u: cannot commit its identity record (%d)",
+				    pdev->dev_id, r);
+			return r;
+		}
+	}
+	return 0;
 }
 
 /*

@@ -631,25 +631,20 @@ static u64 __dev_blocks(struct dmr_pool *pool, u32 dev_id)
 	return n;
 }
 
-/* The remapped and pending blocks of every device record. */
-struct dmr_dev_blocks {
-	u64 blocks[RM_MAX_DEVS];	/* of pool->devs[i] */
-	u32 ids[RM_MAX_DEVS];		/* in-use records' dev_ids, sorted */
-	u8 rec[RM_MAX_DEVS];		/* ids[k] is pool->devs[rec[k]] */
-};
-
 /* rec[] holds a record's index in a byte. */
 static_assert(U8_MAX + 1 >= RM_MAX_DEVS);
 
 /*
- * Count them in one pass over the entries, finding each entry's record by
+ * The remapped and pending blocks of every record into pool->dev_blocks,
+ * in one pass over the entries, finding each entry's record by
  * binary search: O(nr_blocks log RM_MAX_DEVS) under md_lock, where a pass
  * per in-use record (__dev_blocks) took as many passes as records.  The
  * mutex may be held for long on a big pool, so the CPU is offered now and
  * then.
  */
-static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
+static void __count_dev_blocks(struct dmr_pool *pool)
 {
+	struct dmr_dev_blocks *db = &pool->dev_blocks;
 	unsigned int n = 0, i, k, lo, hi;
 	u64 b;
 
@@ -689,36 +684,33 @@ static void __count_dev_blocks(struct dmr_pool *pool, struct dmr_dev_blocks *db)
 }
 
 /*
- * With every record taken, the first one worth nothing: no remapped or
- * pending blocks, no label, no table using its dev_id.  It holds only a
- * size, which without remaps checks nothing, and scan progress.  Caller
- * holds pdev_lock and md_lock.
+ * A record for a new dev_id: the first free one, else (all taken) the
+ * first one worth nothing: no remapped or pending blocks, no label, no
+ * table using its dev_id.  It holds only a size, which without remaps
+ * checks nothing, and scan progress.  -1 if none.  Caller holds pdev_lock
+ * and md_lock.
  */
-static struct rm_dev *__reclaim_dev(struct dmr_pool *pool,
-				    struct dmr_dev_blocks *db)
+static int __free_dev(struct dmr_pool *pool)
 {
 	bool counted = false;
 	unsigned int i;
 
+	for (i = 0; i < RM_MAX_DEVS; i++)
+		if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
+			return i;
 	for (i = 0; i < RM_MAX_DEVS; i++) {
-		struct rm_dev *d = &pool->devs[i];
-
-		if (!(d->flags & RM_DEV_F_IN_USE) ||
-		    (pool->names[i].flags & RM_NAME_F_IN_USE) ||
-		    __pdev_live(pool, d->dev_id))
+		if ((pool->names[i].flags & RM_NAME_F_IN_USE) ||
+		    __pdev_live(pool, pool->devs[i].dev_id))
 			continue;
 		/* The pass over the entries only once there is a candidate. */
 		if (!counted) {
-			__count_dev_blocks(pool, db);
+			__count_dev_blocks(pool);
 			counted = true;
 		}
-		if (!db->blocks[i]) {
-			DMINFO("pool %u: record of dev_id %u reused (no blocks, label or table)",
-			       pool->id, d->dev_id);
-			return d;
-		}
+		if (!pool->dev_blocks.blocks[i])
+			return i;
 	}
-	return NULL;
+	return -1;
 }
 
 /* Whole blocks of dev_id's main device by its identity record (0: none). */
@@ -736,33 +728,31 @@ u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id)
 }
 
 /*
- * Record the identity (size) of the main device behind dev_id.  A dev_id
+ * The identity record (size) of the main device behind dev_id.  A dev_id
  * seen before with a smaller size is a different disk (or a shrunk one):
  * its remaps would serve another disk's data, so it is refused, unless
- * force, which forgets the old remaps.  A bigger size is taken as the same
- * disk grown (resize) and keeps the remaps.  No I/O here (it runs in a
- * table constructor): the change is
- * queued for commit and *ticket says what to wait for before the device
- * goes live (0: nothing changed).  The caller holds pdev_lock from before
- * this until dev_id's pdev is on pool->pdevs, so that no other constructor
- * takes a new record over (__reclaim_dev()) while it is not yet in use.
+ * DMR_ID_FORCE, which forgets them, and not while DMR_ID_LIVE (a table of
+ * dev_id has gone live: its index holds them).  A bigger size is taken as
+ * the same disk grown (resize) and keeps the remaps.
+ *
+ * Without DMR_ID_APPLY this only checks: a table constructor calls it so,
+ * and a load that is then cleared changes nothing.  With it (preresume),
+ * the record is changed in memory and queued for commit, *ticket says what
+ * to wait for before the device goes live (0: nothing), and the result
+ * tells what was done (DMR_ID_DROPPED, DMR_ID_NEW_SCAN).  No I/O.  The
+ * caller holds pdev_lock, so that no other device takes over (__free_dev())
+ * a record whose table is not yet on pool->pdevs.
  */
-int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
-			    bool force, u64 *ticket, char **error)
+int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
+			unsigned int flags, u64 *ticket, char **error)
 {
-	struct dmr_dev_blocks *db;
-	struct rm_dev *d = NULL;
-	u64 n;
+	bool apply = flags & DMR_ID_APPLY;
+	struct rm_dev *d;
 	int i, r = 0;
+	u64 n;
 
 	lockdep_assert_held(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	*ticket = 0;
-	/* For __reclaim_dev(); allocated outside md_lock. */
-	db = kmalloc(sizeof(*db), GFP_KERNEL);
-	if (!db) {
-		*error = "Cannot allocate memory";
-		return -ENOMEM;
-	}
 	mutex_lock(&pool->md_lock);
 	if (pool->md_error) {
 		*error = "Pool metadata has failed";
@@ -770,67 +760,71 @@ int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
 		goto out;
 	}
 	i = rm_dev_find(pool->devs, dev_id);
-	if (i >= 0) {
-		d = &pool->devs[i];
-		if (d->size_sectors == size) {
-			/* Unchanged, but maybe not yet durable. */
-			if (pool->dev_gen[i] > atomic64_read(&pool->durable_gen))
-				*ticket = pool->dev_gen[i];
-			goto out;
-		}
-		n = __dev_blocks(pool, dev_id);
-		/* A grown device (resize) is the same device. */
-		if (size > d->size_sectors)
-			n = 0;
-		if (n && !force) {
-			DMERR_LIMIT("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
-				    dev_id, (unsigned long long)d->size_sectors,
-				    (unsigned long long)size, (unsigned long long)n);
-			*error = "Other device under a dev_id with remaps ('force' drops them)";
-			r = -EINVAL;
-			goto out;
-		}
-		if (n && __pdev_live(pool, dev_id)) {
-			*error = "Cannot drop the remaps of a dev_id in use";
-			r = -EBUSY;
-			goto out;
-		}
-		if (n) {
-			DMWARN("dev_id %u: forced: dropping %llu remapped blocks of the old device",
-			       dev_id, (unsigned long long)n);
-			__forget_dev_blocks(pool, dev_id);
-		}
-		/* A smaller device is another one: new label, new scan. */
-		if (size < d->size_sectors) {
-			d->scan_pos = 0;
-			d->scan_passes = 0;
-			d->last_pass_time = 0;
-			if (pool->names[i].flags & RM_NAME_F_IN_USE) {
-				memset(&pool->names[i], 0, sizeof(pool->names[i]));
-				dmr_md_dirty(pool, rm_name_logical(i));
-			}
-		}
-	} else {
-		for (i = 0; i < RM_MAX_DEVS && !d; i++)
-			if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
-				d = &pool->devs[i];
-		if (!d)
-			d = __reclaim_dev(pool, db);
-		if (!d) {
+	if (i < 0) {
+		i = __free_dev(pool);
+		if (i < 0) {
 			*error = "Pool has no room for another device";
 			r = -ENOSPC;
 			goto out;
 		}
+		if (!apply)
+			goto out;
+		d = &pool->devs[i];
+		if (d->flags & RM_DEV_F_IN_USE)
+			DMINFO("pool %u: record of dev_id %u reused (no blocks, label or table)",
+			       pool->id, d->dev_id);
 		memset(d, 0, sizeof(*d));
 		d->dev_id = dev_id;
 		d->flags = RM_DEV_F_IN_USE;
+		goto set;
 	}
+	d = &pool->devs[i];
+	if (d->size_sectors == size) {
+		/* Unchanged, but maybe not yet durable. */
+		if (apply && pool->dev_gen[i] > atomic64_read(&pool->durable_gen))
+			*ticket = pool->dev_gen[i];
+		goto out;
+	}
+	/* A grown device (resize) is the same device. */
+	n = size < d->size_sectors ? __dev_blocks(pool, dev_id) : 0;
+	if (n && !(flags & DMR_ID_FORCE)) {
+		DMERR_LIMIT("dev_id %u: was %llu sectors, now %llu; %llu blocks remapped",
+			    dev_id, (unsigned long long)d->size_sectors,
+			    (unsigned long long)size, (unsigned long long)n);
+		*error = "Other device under a dev_id with remaps ('force' drops them)";
+		r = -EINVAL;
+		goto out;
+	}
+	if (n && (flags & DMR_ID_LIVE)) {
+		*error = "Cannot drop the remaps of a dev_id in use";
+		r = -EBUSY;
+		goto out;
+	}
+	if (!apply)
+		goto out;
+	if (n) {
+		DMWARN("dev_id %u: forced: dropping %llu remapped blocks of the old device",
+		       dev_id, (unsigned long long)n);
+		__forget_dev_blocks(pool, dev_id);
+		r |= DMR_ID_DROPPED;
+	}
+	/* A smaller device is another one: new label, new scan. */
+	if (size < d->size_sectors) {
+		d->scan_pos = 0;
+		d->scan_passes = 0;
+		d->last_pass_time = 0;
+		r |= DMR_ID_NEW_SCAN;
+		if (pool->names[i].flags & RM_NAME_F_IN_USE) {
+			memset(&pool->names[i], 0, sizeof(pool->names[i]));
+			dmr_md_dirty(pool, rm_name_logical(i));
+		}
+	}
+set:
 	d->size_sectors = size;
 	*ticket = dmr_md_dirty(pool, 0);
-	pool->dev_gen[d - pool->devs] = *ticket;
+	pool->dev_gen[i] = *ticket;
 out:
 	mutex_unlock(&pool->md_lock);
-	kfree(db);
 	if (*ticket)
 		dmr_md_kick(pool);
 	return r;
@@ -924,7 +918,6 @@ unsigned int dmr_pool_list(char *result, unsigned int maxlen, bool table)
 int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 {
 	struct dmr_pool *pool;
-	struct dmr_dev_blocks *db;
 	unsigned int sz = 0, i;
 
 	pool = dmr_pool_get(id);
@@ -932,13 +925,8 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 		DMERR_LIMIT("list_devices: no pool in slot %u", id);
 		return -ENOENT;
 	}
-	db = kmalloc(sizeof(*db), GFP_KERNEL);
-	if (!db) {
-		dmr_pool_put(pool);
-		return -ENOMEM;
-	}
 	mutex_lock(&pool->md_lock);
-	__count_dev_blocks(pool, db);
+	__count_dev_blocks(pool);
 	for (i = 0; i < RM_MAX_DEVS; i++) {
 		struct rm_dev *d = &pool->devs[i];
 		struct rm_name *n = &pool->names[i];
@@ -948,11 +936,10 @@ int dmr_pool_list_devices(unsigned int id, char *result, unsigned int maxlen)
 			continue;
 		DMEMIT("%u sectors=%llu blocks=%llu name=%s locator=%s\n",
 		       d->dev_id, (unsigned long long)d->size_sectors,
-		       (unsigned long long)db->blocks[i],
+		       (unsigned long long)pool->dev_blocks.blocks[i],
 		       named ? n->name : "-", named ? n->locator : "-");
 	}
 	mutex_unlock(&pool->md_lock);
-	kfree(db);
 	dmr_pool_put(pool);
 	return 0;
 }

@@ -61,6 +61,13 @@ struct dmr_scan {
 	u64 fg_ios;			/* foreground bios seen at the last step */
 };
 
+/* The remapped and pending blocks of every device record (md_lock). */
+struct dmr_dev_blocks {
+	u64 blocks[RM_MAX_DEVS];	/* of pool->devs[i] */
+	u32 ids[RM_MAX_DEVS];		/* in-use records' dev_ids, sorted */
+	u8 rec[RM_MAX_DEVS];		/* ids[k] is pool->devs[rec[k]] */
+};
+
 enum dmr_pool_state {
 	DMR_POOL_OK,
 	DMR_POOL_FAIL,		/* a metadata write failed: read-only */
@@ -117,6 +124,7 @@ struct dmr_pool {
 	atomic64_t durable_gen;
 	wait_queue_head_t commit_waitq;	/* waiters for durable_gen/md_error */
 	u64 dev_gen[RM_MAX_DEVS];	/* change_gen of each record's last change */
+	struct dmr_dev_blocks dev_blocks;	/* scratch of __count_dev_blocks() */
 
 	/* Protected by the registry lock. */
 	unsigned int nr_attached;	/* remap devices holding the pool */
@@ -171,6 +179,12 @@ struct dmr_pdev {
 	struct mapped_device *md;	/* the dm device that owns dev_id */
 	dev_t main_dev;			/* main device of the latest table */
 	bool linked;			/* sysfs link "dm" made; pdev_lock */
+	/*
+	 * A table passed preresume: I/O, repairs and messages may have used
+	 * the index since, so the remaps can no longer be dropped (force)
+	 * under it.  pdev_lock.
+	 */
+	bool went_live;
 
 	/*
 	 * The remap index: readers under rcu_read_lock_sched (map) or
@@ -249,9 +263,15 @@ struct dmr_pool *dmr_pool_get(unsigned int id);
 void dmr_pool_put(struct dmr_pool *pool);
 void dmr_pool_detach(struct dmr_pool *pool);
 u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id);
-/* Caller holds pool->pdev_lock (dmr_pdev_get()). */
-int __dmr_pool_register_dev(struct dmr_pool *pool, u32 dev_id, u64 size,
-			    bool force, u64 *ticket, char **error);
+/* __dmr_pool_identity() flags and results. */
+#define DMR_ID_APPLY	0x1	/* change the record, not only check */
+#define DMR_ID_FORCE	0x2	/* a smaller device may drop the remaps */
+#define DMR_ID_LIVE	0x4	/* a table of dev_id went live: none dropped */
+#define DMR_ID_DROPPED	0x8	/* result: the remaps were dropped */
+#define DMR_ID_NEW_SCAN	0x10	/* result: scan progress starts over */
+/* Caller holds pool->pdev_lock (see pdev.c). */
+int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
+			unsigned int flags, u64 *ticket, char **error);
 
 /* Manager operations (pool.c); called with no locks held, may sleep. */
 int dmr_pool_format(const char *path, u32 block_size, bool force);
@@ -267,8 +287,9 @@ const char *dmr_pool_state_name(struct dmr_pool *pool);
 /* Per-device state (pdev.c). */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct dm_table *table, dev_t main_dev,
-			      u64 size, bool force, u64 *ticket,
-			      work_func_t repair, char **error);
+			      u64 size, bool force, work_func_t repair,
+			      char **error);
+int dmr_pdev_resume_identity(struct dmr_pdev *pdev, u64 size, bool force);
 void dmr_pdev_set_event_target(struct dmr_pdev *pdev, struct dm_target *ti,
 			       bool live);
 void dmr_pdev_event(struct dmr_pdev *pdev);

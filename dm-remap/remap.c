@@ -84,7 +84,6 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	struct dm_arg_set as;
 	struct remap_c *rc;
 	struct dmr_pdev *pdev;
-	sector_t size;
 	int r;
 
 	if (argc < 3) {
@@ -136,11 +135,11 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_register;
 	}
 
-	size = bdev_nr_sectors(rc->main_dev->bdev);
-	rc->whole_blocks = size >> rc->shift;
+	rc->main_sectors = bdev_nr_sectors(rc->main_dev->bdev);
+	rc->whole_blocks = rc->main_sectors >> rc->shift;
 	pdev = dmr_pdev_get(rc->pool, rc->dev_id, ti->table,
-			    rc->main_dev->bdev->bd_dev, size, rc->force,
-			    &rc->id_ticket, remap_repair_work, &ti->error);
+			    rc->main_dev->bdev->bd_dev, rc->main_sectors,
+			    rc->force, remap_repair_work, &ti->error);
 	if (IS_ERR(pdev)) {
 		r = PTR_ERR(pdev);
 		goto bad_register;
@@ -186,25 +185,20 @@ static void remap_dtr(struct dm_target *ti)
 }
 
 /*
- * The identity record queued by the constructor must be durable before the
- * device goes live.  Waiting here, not in the constructor, keeps table
- * loads free of I/O (a loader may hold other devices suspended).
+ * The identity record takes this table's main device, durably, before the
+ * device goes live.  Here, not in the constructor, so that a load which is
+ * cleared changes nothing, and table loads do no I/O (a loader may hold
+ * other devices suspended).
  */
 static int remap_preresume(struct dm_target *ti)
 {
 	struct remap_c *rc = ti->private;
 	int r;
 
+	r = dmr_pdev_resume_identity(rc->pdev, rc->main_sectors, rc->force);
+	if (r)
+		return r;
 	dmr_pdev_link(rc->pdev);
-	if (rc->id_ticket) {
-		r = dmr_md_wait_killable(rc->pool, rc->id_ticket);
-		if (r) {
-			DMERR_LIMIT("dev_id %u: cannot commit its identity record (%d)",
-				    rc->dev_id, r);
-			return r;
-		}
-		rc->id_ticket = 0;
-	}
 	dmr_pdev_set_event_target(rc->pdev, ti, true);
 	return 0;
 }

@@ -26,7 +26,7 @@ struct remap_c {
 	 * not pass the pool's load checks).  See block_recordable().
 	 */
 	u64 whole_blocks;
-	u64 id_ticket;			/* commit of the identity record */
+	u64 main_sectors;		/* for the identity record */
 };
 
 /* Per-bio data. */

@@ -290,27 +290,38 @@ def test_errors_in_a_partial_last_block_pass_through(env, kmsg):
     assert pread(dev.path, 0, 1000 * 512) == data[:1000 * 512]
 
 
-def test_no_record_past_a_smaller_device_loaded_for_the_same_dev_id(env, loopdev):
-    """A table for a smaller main device is loaded (not yet live) under the
-    dev_id, which has no remaps: its record now holds the smaller size.  A
-    read error of the live table beyond that size must not be recorded
-    (the pool's load checks would refuse the record and the whole pool);
-    it is passed on, and the pool resumes afterwards."""
+def test_remaps_made_after_a_smaller_table_was_loaded_refuse_its_resume(env, loopdev):
+    """A table for a smaller main device is loaded (not yet live) under a
+    dev_id without remaps.  The record keeps the live device's size, so a
+    read error of the live table past the smaller size is recorded as
+    usual; the smaller table may then not go live without force: its
+    resume is refused and changes nothing.  The old table, loaded again,
+    resumes with the block still pending, and the pool resumes afterwards."""
+    from pools import devices
     n = blockdev_sectors(env.backing)
     main = bad_main(env, [3000])
     dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=6)
+    before = devices(env.mgr, env.pool)[6]
     small = loopdev(8)
+    assert 3000 * BS >= blockdev_sectors(small) and 3001 * BS <= n
     dmsetup("load", dev.name, "--table",
             f"0 {blockdev_sectors(small)} remap 6 {small} {env.pool}")
-    assert 3000 * BS >= blockdev_sectors(small) and 3001 * BS <= n
+    assert devices(env.mgr, env.pool)[6] == before
     with pytest.raises(OSError) as e:
         pread(dev.path, 3000 * BLOCK, BLOCK)
     assert e.value.errno == errno.EIO
-    assert dev.remaps() == {}
-    dmsetup("clear", dev.name)
+    assert [(b, st) for b, (_, st) in dev.remaps().items()] == [(3000, "pending")]
+    with pytest.raises(CmdError):
+        dmsetup("resume", dev.name)
+    assert devices(env.mgr, env.pool)[6] == {"sectors": n, "blocks": 1}
+    # dm leaves the device suspended with the refused table.
+    dmsetup("load", dev.name, "--table", f"0 {n} remap 6 {env.dm.path(main)} {env.pool}")
+    dmsetup("resume", dev.name)
+    assert list(dev.remaps()) == [3000]
     dev.remove()
     env.mgr.free(env.pool)
     env.mgr.resume(env.pool, env.spare)
+    assert devices(env.mgr, env.pool)[6] == {"sectors": n, "blocks": 1}
 
 
 def test_dev_id_twice_in_one_table_is_refused(env, loopdev):

@@ -4,7 +4,7 @@ import concurrent.futures
 
 import pytest
 
-from dmtools import CmdError, blockdev_sectors, dmsetup
+from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite
 from pools import Manager, RemapDev, devices, free_pool, labels, pool_attr
 
 
@@ -203,3 +203,80 @@ def test_smaller_device_drops_the_label(mgr, pool, dm, loopdev):
     # A grown device keeps it, a smaller one is another device.
     dm.remove(dm.create(f"0 1024 remap 7 {b} {pool}", hint="data"))
     assert labels(mgr, pool) == {7: ("-", "-")}
+
+
+def test_a_cleared_load_changes_no_record(mgr, pool, dm, loopdev):
+    """Loading a table and clearing it, not resumed, changes no record: a
+    bigger disk loaded by mistake does not make the real one look shrunk
+    (it could then only come back with force, dropping its remaps), a
+    smaller one does not drop the label, a new dev_id gets no record."""
+    main, bigger, smaller = loopdev(16), loopdev(32), loopdev(8)
+    dev = RemapDev(dm, main, pool, dev_id=7)
+    dev.force(0)
+    other = RemapDev(dm, main, pool, dev_id=8)
+    other.msg("set_label", "data8", "/dev/disk/by-id/eight")
+    before, names = devices(mgr, pool), labels(mgr, pool)
+    commits = int(pool_attr(pool, "commits"))
+    for name, table in [(dev.name, f"0 64 remap 7 {bigger} {pool}"),
+                        (other.name, f"0 64 remap 8 {smaller} {pool}")]:
+        dmsetup("load", name, "--table", table)
+        dmsetup("clear", name)
+    empty = dm.name("empty")
+    dmsetup("create", empty, "--notable")
+    dm.names.append(empty)
+    dmsetup("load", empty, "--table", f"0 64 remap 9 {main} {pool}")
+    dmsetup("clear", empty)
+    assert devices(mgr, pool) == before and labels(mgr, pool) == names
+    assert int(pool_attr(pool, "commits")) == commits
+    # The real disk comes back without force, its remap kept.
+    dev.remove()
+    dev = RemapDev(dm, main, pool, dev_id=7)
+    assert list(dev.remaps()) == [0]
+    # Resumed, the same loads change the records.
+    dmsetup("load", empty, "--table", f"0 64 remap 9 {main} {pool}")
+    dmsetup("resume", empty)
+    dm.reload(other.name, f"0 64 remap 8 {smaller} {pool}")
+    assert devices(mgr, pool)[9] == {"sectors": blockdev_sectors(main), "blocks": 0}
+    assert devices(mgr, pool)[8]["sectors"] == blockdev_sectors(smaller)
+    assert labels(mgr, pool)[8] == ("-", "-")
+
+
+def test_force_drops_the_remaps_only_when_the_table_resumes(mgr, pool, dm, loopdev):
+    """A forced load of a smaller disk under a dev_id with remaps, then
+    cleared, keeps them.  Loaded again (twice: the second replaces the
+    first before it went live) and resumed, it drops them, and I/O goes
+    to the new disk.  Once a table of the dev_id has been live, a forced
+    load that would drop remaps is refused."""
+    main, small = loopdev(16), loopdev(8)
+    dev = RemapDev(dm, main, pool, dev_id=3)
+    dev.force(0)
+    dev.force(8 * 100)
+    pwrite(dev.path, 0, pattern("old", 4096))
+    dev.remove()
+    kept = {"sectors": blockdev_sectors(main), "blocks": 2}
+    assert devices(mgr, pool)[3] == kept
+    pwrite(small, 0, pattern("new", 4096))
+    name = dm.name("forced")
+    dmsetup("create", name, "--notable")
+    dm.names.append(name)
+    table = f"0 {blockdev_sectors(small)} remap 3 {small} {pool} 1 force"
+    dmsetup("load", name, "--table", table)
+    dmsetup("clear", name)
+    assert devices(mgr, pool)[3] == kept
+    assert pool_attr(pool, "blocks_used") == "2"
+    dmsetup("load", name, "--table", table)
+    dmsetup("load", name, "--table", table)
+    assert devices(mgr, pool)[3] == kept
+    dmsetup("resume", name)
+    assert devices(mgr, pool)[3] == {"sectors": blockdev_sectors(small), "blocks": 0}
+    assert pool_attr(pool, "blocks_used") == "0"
+    assert dmsetup("message", name, "0", "list_remaps").strip() == ""
+    assert dmsetup("status", name).split()[5] == "0"      # active remaps
+    assert pread(dm.path(name), 0, 4096) == pattern("new", 4096)
+    # Live now: a remap, then a forced load of a smaller disk is refused.
+    dmsetup("message", name, "0", "force_remap", "0")
+    smaller = loopdev(4)
+    with pytest.raises(CmdError):
+        dmsetup("load", name, "--table",
+                f"0 {blockdev_sectors(smaller)} remap 3 {smaller} {pool} 1 force")
+    assert devices(mgr, pool)[3] == {"sectors": blockdev_sectors(small), "blocks": 1}
