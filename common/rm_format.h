@@ -459,8 +459,16 @@ int rm_pick_slot(const struct rm_slot_state s[RM_MD_SLOTS], uint64_t sb_seq,
 /* Superblock copies: index of the valid copy with the highest seq. */
 int rm_sb_pick(const struct rm_slot_state *s, unsigned int n);
 /*
+ * Pools are loaded only below this seq.  Commits count up by one from the
+ * last one loaded, so they cannot reach 2^64 and wrap: a seq this high is
+ * crafted or corrupt, not worn out.
+ */
+#define RM_SEQ_LAST	((uint64_t)1 << 63)
+
+/*
  * The seq for the next commit: one more than the highest seq seen in any
- * valid superblock or table block.  -RM_E_SEQ when exhausted.
+ * valid superblock or table block.  -RM_E_SEQ when that seq is RM_SEQ_LAST
+ * or above.
  */
 int rm_next_seq(uint64_t sb_seq, uint64_t max_seen, uint64_t *next);
 

@@ -246,7 +246,7 @@ int rm_next_seq(uint64_t sb_seq, uint64_t max_seen, uint64_t *next)
 {
 	uint64_t top = sb_seq > max_seen ? sb_seq : max_seen;
 
-	if (top == RM_U64_MAX)
+	if (top >= RM_SEQ_LAST)
 		return -RM_E_SEQ;
 	*next = top + 1;
 	return 0;

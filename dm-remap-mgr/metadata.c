@@ -537,7 +537,7 @@ int dmr_md_load(struct dmr_pool *pool)
 	if (r)
 		goto out;
 	if (rm_next_seq(pool->sb.seq, max_seen, &pool->next_seq)) {
-		DMERR_LIMIT("resume_spare: %s: sequence numbers exhausted",
+		DMERR_LIMIT("resume_spare: %s: sequence number 2^63 or above",
 			    pool->spare_name);
 		r = -EBADMSG;
 		goto out;

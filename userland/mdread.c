@@ -326,7 +326,7 @@ void md_problem_text(const struct md_problem *p, char *buf, size_t len)
 			 p->seq, p->expect);
 		break;
 	case MD_SEQ_END:
-		snprintf(buf, len, "sequence numbers exhausted");
+		snprintf(buf, len, "sequence number 2^63 or above");
 		break;
 	case MD_RECORD:
 		md_record_text(&p->rec, buf, len);

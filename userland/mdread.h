@@ -94,7 +94,7 @@ enum md_what {
 	MD_NO_COPY,		/* logical `index`: no valid copy to load */
 	MD_PAYLOAD,		/* logical `index`: payload rejected: err */
 	MD_DIGEST,		/* table digest mismatch */
-	MD_SEQ_END,		/* sequence numbers exhausted */
+	MD_SEQ_END,		/* a seq of RM_SEQ_LAST or above */
 	MD_RECORD,		/* rm_pool_check() or a record decoder: rec */
 };
 

@@ -5,7 +5,7 @@
  * too slow under emulation).
  *
  *   mkpool [-d DEV_ID] [-b BLOCK_SIZE] [-s SEED] [-S BYTES] [-l LIST]
- *          TARGET MAIN_SECTORS NR_REMAPS
+ *          [-q SEQ] TARGET MAIN_SECTORS NR_REMAPS
  *   mkpool -V TARGET                 verify the pool on TARGET (load rule +
  *                                    pool check), print what it holds
  *
@@ -23,6 +23,9 @@
  * area is written; the data blocks are left as they are.  The result is
  * read back and checked with the same load rule as the kernel
  * (rm_sb_decode, rm_tblock_decode_hdr, rm_pick_slot, digest, rm_pool_check).
+ *
+ * -q SEQ writes every block with that seq instead of 1 (tests of the
+ * loader's seq limit).
  *
  * -l LIST writes the remaps as "<main block> <spare block> mapped" lines
  * sorted by main block: the format of the remap target's list_remaps
@@ -325,14 +328,15 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: %s [-d DEV_ID] [-b BLOCK_SIZE] [-s SEED] [-S BYTES] [-l LIST]\n"
-		"              TARGET MAIN_SECTORS NR_REMAPS\n"
+		"              [-q SEQ] TARGET MAIN_SECTORS NR_REMAPS\n"
 		"       %s -V TARGET\n", prog, prog);
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = 1, create_bytes = 0, main_sectors, n, main_blocks, i, l;
+	uint64_t seed = 1, create_bytes = 0, seq = 1, main_sectors, n, main_blocks;
+	uint64_t i, l;
 	uint32_t dev_id = 1, block_size = RM_DEFAULT_BLOCK_SIZE;
 	const char *list = NULL;
 	struct rm_dev devs[RM_MAX_DEVS];
@@ -345,7 +349,7 @@ int main(int argc, char **argv)
 	uint8_t *blk;
 	int c, verify_only = 0, fd, r;
 
-	while ((c = getopt(argc, argv, "d:b:s:S:l:Vh")) != -1) {
+	while ((c = getopt(argc, argv, "d:b:s:S:l:q:Vh")) != -1) {
 		switch (c) {
 		case 'd':
 			dev_id = (uint32_t)parse_u64(optarg, "dev_id");
@@ -361,6 +365,11 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			list = optarg;
+			break;
+		case 'q':
+			seq = parse_u64(optarg, "seq");
+			if (!seq)
+				die("invalid seq 0");
 			break;
 		case 'V':
 			verify_only = 1;
@@ -433,7 +442,7 @@ int main(int argc, char **argv)
 	close(fd);
 	sb.uuid[6] = (sb.uuid[6] & 0x0f) | 0x40;	/* like generate_random_uuid */
 	sb.uuid[8] = (sb.uuid[8] & 0x3f) | 0x80;
-	sb.seq = 1;
+	sb.seq = seq;
 	seqs = calloc(sb.geo.nr_logical, sizeof(*seqs));
 	if (!seqs)
 		die("out of memory");
@@ -448,7 +457,7 @@ int main(int argc, char **argv)
 		blk_write(&t, blk, rm_sb_blocknr((uint32_t)i));
 	sync_target(&t);
 
-	/* 2. Every logical, pair 0, both copies, seq 1. */
+	/* 2. Every logical, pair 0, both copies, seq sb.seq. */
 	for (l = 0; l < sb.geo.nr_logical; l++) {
 		struct rm_tblock_hdr hdr = {
 			.logical = (uint32_t)l,

@@ -327,3 +327,26 @@ def test_resume_refuses_lost_table_block(mgr, spare, kmsg):
     corrupt_block(spare, table_start + 2 * nr_logical + 2 * 1 + 0)
     refused(mgr.resume, 0, spare)
     assert kmsg_has(kmsg, "table block 1 has no valid copy")
+
+
+def test_sequence_numbers_from_2_63_are_refused(mgr, spare, kmsg):
+    """Commits count up by one from 1, so a pool whose highest seq is 2^63
+    or more was not written by them: it is refused at load and nothing is
+    written (before, one near 2^64 loaded and its commits wrapped to the
+    invalid seq 0, failing the pool).  Below 2^63 it loads and commits."""
+    from conftest import ROOT
+    mkpool = os.path.join(ROOT, "build", "mkpool")
+    last = 1 << 63
+    for seq in (last, (1 << 64) - 2):
+        run(mkpool, "-q", str(seq), spare, "8192", "0")
+        before = read_all(spare)
+        refused(mgr.resume, 0, spare)
+        assert kmsg_has(kmsg, "sequence number 2^63 or above")
+        assert read_all(spare) == before
+    seq = last - (1 << 32)
+    run(mkpool, "-q", str(seq), spare, "8192", "0")
+    mgr.resume(0, spare)
+    mgr.free(0)
+    mgr.resume(0, spare)
+    assert int(pool_attr(0, "metadata_seq")) > seq
+    mgr.free(0)

@@ -741,9 +741,12 @@ UNIT_TEST(sb_pick_and_next_seq)
 	CHECK(next == 7);
 	CHECK_EQ(rm_next_seq(6, 11, &next), 0);
 	CHECK(next == 12);
-	CHECK_EQ(rm_next_seq(RM_U64_MAX - 1, 1, &next), 0);
-	CHECK(next == RM_U64_MAX);
+	CHECK_EQ(rm_next_seq(RM_SEQ_LAST - 1, 1, &next), 0);
+	CHECK(next == RM_SEQ_LAST);
 	next = 1;
+	CHECK_EQ(rm_next_seq(RM_SEQ_LAST, 1, &next), -RM_E_SEQ);
+	CHECK_EQ(rm_next_seq(1, RM_SEQ_LAST, &next), -RM_E_SEQ);
+	CHECK_EQ(rm_next_seq(RM_U64_MAX - 1, 1, &next), -RM_E_SEQ);
 	CHECK_EQ(rm_next_seq(RM_U64_MAX, 1, &next), -RM_E_SEQ);
 	CHECK_EQ(rm_next_seq(1, RM_U64_MAX, &next), -RM_E_SEQ);
 	CHECK(next == 1);
