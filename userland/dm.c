@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <libdevmapper.h>
 
 #include "remapctl.h"
@@ -360,6 +361,60 @@ bool dmx_target_loaded(const char *type)
 static char *mgr_name;
 static int lock_fd = -1;
 
+/* How long to wait for another remapctl: LOCK_WAIT_ENV seconds, else 300. */
+static int lock_wait_seconds(const char *what, unsigned int *seconds)
+{
+	const char *s = getenv(LOCK_WAIT_ENV);
+	unsigned long v;
+	char *end;
+
+	*seconds = LOCK_WAIT_DEFAULT;
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > 86400) {
+		fail(what, "%s must be a number of seconds (0-86400), not '%s'",
+		     LOCK_WAIT_ENV, s);
+		return -1;
+	}
+	*seconds = (unsigned int)v;
+	return 0;
+}
+
+/*
+ * The lock, waiting for another remapctl at most lock_wait_seconds(), and
+ * saying so once on stderr: a user sees why a command does not return.
+ */
+static int lock_or_wait(const char *what)
+{
+	const struct timespec step = { 0, 100 * 1000 * 1000 };
+	unsigned int limit, waited_ms = 0;
+
+	if (lock_wait_seconds(what, &limit))
+		return -1;
+	while (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK) {
+			fail(what, "cannot lock %s: %s", LOCK_PATH,
+			     strerror(errno));
+			return -1;
+		}
+		if (waited_ms >= limit * 1000U) {
+			fail(what, "another remapctl still holds %s after %u s; nothing done",
+			     LOCK_PATH, limit);
+			return -1;
+		}
+		if (waited_ms == 1000)
+			fprintf(stderr, "remapctl: waiting for another remapctl (%s)\n",
+				LOCK_PATH);
+		nanosleep(&step, NULL);
+		waited_ms += 100;
+	}
+	return 0;
+}
+
 static int take_lock(const char *what)
 {
 	if (lock_fd >= 0)
@@ -373,14 +428,10 @@ static int take_lock(const char *what)
 		fail(what, "cannot open %s: %s", LOCK_PATH, strerror(errno));
 		return -1;
 	}
-	while (flock(lock_fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			fail(what, "cannot lock %s: %s", LOCK_PATH,
-			     strerror(errno));
-			close(lock_fd);
-			lock_fd = -1;
-			return -1;
-		}
+	if (lock_or_wait(what)) {
+		close(lock_fd);
+		lock_fd = -1;
+		return -1;
 	}
 	return 0;
 }

@@ -34,6 +34,8 @@ enum {
 #define REMAP_TARGET	"remap"
 #define MGR_DEFAULT_NAME "remap-mgr"
 #define LOCK_PATH	"/run/lock/remapctl.lock"
+#define LOCK_WAIT_ENV	"REMAPCTL_LOCK_WAIT"	/* seconds to wait for it */
+#define LOCK_WAIT_DEFAULT 300
 #define SYSFS_POOLS	"/sys/module/dm_remap/pools"
 #define MAX_SLOTS	64		/* DMR_MAX_POOLS of the module */
 #define LABEL_NAME_MAX	(RM_NAME_LEN - 1)	/* set_label limits */

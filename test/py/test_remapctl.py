@@ -290,7 +290,38 @@ def test_switch_to_and_message_are_serialized_by_the_lock(ctl, spare):
         os.close(fd)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
+    assert err == "remapctl: waiting for another remapctl (/run/lock/remapctl.lock)\n"
     assert pool_active(11)
+
+
+def test_a_lock_held_too_long_is_a_clear_error(ctl, spare):
+    """remapctl waits for the lock at most REMAPCTL_LOCK_WAIT seconds, says
+    it is waiting, then gives up with exit 1 and does nothing."""
+    ctl.ok("pool", "format", spare)
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start = time.monotonic()
+        p = subprocess.run([RC, "pool", "resume", "--slot", "11", spare], capture_output=True,
+                           text=True, timeout=60, env={**os.environ, "REMAPCTL_LOCK_WAIT": "3"})
+        took = time.monotonic() - start
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    assert p.returncode == 1 and 2.5 < took < 30, (p.returncode, took, p.stderr)
+    assert p.stderr.splitlines() == [
+        "remapctl: waiting for another remapctl (/run/lock/remapctl.lock)",
+        f"remapctl: {spare}: another remapctl still holds /run/lock/remapctl.lock "
+        "after 3 s; nothing done"]
+    assert not pool_active(11)
+    for bad in ("", "x", "-1", "86401"):
+        p = subprocess.run([RC, "pool", "resume", "--slot", "11", spare], capture_output=True,
+                           text=True, timeout=60, env={**os.environ, "REMAPCTL_LOCK_WAIT": bad})
+        assert p.returncode == 1 and p.stderr == (
+            f"remapctl: {spare}: REMAPCTL_LOCK_WAIT must be a number of seconds "
+            f"(0-86400), not '{bad}'\n")
+    assert not pool_active(11)
 
 
 # ---- devices -------------------------------------------------------------------
