@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -89,10 +90,31 @@ void md_close(struct md_image *img)
 	img->fd = -1;
 }
 
+/* The file behind a loop device: its st_dev and st_ino. */
+static bool loop_backing(const struct md_image *img, dev_t *dev, ino_t *ino)
+{
+	struct loop_info64 li;
+
+	if (!img->blockdev || ioctl(img->fd, LOOP_GET_STATUS64, &li))
+		return false;
+	*dev = (dev_t)li.lo_device;
+	*ino = (ino_t)li.lo_inode;
+	return true;
+}
+
+/* Also a loop device over the other's file, or two loop devices over one. */
 bool md_same(const struct md_image *a, const struct md_image *b)
 {
-	return a->blockdev == b->blockdev && a->dev == b->dev &&
-	       a->ino == b->ino;
+	dev_t da = a->dev, db = b->dev;
+	ino_t ia = a->ino, ib = b->ino;
+	bool loop_a, loop_b;
+
+	if (a->blockdev == b->blockdev && da == db && ia == ib)
+		return true;
+	loop_a = loop_backing(a, &da, &ia);
+	loop_b = loop_backing(b, &db, &ib);
+	/* ino 0: a block device that is not a loop device. */
+	return (loop_a || loop_b) && da == db && ia == ib && ia;
 }
 
 void *md_alloc_blocks(size_t n)

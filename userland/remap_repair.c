@@ -46,6 +46,7 @@ struct repair {
 	struct md_records rec;
 	int64_t dropped;
 	uint64_t lost_data;
+	bool created;			/* dst is an image file made by us */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -97,13 +98,12 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd >= 0) {
+		rp->created = true;
 		r = ftruncate(fd, (off_t)need) ? -errno : 0;
 		close(fd);
-		if (r) {
-			unlink(path);
+		if (r)
 			return fail(MD_EXIT_USAGE, "%s: cannot size the new image: %s",
 				    path, strerror(-r));
-		}
 	} else if (errno != EEXIST) {
 		return fail(MD_EXIT_USAGE, "%s: cannot create: %s", path,
 			    strerror(errno));
@@ -208,7 +208,7 @@ static int write_dst(struct repair *rp, const char *path)
 	return 0;
 }
 
-static int repair(struct repair *rp, const char *dst_path, bool force)
+static int repair_into(struct repair *rp, const char *dst_path, bool force)
 {
 	const struct md_pool *pool = &rp->pool;
 	char uuid[MD_UUID_TEXT];
@@ -249,6 +249,18 @@ static int repair(struct repair *rp, const char *dst_path, bool force)
 	    rp->dropped, rp->lost_data);
 	return pool->worst == MD_FATAL || rp->dropped || rp->lost_data ?
 	       EXIT_LOST : 0;
+}
+
+/* A failed repair leaves no image file of its own making behind. */
+static int repair(struct repair *rp, const char *dst_path, bool force)
+{
+	int r = repair_into(rp, dst_path, force);
+
+	if (r && r != EXIT_LOST && rp->created) {
+		md_close(&rp->dst);
+		unlink(dst_path);
+	}
+	return r;
 }
 
 static void usage(FILE *f)

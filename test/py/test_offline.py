@@ -2,6 +2,7 @@
 """The offline metadata tools (remap_check, remap_dump, remap_repair) agree
 with the module about pools the module wrote, and the module loads what
 remap_repair writes."""
+import hashlib
 import json
 import os
 import subprocess
@@ -160,3 +161,48 @@ def test_active_spare_warned_and_not_repaired(env, loopdev):
         assert tool("remap_check", new).returncode == 2     # nothing written
     finally:
         env.mgr.free(env.pool)
+
+
+def backing_file(loop):
+    with open(f"/sys/block/{os.path.basename(loop)}/loop/backing_file") as f:
+        return f.read().strip()
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_repair_refuses_a_loop_device_over_its_source(env):
+    """The destination is the source also through a loop device over the
+    source's file (either way round): refused, nothing written, even with
+    --force (which before overwrote the pool it was reading)."""
+    src_file = backing_file(env.spare)
+    before = digest(src_file)
+    for src, dst in ((src_file, env.spare), (env.spare, src_file)):
+        p = tool("remap_repair", "--force", src, dst)
+        assert p.returncode == 3, (src, dst, p.stdout, p.stderr)
+        assert p.stderr == (f"remap_repair: {dst}: is the source; "
+                            "repair writes a new copy elsewhere\n"), p.stderr
+    assert digest(src_file) == before
+
+
+def test_a_failed_repair_removes_the_image_it_created(env, tmp_path):
+    """A destination image file that remap_repair created is removed again
+    when writing it fails (here: its file system is full); one it did not
+    create is left alone."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], check=True)
+    try:
+        new = mnt / "new.img"
+        p = tool("remap_repair", env.spare, new)
+        assert p.returncode == 3, p.stdout + p.stderr
+        assert p.stderr.endswith("write failed: No space left on device\n"), p.stderr
+        assert not new.exists()
+        new.write_bytes(b"")
+        p = tool("remap_repair", env.spare, new)
+        assert p.returncode == 3 and "too small" in p.stderr, p.stdout + p.stderr
+        assert new.exists()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
