@@ -525,6 +525,8 @@ int dmr_md_load(struct dmr_pool *pool)
 	if (!buf)
 		return -ENOMEM;
 	r = md_load_sb(pool, buf, &max_seen);
+	if (!r)
+		r = dmr_pool_check_uuid_unique(pool);
 	if (r)
 		goto out;
 	r = md_alloc_tables(pool);

@@ -273,8 +273,14 @@ static int lookup_spare(const char *what, const char *path, dev_t *dev)
 	return 0;
 }
 
-/* The same pool seen through another path must not be active twice. */
-static int check_uuid_unique(struct dmr_pool *pool)
+/*
+ * The same pool seen through another path must not be active twice.  Run
+ * by dmr_md_load() as soon as the superblock is known, before the table is
+ * read (a torn copy is refused as a copy, not as damaged), and before
+ * anything is written.  ops_lock keeps another pool from being published
+ * meanwhile.
+ */
+int dmr_pool_check_uuid_unique(struct dmr_pool *pool)
 {
 	unsigned int i;
 	int r = 0;
@@ -411,13 +417,6 @@ int dmr_pool_resume(unsigned int id, const char *path)
 	r = pool_open(pool, path);
 	if (!r)
 		r = dmr_md_load(pool);
-	/*
-	 * A copy of an active pool (a clone of its spare, another path to
-	 * it) is refused before anything is written to it.  ops_lock keeps
-	 * another pool from being published meanwhile.
-	 */
-	if (!r)
-		r = check_uuid_unique(pool);
 	if (!r) {
 		/* The first commit heals damaged copies before anything else. */
 		r = dmr_md_sync(pool);

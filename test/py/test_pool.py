@@ -242,6 +242,17 @@ def test_resume_refuses_a_copy_of_an_active_pool_and_writes_nothing(pool, mgr, l
     assert not pool_active(6)
     assert hashlib.sha256(read_all(clone)).hexdigest() == before, \
         "the refused resume wrote to the clone"
+    # A torn copy (a table block lost in both copies): still a copy of an
+    # active pool first, not a damaged pool.
+    table_start, nr_logical = table_geometry(clone)
+    corrupt_block(clone, table_start + 2 * 1 + 0)
+    corrupt_block(clone, table_start + 2 * nr_logical + 2 * 1 + 0)
+    kmsg.read()
+    refused(mgr.resume, 6, clone)
+    log = kmsg.read()
+    assert any("is already active in slot 5" in ln for ln in log), log
+    assert not any("no valid copy" in ln for ln in log), log
+    assert not pool_active(6)
 
 
 def test_free_refuses_empty_slot(mgr):
