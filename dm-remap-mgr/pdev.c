@@ -756,7 +756,7 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 		r = __dmr_pool_identity(pool, dev_id, size, flags, &ticket,
 					error);
 	}
-	if (r) {
+	if (r < 0) {
 		pdev = ERR_PTR(r);
 		goto out;
 	}
@@ -783,31 +783,22 @@ out:
  * dev_id's identity record in line with it (checked again: the live table
  * may have remapped blocks since the load) and wait until it is durable.
  * If force drops the old device's remaps, the index loses them in the
- * same step; no table of this pdev has gone live, so no bio has used it.
+ * same step, under ix_lock: no table of this pdev has gone live, so no bio
+ * has used the index, and a message to a table left bound by a failed
+ * preresume holds ix_lock to change it.
  */
 int dmr_pdev_resume_identity(struct dmr_pdev *pdev, u64 size, bool force)
 {
 	struct dmr_pool *pool = pdev->pool;
-	unsigned int flags = DMR_ID_APPLY;
 	struct dmr_ix *empty = NULL, *old;
+	unsigned int flags;
 	char *error = "";
 	u64 ticket;
 	int r;
 
-	if (force)
-		flags |= DMR_ID_FORCE;
-	/*
-	 * A drop may follow: its empty index is allocated first, so that it
-	 * cannot fail half done.  went_live only changes in a preresume, and
-	 * dm does not run two of one device at once.
-	 */
-	if (force && !READ_ONCE(pdev->went_live)) {
-		empty = ix_alloc(0, size >> dmr_pool_block_shift(pool));
-		if (!empty) {
-			DMERR_LIMIT("dev_id %u: cannot allocate an index", pdev->dev_id);
-			return -ENOMEM;
-		}
-	}
+again:
+	flags = DMR_ID_APPLY | (force ? DMR_ID_FORCE : 0) |
+		(empty ? DMR_ID_CAN_DROP : 0);
 	mutex_lock(&pdev->scan_lock);
 	mutex_lock(&pdev->ix_lock);
 	mutex_lock(&pool->pdev_lock);
@@ -823,16 +814,24 @@ int dmr_pdev_resume_identity(struct dmr_pdev *pdev, u64 size, bool force)
 		rcu_assign_pointer(pdev->ix, empty);
 		call_rcu(&old->rcu, ix_free_rcu);
 		empty = NULL;
-		pdev->nr_mapped = 0;
-		pdev->nr_pending = 0;
+		WRITE_ONCE(pdev->nr_mapped, 0);
+		WRITE_ONCE(pdev->nr_pending, 0);
 	}
 	mutex_unlock(&pdev->ix_lock);
 	if (r > 0 && (r & DMR_ID_NEW_SCAN)) {
 		WRITE_ONCE(pdev->scan_pos, 0);
 		WRITE_ONCE(pdev->scan_passes, 0);
-		pdev->scan_last_pass = 0;
+		WRITE_ONCE(pdev->scan_last_pass, 0);
 	}
 	mutex_unlock(&pdev->scan_lock);
+	if (r == -EAGAIN && !empty) {
+		/* A drop must not fail half done: its empty index first. */
+		empty = ix_alloc(0, size >> dmr_pool_block_shift(pool));
+		if (empty)
+			goto again;
+		error = "Cannot allocate an index";
+		r = -ENOMEM;
+	}
 	ix_free(empty);
 	if (r < 0) {
 		DMERR_LIMIT("pool %u dev_id %u: %s", pool->id, pdev->dev_id, error);

@@ -683,22 +683,29 @@ static void __count_dev_blocks(struct dmr_pool *pool)
 }
 
 /*
- * A record for a new dev_id: the first free one, else (all taken) the
- * first one worth nothing: no remapped or pending blocks, no label, no
- * table using its dev_id.  It holds only a size, which without remaps
- * checks nothing, and scan progress.  -1 if none.  Caller holds pdev_lock
+ * Records a new dev_id may take: free ones, then those worth nothing: no
+ * remapped or pending blocks, no label, no table using their dev_id.  Such
+ * a record holds only a size, which without remaps checks nothing, and
+ * scan progress.  Counts up to want of them and returns how many it found;
+ * *first is the one to take (a free one if any).  Caller holds pdev_lock
  * and md_lock.
  */
-static int __free_dev(struct dmr_pool *pool)
+static unsigned int __free_devs(struct dmr_pool *pool, unsigned int want,
+				int *first)
 {
+	unsigned int i, n = 0;
 	bool counted = false;
-	unsigned int i;
 
-	for (i = 0; i < RM_MAX_DEVS; i++)
-		if (!(pool->devs[i].flags & RM_DEV_F_IN_USE))
-			return i;
-	for (i = 0; i < RM_MAX_DEVS; i++) {
-		if ((pool->names[i].flags & RM_NAME_F_IN_USE) ||
+	*first = -1;
+	for (i = 0; i < RM_MAX_DEVS && n < want; i++) {
+		if (pool->devs[i].flags & RM_DEV_F_IN_USE)
+			continue;
+		if (!n++)
+			*first = i;
+	}
+	for (i = 0; i < RM_MAX_DEVS && n < want; i++) {
+		if (!(pool->devs[i].flags & RM_DEV_F_IN_USE) ||
+		    (pool->names[i].flags & RM_NAME_F_IN_USE) ||
 		    __pdev_live(pool, pool->devs[i].dev_id))
 			continue;
 		/* The pass over the entries only once there is a candidate. */
@@ -706,10 +713,25 @@ static int __free_dev(struct dmr_pool *pool)
 			__count_dev_blocks(pool);
 			counted = true;
 		}
-		if (!pool->dev_blocks.blocks[i])
-			return i;
+		if (!pool->dev_blocks.blocks[i] && !n++)
+			*first = i;
 	}
-	return -1;
+	return n;
+}
+
+/*
+ * Loaded tables of other dev_ids that have no record yet: each takes one
+ * when it is resumed.  Caller holds pdev_lock and md_lock.
+ */
+static unsigned int __record_claims(struct dmr_pool *pool, u32 dev_id)
+{
+	struct dmr_pdev *pdev;
+	unsigned int n = 0;
+
+	list_for_each_entry(pdev, &pool->pdevs, list)
+		n += pdev->dev_id != dev_id &&
+		     rm_dev_find(pool->devs, pdev->dev_id) < 0;
+	return n;
 }
 
 /* Whole blocks of dev_id's main device by its identity record (0: none). */
@@ -735,17 +757,21 @@ u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id)
  * the same disk grown (resize) and keeps the remaps.
  *
  * Without DMR_ID_APPLY this only checks: a table constructor calls it so,
- * and a load that is then cleared changes nothing.  With it (preresume),
- * the record is changed in memory and queued for commit, *ticket says what
- * to wait for before the device goes live (0: nothing), and the result
- * tells what was done (DMR_ID_DROPPED, DMR_ID_NEW_SCAN).  No I/O.  The
- * caller holds pdev_lock, so that no other device takes over (__free_dev())
- * a record whose table is not yet on pool->pdevs.
+ * and a load that is then cleared changes nothing.  A new dev_id's check
+ * counts the records that loaded tables of other new dev_ids will take
+ * when resumed, so that a load that passes does not run out at resume.
+ * With DMR_ID_APPLY (preresume) the record is changed in memory and queued
+ * for commit, and *ticket says what to wait for before the device goes
+ * live (0: nothing).  Either way the result says what the change does
+ * (DMR_ID_DROPPED, DMR_ID_NEW_SCAN).  No I/O.  The caller holds pdev_lock,
+ * so that no other device takes over (__free_devs()) a record whose table
+ * is not yet on pool->pdevs.
  */
 int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 			unsigned int flags, u64 *ticket, char **error)
 {
 	bool apply = flags & DMR_ID_APPLY;
+	unsigned int want;
 	struct rm_dev *d;
 	int i, r = 0;
 	u64 n;
@@ -753,15 +779,21 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 	lockdep_assert_held(&pool->pdev_lock);	/* keeps __pdev_live() true */
 	*ticket = 0;
 	mutex_lock(&pool->md_lock);
+	i = rm_dev_find(pool->devs, dev_id);
+	if (i >= 0 && pool->devs[i].size_sectors == size) {
+		/* Unchanged (a failed pool keeps its devices), maybe not durable. */
+		if (apply && pool->dev_gen[i] > atomic64_read(&pool->durable_gen))
+			*ticket = pool->dev_gen[i];
+		goto out;
+	}
 	if (pool->md_error) {
 		*error = "Pool metadata has failed";
 		r = -EIO;
 		goto out;
 	}
-	i = rm_dev_find(pool->devs, dev_id);
 	if (i < 0) {
-		i = __free_dev(pool);
-		if (i < 0) {
+		want = apply ? 1 : __record_claims(pool, dev_id) + 1;
+		if (__free_devs(pool, want, &i) < want) {
 			*error = "Pool has no room for another device";
 			r = -ENOSPC;
 			goto out;
@@ -778,12 +810,6 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 		goto set;
 	}
 	d = &pool->devs[i];
-	if (d->size_sectors == size) {
-		/* Unchanged, but maybe not yet durable. */
-		if (apply && pool->dev_gen[i] > atomic64_read(&pool->durable_gen))
-			*ticket = pool->dev_gen[i];
-		goto out;
-	}
 	/* A grown device (resize) is the same device. */
 	n = size < d->size_sectors ? __dev_blocks(pool, dev_id) : 0;
 	if (n && !(flags & DMR_ID_FORCE)) {
@@ -799,20 +825,23 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 		r = -EBUSY;
 		goto out;
 	}
+	/* A smaller device is another one: new label, new scan. */
+	r = (n ? DMR_ID_DROPPED : 0) | (size < d->size_sectors ? DMR_ID_NEW_SCAN : 0);
 	if (!apply)
 		goto out;
+	if (n && !(flags & DMR_ID_CAN_DROP)) {
+		r = -EAGAIN;	/* the caller's index must be ready first */
+		goto out;
+	}
 	if (n) {
 		DMWARN("dev_id %u: forced: dropping %llu remapped blocks of the old device",
 		       dev_id, (unsigned long long)n);
 		__forget_dev_blocks(pool, dev_id);
-		r |= DMR_ID_DROPPED;
 	}
-	/* A smaller device is another one: new label, new scan. */
 	if (size < d->size_sectors) {
 		d->scan_pos = 0;
 		d->scan_passes = 0;
 		d->last_pass_time = 0;
-		r |= DMR_ID_NEW_SCAN;
 		if (pool->names[i].flags & RM_NAME_F_IN_USE) {
 			memset(&pool->names[i], 0, sizeof(pool->names[i]));
 			dmr_md_dirty(pool, rm_name_logical(i));
@@ -854,7 +883,7 @@ int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
 	if (pool->md_error) {
 		r = -EIO;
 	} else if (i < 0) {
-		r = -ENOENT;	/* not reached: the device is attached */
+		r = -ENOENT;	/* a table bound after its preresume failed */
 	} else if (memcmp(&pool->names[i], &n, sizeof(n))) {
 		pool->names[i] = n;
 		ticket = dmr_md_dirty(pool, rm_name_logical(i));

@@ -180,9 +180,10 @@ struct dmr_pdev {
 	dev_t main_dev;			/* main device of the latest table */
 	bool linked;			/* sysfs link "dm" made; pdev_lock */
 	/*
-	 * A table passed preresume: I/O, repairs and messages may have used
-	 * the index since, so the remaps can no longer be dropped (force)
-	 * under it.  pdev_lock.
+	 * A table's preresume changed the identity record (the device may
+	 * have gone live): I/O, repairs and messages may have used the index
+	 * since, so the remaps can no longer be dropped (force) under it.
+	 * pdev_lock.
 	 */
 	bool went_live;
 
@@ -267,8 +268,9 @@ u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id);
 #define DMR_ID_APPLY	0x1	/* change the record, not only check */
 #define DMR_ID_FORCE	0x2	/* a smaller device may drop the remaps */
 #define DMR_ID_LIVE	0x4	/* a table of dev_id went live: none dropped */
-#define DMR_ID_DROPPED	0x8	/* result: the remaps were dropped */
-#define DMR_ID_NEW_SCAN	0x10	/* result: scan progress starts over */
+#define DMR_ID_CAN_DROP	0x8	/* apply: the caller's empty index is ready */
+#define DMR_ID_DROPPED	0x10	/* result: the remaps are dropped */
+#define DMR_ID_NEW_SCAN	0x20	/* result: scan progress starts over */
 /* Caller holds pool->pdev_lock (see pdev.c). */
 int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 			unsigned int flags, u64 *ticket, char **error);

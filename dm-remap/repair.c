@@ -366,9 +366,9 @@ static unsigned int block_state(struct dmr_pdev *pdev, u64 block, u32 *spare)
 
 /*
  * May block get a spare block and a record?  It must lie wholly on this
- * table's main device and within the size dev_id's identity record holds:
- * a newer table of the dev_id, loaded and not yet live, may have recorded
- * a smaller device (the pool's load checks refuse records beyond it).
+ * table's main device and within the size dev_id's identity record holds
+ * (the pool's load checks refuse records beyond it).  The record takes a
+ * table's size at its preresume, so the second test is a safeguard.
  */
 static bool block_recordable(struct remap_c *rc, u64 block)
 {

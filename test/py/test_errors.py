@@ -290,7 +290,7 @@ def test_errors_in_a_partial_last_block_pass_through(env, kmsg):
     assert pread(dev.path, 0, 1000 * 512) == data[:1000 * 512]
 
 
-def test_remaps_made_after_a_smaller_table_was_loaded_refuse_its_resume(env, loopdev):
+def test_remaps_made_after_a_smaller_table_was_loaded_refuse_its_resume(env, loopdev, kmsg):
     """A table for a smaller main device is loaded (not yet live) under a
     dev_id without remaps.  The record keeps the live device's size, so a
     read error of the live table past the smaller size is recorded as
@@ -311,8 +311,11 @@ def test_remaps_made_after_a_smaller_table_was_loaded_refuse_its_resume(env, loo
         pread(dev.path, 3000 * BLOCK, BLOCK)
     assert e.value.errno == errno.EIO
     assert [(b, st) for b, (_, st) in dev.remaps().items()] == [(3000, "pending")]
+    kmsg.read()
     with pytest.raises(CmdError):
         dmsetup("resume", dev.name)
+    log = kmsg.read()
+    assert any("dev_id 6: Other device under a dev_id with remaps" in ln for ln in log), log
     assert devices(env.mgr, env.pool)[6] == {"sectors": n, "blocks": 1}
     # dm leaves the device suspended with the refused table.
     dmsetup("load", dev.name, "--table", f"0 {n} remap 6 {env.dm.path(main)} {env.pool}")

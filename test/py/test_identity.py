@@ -5,7 +5,8 @@ import concurrent.futures
 import pytest
 
 from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite
-from pools import Manager, RemapDev, devices, free_pool, labels, pool_attr
+from pools import (Manager, RemapDev, data_start, devices, free_pool, labels, pool_active,
+                   pool_attr)
 
 
 @pytest.fixture
@@ -280,3 +281,58 @@ def test_force_drops_the_remaps_only_when_the_table_resumes(mgr, pool, dm, loopd
         dmsetup("load", name, "--table",
                 f"0 {blockdev_sectors(smaller)} remap 3 {smaller} {pool} 1 force")
     assert devices(mgr, pool)[3] == {"sectors": blockdev_sectors(small), "blocks": 1}
+
+
+def test_loads_of_new_dev_ids_count_the_records_others_will_take(mgr, pool, dm, loopdev):
+    """Records are taken at resume; a load checks that one is left for it
+    after those that other loaded tables of new dev_ids will take, so that
+    it does not pass and then fail at resume."""
+    main = loopdev(1)
+
+    def table(ids):
+        return "\n".join(f"{8 * k} 8 remap {i} {main} {pool}" for k, i in enumerate(ids))
+    dm.create(table(range(62)), hint="d")                # one record left
+    a, b = dm.name("a"), dm.name("b")
+    for name in (a, b):
+        dmsetup("create", name, "--notable")
+        dm.names.append(name)
+    dmsetup("load", a, "--table", table([100]))
+    with pytest.raises(CmdError) as e:
+        dmsetup("load", b, "--table", table([101]))
+    assert "No space left" in e.value.err
+    dmsetup("load", a, "--table", table([100]))          # a's own claim again
+    dmsetup("clear", a)
+    with pytest.raises(CmdError):
+        dmsetup("load", b, "--table", table([101, 102]))  # two in one table
+    dmsetup("load", b, "--table", table([101]))
+    dmsetup("resume", b)
+    assert set(devices(mgr, pool)) == set(range(62)) | {101}
+
+
+def test_a_device_of_a_failed_pool_still_resumes(mgr, dm, loopdev):
+    """When the pool's metadata cannot be written (state fail), a table
+    that would change a record is refused, but the device can still be
+    suspended, resumed and reloaded as it is: its I/O must not hang in a
+    suspended device."""
+    backing, main, bigger = loopdev(64), loopdev(8), loopdev(16)
+    n = blockdev_sectors(backing)
+    lin = dm.create(f"0 {n} linear {backing} 0", hint="spare")
+    mgr.format(dm.path(lin))
+    mgr.resume(3, dm.path(lin))
+    dev = RemapDev(dm, main, 3, dev_id=2)
+    pwrite(dev.path, 0, pattern("before", 4096))
+    ds = data_start(dm.path(lin))                        # metadata fails, data not
+    dm.reload(lin, f"0 {ds} error\n{ds} {n - ds} linear {backing} {ds}")
+    with pytest.raises(CmdError):
+        dev.force(0)                                     # its commit fails
+    assert pool_attr(3, "state") == "fail"
+    dmsetup("suspend", dev.name)
+    dmsetup("resume", dev.name, timeout=30)
+    dm.reload(dev.name, f"0 {blockdev_sectors(main)} remap 2 {main} 3")
+    assert pread(dev.path, 0, 4096) == pattern("before", 4096)
+    with pytest.raises(CmdError):
+        dmsetup("load", dev.name, "--table", f"0 64 remap 2 {bigger} 3")
+    dev.remove()
+    with pytest.raises(CmdError):
+        mgr.free(3)                     # released, but its last commit failed
+    assert not pool_active(3)
