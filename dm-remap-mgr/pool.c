@@ -734,6 +734,25 @@ static unsigned int __record_claims(struct dmr_pool *pool, u32 dev_id)
 	return n;
 }
 
+/*
+ * Is there room for a table of dev_id (record i, -1 if none) to be loaded?
+ * Once resumed, loaded tables of dev_ids without a record each take one
+ * that is free or worth nothing (__record_claims()), and a dev_id whose
+ * record is worth nothing makes it unavailable by being loaded: both must
+ * leave enough for those claims.  Caller holds pdev_lock and md_lock.
+ */
+static bool __room_for(struct dmr_pool *pool, u32 dev_id, int i)
+{
+	unsigned int want = __record_claims(pool, dev_id) + 1;
+	int first;
+
+	if (i >= 0 && (want == 1 || __pdev_live(pool, dev_id) ||
+		       (pool->names[i].flags & RM_NAME_F_IN_USE) ||
+		       __dev_blocks(pool, dev_id)))
+		return true;	/* nothing it takes from the others */
+	return __free_devs(pool, want, &first) >= want;
+}
+
 /* Whole blocks of dev_id's main device by its identity record (0: none). */
 u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id)
 {
@@ -757,9 +776,9 @@ u64 dmr_pool_dev_whole_blocks(struct dmr_pool *pool, u32 dev_id)
  * the same disk grown (resize) and keeps the remaps.
  *
  * Without DMR_ID_APPLY this only checks: a table constructor calls it so,
- * and a load that is then cleared changes nothing.  A new dev_id's check
- * counts the records that loaded tables of other new dev_ids will take
- * when resumed, so that a load that passes does not run out at resume.
+ * and a load that is then cleared changes nothing.  It counts the records
+ * that other loaded tables will take when resumed (__room_for()), so that
+ * a load that passes does not run out at resume.
  * With DMR_ID_APPLY (preresume) the record is changed in memory and queued
  * for commit, and *ticket says what to wait for before the device goes
  * live (0: nothing).  Either way the result says what the change does
@@ -771,7 +790,6 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 			unsigned int flags, u64 *ticket, char **error)
 {
 	bool apply = flags & DMR_ID_APPLY;
-	unsigned int want;
 	struct rm_dev *d;
 	int i, r = 0;
 	u64 n;
@@ -780,6 +798,11 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 	*ticket = 0;
 	mutex_lock(&pool->md_lock);
 	i = rm_dev_find(pool->devs, dev_id);
+	if (!apply && !__room_for(pool, dev_id, i)) {
+		*error = "Pool has no room for another device";
+		r = -ENOSPC;
+		goto out;
+	}
 	if (i >= 0 && pool->devs[i].size_sectors == size) {
 		/* Unchanged (a failed pool keeps its devices), maybe not durable. */
 		if (apply && pool->dev_gen[i] > atomic64_read(&pool->durable_gen))
@@ -792,14 +815,13 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 		goto out;
 	}
 	if (i < 0) {
-		want = apply ? 1 : __record_claims(pool, dev_id) + 1;
-		if (__free_devs(pool, want, &i) < want) {
+		if (!apply)
+			goto out;
+		if (!__free_devs(pool, 1, &i)) {
 			*error = "Pool has no room for another device";
 			r = -ENOSPC;
 			goto out;
 		}
-		if (!apply)
-			goto out;
 		d = &pool->devs[i];
 		if (d->flags & RM_DEV_F_IN_USE)
 			DMINFO("pool %u: record of dev_id %u reused (no blocks, label or table)",

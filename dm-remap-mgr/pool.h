@@ -180,7 +180,7 @@ struct dmr_pdev {
 	dev_t main_dev;			/* main device of the latest table */
 	bool linked;			/* sysfs link "dm" made; pdev_lock */
 	/*
-	 * A table's preresume changed the identity record (the device may
+	 * A table passed the identity step of its preresume (the device may
 	 * have gone live): I/O, repairs and messages may have used the index
 	 * since, so the remaps can no longer be dropped (force) under it.
 	 * pdev_lock.

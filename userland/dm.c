@@ -382,14 +382,25 @@ static int lock_wait_seconds(const char *what, unsigned int *seconds)
 	return 0;
 }
 
+static double now_seconds(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /*
  * The lock, waiting for another remapctl at most lock_wait_seconds(), and
- * saying so once on stderr: a user sees why a command does not return.
+ * saying so once on stderr after a second: a user sees why a command does
+ * not return.
  */
 static int lock_or_wait(const char *what)
 {
 	const struct timespec step = { 0, 100 * 1000 * 1000 };
-	unsigned int limit, waited_ms = 0;
+	double start = now_seconds(), waited;
+	bool said = false;
+	unsigned int limit;
 
 	if (lock_wait_seconds(what, &limit))
 		return -1;
@@ -401,16 +412,18 @@ static int lock_or_wait(const char *what)
 			     strerror(errno));
 			return -1;
 		}
-		if (waited_ms >= limit * 1000U) {
+		waited = now_seconds() - start;
+		if (!said && waited >= 1.0) {
+			fprintf(stderr, "remapctl: waiting for another remapctl (%s)\n",
+				LOCK_PATH);
+			said = true;
+		}
+		if (waited >= limit) {
 			fail(what, "another remapctl still holds %s after %u s; nothing done",
 			     LOCK_PATH, limit);
 			return -1;
 		}
-		if (waited_ms == 1000)
-			fprintf(stderr, "remapctl: waiting for another remapctl (%s)\n",
-				LOCK_PATH);
 		nanosleep(&step, NULL);
-		waited_ms += 100;
 	}
 	return 0;
 }

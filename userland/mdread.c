@@ -14,8 +14,10 @@
 #include <unistd.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
+#include <linux/major.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "mdread.h"
 
@@ -90,31 +92,47 @@ void md_close(struct md_image *img)
 	img->fd = -1;
 }
 
-/* The file behind a loop device: its st_dev and st_ino. */
-static bool loop_backing(const struct md_image *img, dev_t *dev, ino_t *ino)
+/* What an image is on: a file (dev, ino) or a block device (rdev). */
+struct md_backing {
+	dev_t dev, rdev;
+	ino_t ino;
+};
+
+/*
+ * The file or block device behind a whole loop device (major 7; not its
+ * partitions, which two disjoint ones would share); else the image itself.
+ */
+static struct md_backing md_backing(const struct md_image *img)
 {
+	struct md_backing b = { 0 };
 	struct loop_info64 li;
 
-	if (!img->blockdev || ioctl(img->fd, LOOP_GET_STATUS64, &li))
-		return false;
-	*dev = (dev_t)li.lo_device;
-	*ino = (ino_t)li.lo_inode;
-	return true;
+	if (!img->blockdev) {
+		b.dev = img->dev;
+		b.ino = img->ino;
+	} else if (major(img->dev) == LOOP_MAJOR &&
+		   !ioctl(img->fd, LOOP_GET_STATUS64, &li)) {
+		b.dev = (dev_t)li.lo_device;
+		b.ino = (ino_t)li.lo_inode;
+		b.rdev = (dev_t)li.lo_rdevice;	/* 0 over a file */
+		if (b.rdev)
+			b.dev = b.ino = 0;
+	} else {
+		b.rdev = img->dev;
+	}
+	return b;
 }
 
-/* Also a loop device over the other's file, or two loop devices over one. */
+/* Also a loop device over the other's file or device, or two over one. */
 bool md_same(const struct md_image *a, const struct md_image *b)
 {
-	dev_t da = a->dev, db = b->dev;
-	ino_t ia = a->ino, ib = b->ino;
-	bool loop_a, loop_b;
+	struct md_backing x, y;
 
-	if (a->blockdev == b->blockdev && da == db && ia == ib)
+	if (a->blockdev == b->blockdev && a->dev == b->dev && a->ino == b->ino)
 		return true;
-	loop_a = loop_backing(a, &da, &ia);
-	loop_b = loop_backing(b, &db, &ib);
-	/* ino 0: a block device that is not a loop device. */
-	return (loop_a || loop_b) && da == db && ia == ib && ia;
+	x = md_backing(a);
+	y = md_backing(b);
+	return x.rdev ? x.rdev == y.rdev : x.dev == y.dev && x.ino == y.ino;
 }
 
 void *md_alloc_blocks(size_t n)

@@ -46,7 +46,8 @@ struct repair {
 	struct md_records rec;
 	int64_t dropped;
 	uint64_t lost_data;
-	bool created;			/* dst is an image file made by us */
+	bool created;			/* dst is an image file made by us: */
+	struct stat created_st;		/* its identity, when created */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -98,7 +99,7 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd >= 0) {
-		rp->created = true;
+		rp->created = !fstat(fd, &rp->created_st);
 		r = ftruncate(fd, (off_t)need) ? -errno : 0;
 		close(fd);
 		if (r)
@@ -212,6 +213,7 @@ static int repair_into(struct repair *rp, const char *dst_path, bool force)
 {
 	const struct md_pool *pool = &rp->pool;
 	char uuid[MD_UUID_TEXT];
+	uint64_t after;
 	int r;
 
 	if (!pool->have_sb || !pool->entries || !pool->next_seq) {
@@ -219,6 +221,11 @@ static int repair_into(struct repair *rp, const char *dst_path, bool force)
 		return fail(EXIT_FAILED, "%s: nothing to repair from",
 			    rp->src_path);
 	}
+	/* The copy is written with next_seq: it must load (2^63 - 1 does not). */
+	if (rm_next_seq(pool->next_seq, 0, &after))
+		return fail(EXIT_FAILED, "%s: sequence number %" PRIu64
+			    " too high for a copy (2^63 or above)", rp->src_path,
+			    pool->next_seq);
 	rp->sb = pool->sb;
 	rp->sb.seq = pool->next_seq;
 	rp->sb.flags = 0;
@@ -251,12 +258,18 @@ static int repair_into(struct repair *rp, const char *dst_path, bool force)
 	       EXIT_LOST : 0;
 }
 
-/* A failed repair leaves no image file of its own making behind. */
+/*
+ * A failed repair leaves no image file of its own making behind (and
+ * removes nothing else: the path must still name the file it created).
+ */
 static int repair(struct repair *rp, const char *dst_path, bool force)
 {
 	int r = repair_into(rp, dst_path, force);
+	struct stat st;
 
-	if (r && r != EXIT_LOST && rp->created) {
+	if (r && r != EXIT_LOST && rp->created && !lstat(dst_path, &st) &&
+	    S_ISREG(st.st_mode) && st.st_dev == rp->created_st.st_dev &&
+	    st.st_ino == rp->created_st.st_ino) {
 		md_close(&rp->dst);
 		unlink(dst_path);
 	}

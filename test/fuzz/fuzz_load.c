@@ -110,11 +110,12 @@ static void repair(struct md_pool *pool)
 	struct rm_sb sb = pool->sb;
 	struct md_pool got;
 	int64_t dropped;
+	uint64_t after;
 
 	dropped = md_drop_bad_records(&sb, &rec, NULL, NULL);
 	check(dropped >= 0);
-	if (!pool->next_seq)
-		return;
+	if (!pool->next_seq || rm_next_seq(pool->next_seq, 0, &after))
+		return;		/* remap_repair refuses these */
 	sb.seq = pool->next_seq;
 	sb.flags = 0;
 	check(!md_write_pool(&dst, &sb, &rec));

@@ -307,6 +307,15 @@ def test_loads_of_new_dev_ids_count_the_records_others_will_take(mgr, pool, dm, 
     dmsetup("load", b, "--table", table([101]))
     dmsetup("resume", b)
     assert set(devices(mgr, pool)) == set(range(62)) | {101}
+    # All 63 taken; 101's record is worth nothing once b is gone.  A load
+    # of new dev_id 102 counts on it, so 101 itself may not be loaded.
+    dm.remove(b)
+    dmsetup("load", a, "--table", table([102]))
+    with pytest.raises(CmdError) as e:
+        dm.create(table([101]), hint="d")
+    assert "No space left" in e.value.err
+    dmsetup("resume", a)
+    assert set(devices(mgr, pool)) == set(range(62)) | {102}
 
 
 def test_a_device_of_a_failed_pool_still_resumes(mgr, dm, loopdev):

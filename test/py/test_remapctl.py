@@ -282,7 +282,7 @@ def test_switch_to_and_message_are_serialized_by_the_lock(ctl, spare):
         fcntl.flock(fd, fcntl.LOCK_EX)
         p = subprocess.Popen([RC, "pool", "resume", "--slot", "11", spare],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        time.sleep(3)
         assert p.poll() is None, "remapctl did not wait for the lock"
         assert not pool_active(11)
     finally:
