@@ -92,47 +92,58 @@ void md_close(struct md_image *img)
 	img->fd = -1;
 }
 
-/* What an image is on: a file (dev, ino) or a block device (rdev). */
-struct md_backing {
+/* A file (dev, ino) or a block device (rdev). */
+struct md_ident {
 	dev_t dev, rdev;
 	ino_t ino;
 };
 
-/*
- * The file or block device behind a whole loop device (major 7; not its
- * partitions, which two disjoint ones would share); else the image itself.
- */
-static struct md_backing md_backing(const struct md_image *img)
+static struct md_ident md_ident(const struct md_image *img)
 {
-	struct md_backing b = { 0 };
-	struct loop_info64 li;
+	struct md_ident id = { 0 };
 
-	if (!img->blockdev) {
-		b.dev = img->dev;
-		b.ino = img->ino;
-	} else if (major(img->dev) == LOOP_MAJOR &&
-		   !ioctl(img->fd, LOOP_GET_STATUS64, &li)) {
-		b.dev = (dev_t)li.lo_device;
-		b.ino = (ino_t)li.lo_inode;
-		b.rdev = (dev_t)li.lo_rdevice;	/* 0 over a file */
-		if (b.rdev)
-			b.dev = b.ino = 0;
+	if (img->blockdev) {
+		id.rdev = img->dev;
 	} else {
-		b.rdev = img->dev;
+		id.dev = img->dev;
+		id.ino = img->ino;
 	}
-	return b;
+	return id;
 }
 
-/* Also a loop device over the other's file or device, or two over one. */
+static bool md_ident_eq(struct md_ident x, struct md_ident y)
+{
+	return x.rdev || y.rdev ? x.rdev == y.rdev :
+				  x.dev == y.dev && x.ino == y.ino;
+}
+
+/*
+ * The file or block device behind a whole loop device (major 7; not its
+ * partitions, which two disjoint ones would share).
+ */
+static bool md_loop_backing(const struct md_image *img, struct md_ident *id)
+{
+	struct loop_info64 li;
+
+	if (!img->blockdev || major(img->dev) != LOOP_MAJOR ||
+	    ioctl(img->fd, LOOP_GET_STATUS64, &li))
+		return false;
+	id->rdev = (dev_t)li.lo_rdevice;	/* 0 over a file */
+	id->dev = id->rdev ? 0 : (dev_t)li.lo_device;
+	id->ino = id->rdev ? 0 : (ino_t)li.lo_inode;
+	return true;
+}
+
+/* Also a loop device over the other or over what the other is on. */
 bool md_same(const struct md_image *a, const struct md_image *b)
 {
-	struct md_backing x, y;
+	struct md_ident ia = md_ident(a), ib = md_ident(b), la, lb;
+	bool loop_a = md_loop_backing(a, &la), loop_b = md_loop_backing(b, &lb);
 
-	if (a->blockdev == b->blockdev && a->dev == b->dev && a->ino == b->ino)
-		return true;
-	x = md_backing(a);
-	y = md_backing(b);
-	return x.rdev ? x.rdev == y.rdev : x.dev == y.dev && x.ino == y.ino;
+	return md_ident_eq(ia, ib) ||
+	       (loop_a && md_ident_eq(la, ib)) ||
+	       (loop_b && md_ident_eq(ia, lb)) ||
+	       (loop_a && loop_b && md_ident_eq(la, lb));
 }
 
 void *md_alloc_blocks(size_t n)

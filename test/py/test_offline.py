@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite
+from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
 from pools import PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr
 
 BUILD = os.path.join(ROOT, "build")
@@ -175,15 +175,21 @@ def digest(path):
 
 def test_repair_refuses_a_loop_device_over_its_source(env):
     """The destination is the source also through a loop device over the
-    source's file (either way round): refused, nothing written, even with
-    --force (which before overwrote the pool it was reading)."""
+    source's file or over the source device (either way round): refused,
+    nothing written, even with --force (which before overwrote the pool it
+    was reading)."""
     src_file = backing_file(env.spare)
     before = digest(src_file)
-    for src, dst in ((src_file, env.spare), (env.spare, src_file)):
-        p = tool("remap_repair", "--force", src, dst)
-        assert p.returncode == 3, (src, dst, p.stdout, p.stderr)
-        assert p.stderr == (f"remap_repair: {dst}: is the source; "
-                            "repair writes a new copy elsewhere\n"), p.stderr
+    over = run("losetup", "-f", "--show", env.spare).strip()
+    try:
+        for src, dst in ((src_file, env.spare), (env.spare, src_file),
+                         (env.spare, over), (over, env.spare)):
+            p = tool("remap_repair", "--force", src, dst)
+            assert p.returncode == 3, (src, dst, p.stdout, p.stderr)
+            assert p.stderr == (f"remap_repair: {dst}: is the source; "
+                                "repair writes a new copy elsewhere\n"), p.stderr
+    finally:
+        run("losetup", "-d", over)
     assert digest(src_file) == before
 
 
