@@ -113,6 +113,30 @@ def test_bad_optional_arguments(pool, dm, loopdev, opts):
         dm.create(f"0 8 remap 1 {main} {pool} {opts}", hint="d")
 
 
+@pytest.mark.parametrize("args, reason", [
+    ("1 {main}", "Invalid argument count"),
+    ("x {main} {pool}", "Invalid dev_id"),
+    ("-1 {main} {pool}", "Invalid dev_id"),
+    ("4294967296 {main} {pool}", "Invalid dev_id"),
+    ("1 {main} x", "Invalid pool_id"),
+    ("1 {main} 64", "No active pool with that pool_id"),
+    ("1 {main} 40", "No active pool with that pool_id"),
+    ("1 /dev/no-such-disk {pool}", "Main device lookup failed"),
+])
+def test_bad_table_lines_are_refused(mgr, pool, dm, loopdev, kmsg, args, reason):
+    """Each bad table line is refused with its reason in the kernel log,
+    and no record or commit comes of it."""
+    main = loopdev(1)
+    before, commits = devices(mgr, pool), int(pool_attr(pool, "commits"))
+    kmsg.read()
+    with pytest.raises(CmdError):
+        dm.create(f"0 8 remap {args.format(main=main, pool=pool)}", hint="d")
+    log = kmsg.read()
+    assert any(f"remap: {reason}" in ln for ln in log), log
+    assert devices(mgr, pool) == before
+    assert int(pool_attr(pool, "commits")) == commits
+
+
 def test_force_option_accepted(mgr, pool, dm, loopdev):
     main = loopdev(1)
     dm.remove(dm.create(f"0 8 remap 1 {main} {pool} 1 force", hint="d"))
