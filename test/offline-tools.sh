@@ -126,7 +126,7 @@ run 3 "$B/remap_repair" "$T/pool" "$T/new" &&
 run 1 "$B/remap_repair" --force -q "$T/pool" "$T/new" &&
 	check "--force overwrites it; -q is quiet" [ ! -s "$T/out" ]
 cp "$T/pool" "$T/pool.before"
-run 3 "$B/remap_repair" "$T/pool" "$T/pool" && has "$T/err" "is the source" &&
+run 3 "$B/remap_repair" "$T/pool" "$T/pool" && has "$T/err" "overlaps the source" &&
 	check "repair refuses the source as destination" cmp -s "$T/pool" "$T/pool.before"
 truncate -s 1M "$T/small"
 run 3 "$B/remap_repair" "$T/pool" "$T/small" &&

@@ -5,9 +5,11 @@
  * every problem recorded.  See mdread.h.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,19 +100,6 @@ struct md_ident {
 	ino_t ino;
 };
 
-static struct md_ident md_ident(const struct md_image *img)
-{
-	struct md_ident id = { 0 };
-
-	if (img->blockdev) {
-		id.rdev = img->dev;
-	} else {
-		id.dev = img->dev;
-		id.ino = img->ino;
-	}
-	return id;
-}
-
 static bool md_ident_eq(struct md_ident x, struct md_ident y)
 {
 	return x.rdev || y.rdev ? x.rdev == y.rdev :
@@ -118,32 +107,205 @@ static bool md_ident_eq(struct md_ident x, struct md_ident y)
 }
 
 /*
- * The file or block device behind a whole loop device (major 7; not its
- * partitions, which two disjoint ones would share).
+ * What an image is stored on: itself, and below a block device the devices
+ * of a dm or md device (sysfs slaves), the whole disk of a partition, and
+ * the device or file behind a loop device, all the way down.  An entry is
+ * "whole" when the image covers all of it: the image itself, and what a
+ * whole loop device is over (its offset aside).
  */
-static bool md_loop_backing(const struct md_image *img, struct md_ident *id)
-{
-	struct loop_info64 li;
+#define MD_BELOW_MAX	256u
+#define MD_BELOW_DEPTH	16
 
-	if (!img->blockdev || major(img->dev) != LOOP_MAJOR ||
-	    ioctl(img->fd, LOOP_GET_STATUS64, &li))
+struct md_below {
+	struct md_ident id[MD_BELOW_MAX];
+	bool whole[MD_BELOW_MAX];
+	unsigned int n;
+	bool overflow;
+};
+
+/* Added, or newly whole: what is below it needs a (new) look. */
+static bool below_add(struct md_below *b, struct md_ident id, bool whole)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->n; i++) {
+		if (md_ident_eq(b->id[i], id)) {
+			if (b->whole[i] || !whole)
+				return false;
+			b->whole[i] = true;
+			return true;
+		}
+	}
+	if (b->n == MD_BELOW_MAX) {
+		b->overflow = true;
 		return false;
+	}
+	b->id[b->n] = id;
+	b->whole[b->n++] = whole;
+	return true;
+}
+
+/* "MAJ:MIN" from a sysfs dev file. */
+static int sysfs_devno(const char *path, dev_t *dev)
+{
+	unsigned int ma, mi;
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	buf[n] = 0;
+	if (sscanf(buf, "%u:%u", &ma, &mi) != 2)
+		return -EINVAL;
+	*dev = makedev(ma, mi);
+	return 0;
+}
+
+/* The loop device rdev's backing, through its /dev node. */
+static bool loop_backing(dev_t rdev, struct md_ident *id)
+{
+	char path[PATH_MAX], buf[256], *name, *end;
+	struct loop_info64 li;
+	struct stat st;
+	ssize_t n;
+	int fd;
+	bool ok;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/uevent",
+		 major(rdev), minor(rdev));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	name = strstr(buf, "DEVNAME=");
+	if (!name)
+		return false;
+	name += strlen("DEVNAME=");
+	end = strchr(name, '\n');
+	if (end)
+		*end = 0;
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ok = !fstat(fd, &st) && S_ISBLK(st.st_mode) && st.st_rdev == rdev &&
+	     !ioctl(fd, LOOP_GET_STATUS64, &li);
+	close(fd);
+	if (!ok)
+		return false;
+	memset(id, 0, sizeof(*id));
 	id->rdev = (dev_t)li.lo_rdevice;	/* 0 over a file */
 	id->dev = id->rdev ? 0 : (dev_t)li.lo_device;
 	id->ino = id->rdev ? 0 : (ino_t)li.lo_inode;
 	return true;
 }
 
-/* Also a loop device over the other or over what the other is on. */
-bool md_same(const struct md_image *a, const struct md_image *b)
+static void below_walk(struct md_below *b, dev_t rdev, bool whole, int depth)
 {
-	struct md_ident ia = md_ident(a), ib = md_ident(b), la, lb;
-	bool loop_a = md_loop_backing(a, &la), loop_b = md_loop_backing(b, &lb);
+	struct md_ident id = { .rdev = rdev }, back;
+	char dir[64], path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	dev_t lower;
 
-	return md_ident_eq(ia, ib) ||
-	       (loop_a && md_ident_eq(la, ib)) ||
-	       (loop_b && md_ident_eq(ia, lb)) ||
-	       (loop_a && loop_b && md_ident_eq(la, lb));
+	if (!below_add(b, id, whole))
+		return;
+	if (depth >= MD_BELOW_DEPTH) {
+		b->overflow = true;
+		return;
+	}
+	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u", major(rdev),
+		 minor(rdev));
+	snprintf(path, sizeof(path), "%s/partition", dir);
+	if (!access(path, F_OK)) {
+		snprintf(path, sizeof(path), "%s/../dev", dir);
+		if (!sysfs_devno(path, &lower))
+			below_walk(b, lower, false, depth + 1);
+	}
+	if (major(rdev) == LOOP_MAJOR && loop_backing(rdev, &back)) {
+		if (back.rdev)
+			below_walk(b, back.rdev, whole, depth + 1);
+		else
+			below_add(b, back, whole);
+	}
+	snprintf(path, sizeof(path), "%s/slaves", dir);
+	d = opendir(path);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/slaves/%s/dev", dir,
+			 de->d_name);
+		if (!sysfs_devno(path, &lower))
+			below_walk(b, lower, false, depth + 1);
+	}
+	closedir(d);
+}
+
+static void md_below(const struct md_image *img, struct md_below *b)
+{
+	struct md_ident id = { .dev = img->dev, .ino = img->ino };
+
+	memset(b, 0, sizeof(*b));
+	if (img->blockdev)
+		below_walk(b, img->dev, true, 0);
+	else
+		below_add(b, id, true);
+}
+
+/* i of x in b, or -1. */
+static int below_find(const struct md_below *b, struct md_ident x)
+{
+	unsigned int i;
+
+	for (i = 0; i < b->n; i++)
+		if (md_ident_eq(b->id[i], x))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Writing one image can change the other when one covers all of something
+ * the other is stored on.  Two partitions of one disk, or two dm devices
+ * over one disk, are taken as disjoint.
+ */
+int md_overlap(const struct md_image *a, const struct md_image *b)
+{
+	struct md_below *ba, *bb;
+	unsigned int i;
+	int r = 0, j;
+
+	ba = malloc(sizeof(*ba));
+	bb = malloc(sizeof(*bb));
+	if (!ba || !bb) {
+		r = -ENOMEM;
+		goto out;
+	}
+	md_below(a, ba);
+	md_below(b, bb);
+	if (ba->overflow || bb->overflow) {
+		r = -E2BIG;
+		goto out;
+	}
+	for (i = 0; i < ba->n && !r; i++) {
+		j = below_find(bb, ba->id[i]);
+		r = j >= 0 && (ba->whole[i] || bb->whole[j]);
+	}
+out:
+	free(ba);
+	free(bb);
+	return r;
 }
 
 void *md_alloc_blocks(size_t n)

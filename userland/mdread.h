@@ -48,8 +48,13 @@ void md_close(struct md_image *img);
 /* md_open(); on failure "prog: path: cannot open: why" on stderr. */
 int md_open_say(const char *prog, struct md_image *img, const char *path,
 		int flags);
-/* Same device or file (a block device by number, a file by inode). */
-bool md_same(const struct md_image *a, const struct md_image *b);
+/*
+ * Can writing one change the other?  1 when one image covers all of a device
+ * or file the other is stored on (the same one; a loop device over the
+ * other; a partition, dm or md device on the other; ...), else 0; -E2BIG
+ * when the devices below are too many or too deep to tell, -ENOMEM.
+ */
+int md_overlap(const struct md_image *a, const struct md_image *b);
 
 /* Whole-range I/O; 0 or -errno (-EIO for a short transfer). */
 int md_pread(struct md_image *img, void *buf, size_t len, uint64_t off);

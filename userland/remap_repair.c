@@ -115,8 +115,12 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", path,
 			    r == -ENOTBLK ? "not a block device or regular file" :
 			    strerror(-r));
-	if (md_same(&rp->src, &rp->dst))
-		return fail(MD_EXIT_USAGE, "%s: is the source; repair writes a new copy elsewhere",
+	r = md_overlap(&rp->src, &rp->dst);
+	if (r < 0)
+		return fail(MD_EXIT_USAGE, "%s: cannot tell whether it overlaps the source: %s",
+			    path, strerror(-r));
+	if (r)
+		return fail(MD_EXIT_USAGE, "%s: overlaps the source; repair writes a new copy elsewhere",
 			    path);
 	if (rp->dst.bytes < need)
 		return fail(MD_EXIT_USAGE, "%s: too small: %" PRIu64

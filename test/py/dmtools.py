@@ -64,6 +64,17 @@ def segments_table(dev, sectors, bad, target="error", target_args=""):
     return "\n".join(lines)
 
 
+def dos_table(*parts):
+    """A DOS partition table of Linux partitions (start, sectors)."""
+    table = bytearray(512)
+    for i, (start, sectors) in enumerate(parts):
+        table[446 + 16 * i + 4] = 0x83
+        table[446 + 16 * i + 8:446 + 16 * i + 16] = \
+            start.to_bytes(4, "little") + sectors.to_bytes(4, "little")
+    table[510:512] = b"\x55\xaa"
+    return bytes(table)
+
+
 def pread(path, offset, length, direct=True):
     """Read length bytes at offset; raises OSError (e.g. EIO) like a user would see."""
     flags = os.O_RDONLY | (os.O_DIRECT if direct else 0)

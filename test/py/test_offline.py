@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
+from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
+                     pwrite, run, wait_for)
 from pools import PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr
 
 BUILD = os.path.join(ROOT, "build")
@@ -173,6 +174,13 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def refused_as_overlapping(src, dst):
+    p = tool("remap_repair", "--force", src, dst)
+    assert p.returncode == 3, (src, dst, p.stdout, p.stderr)
+    assert p.stderr == (f"remap_repair: {dst}: overlaps the source; "
+                        "repair writes a new copy elsewhere\n"), p.stderr
+
+
 def test_repair_refuses_a_loop_device_over_its_source(env):
     """The destination is the source also through a loop device over the
     source's file or over the source device (either way round): refused,
@@ -184,13 +192,49 @@ def test_repair_refuses_a_loop_device_over_its_source(env):
     try:
         for src, dst in ((src_file, env.spare), (env.spare, src_file),
                          (env.spare, over), (over, env.spare)):
-            p = tool("remap_repair", "--force", src, dst)
-            assert p.returncode == 3, (src, dst, p.stdout, p.stderr)
-            assert p.stderr == (f"remap_repair: {dst}: is the source; "
-                                "repair writes a new copy elsewhere\n"), p.stderr
+            refused_as_overlapping(src, dst)
     finally:
         run("losetup", "-d", over)
     assert digest(src_file) == before
+
+
+def test_repair_refuses_a_destination_below_a_stacked_source(env, dm, loopdev):
+    """Block devices stacked on one another hold each other open, so most
+    such pairs are refused as busy; the file or a loop device under a stack
+    is not.  A source read through a dm device over the spare, or from a
+    partition of a loop device: the file below, or another loop device over
+    that file, overlaps it and is refused.  The disk's other partition, or a
+    dm device over that, is disjoint from the source and is written."""
+    src_file = backing_file(env.spare)
+    sectors = blockdev_sectors(env.spare)
+    whole = dm.path(dm.create(linear_table(env.spare, sectors), hint="over"))
+    before = digest(src_file)
+    refused_as_overlapping(whole, src_file)
+    assert digest(src_file) == before
+
+    disk = loopdev(2 * sectors // 2048 + 2,
+                   mbr=dos_table((2048, sectors), (2048 + sectors, sectors)))
+    p1, p2 = disk + "p1", disk + "p2"
+    assert wait_for(lambda: os.path.exists(p1) and os.path.exists(p2))
+    run("dd", f"if={env.spare}", f"of={p1}", "bs=1M", "oflag=direct", "status=none")
+    disk_file = backing_file(disk)
+    before = digest(disk_file)
+    other = run("losetup", "-f", "--show", disk_file).strip()
+    try:
+        for dst in (disk_file, other):
+            refused_as_overlapping(p1, dst)
+    finally:
+        run("losetup", "-d", other)
+    assert digest(disk_file) == before
+
+    over_p2 = dm.path(dm.create(linear_table(p2, sectors), hint="p2"))
+    for dst in (over_p2, p2):
+        if dst == p2:
+            dm.remove(os.path.basename(over_p2))
+        p = tool("remap_repair", "--force", p1, dst)
+        assert p.returncode == 0, (dst, p.stdout, p.stderr)
+        assert tool("remap_check", dst).returncode == 0
+        assert dumped_remaps(dump(dst), DEV_ID) == dumped_remaps(dump(p1), DEV_ID)
 
 
 def test_a_failed_repair_removes_the_image_it_created(env, tmp_path):

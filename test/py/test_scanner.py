@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pattern, pread, pwrite,
-                     wait_for)
+from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
+                     pwrite, wait_for)
 from pools import Manager, RemapDev, data_start, pool_active, pool_attr
 
 BLOCK = 4096
@@ -238,17 +238,6 @@ def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
     t0 = time.time()
     dev.remove()
     assert time.time() - t0 < 15
-
-
-def dos_table(*parts):
-    """A DOS partition table of Linux partitions (start, sectors)."""
-    table = bytearray(512)
-    for i, (start, sectors) in enumerate(parts):
-        table[446 + 16 * i + 4] = 0x83
-        table[446 + 16 * i + 8:446 + 16 * i + 16] = \
-            start.to_bytes(4, "little") + sectors.to_bytes(4, "little")
-    table[510:512] = b"\x55\xaa"
-    return bytes(table)
 
 
 @pytest.mark.parametrize("through", ["remap", "main", "sibling"])

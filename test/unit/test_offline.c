@@ -588,7 +588,8 @@ UNIT_TEST(offline_probe_and_open)
 	CHECK_EQ(md_open(&a, "/nonexistent/x", O_RDONLY), -ENOENT);
 	CHECK_EQ(md_open(&a, t.path, O_RDONLY), 0);
 	CHECK_EQ(md_open(&b, t.path, O_RDONLY), 0);
-	CHECK(md_same(&a, &b) && md_same(&a, &t.md));
+	CHECK_EQ(md_overlap(&a, &b), 1);
+	CHECK_EQ(md_overlap(&a, &t.md), 1);
 	CHECK_EQ(a.bytes, (uint64_t)IMG_SECTORS << 9);
 	md_close(&a);
 	md_close(&b);
