@@ -470,13 +470,17 @@ static int md_check_pool(struct dmr_pool *pool)
 	struct rm_check_key *scratch;
 	s64 problems;
 
-	scratch = kvmalloc_array(n, sizeof(*scratch), GFP_KERNEL);
+	/*
+	 * Not kvmalloc(): it refuses (with a WARN) anything above INT_MAX,
+	 * which this is from 2^27 blocks (a 512 GiB spare of 4 KiB blocks).
+	 */
+	scratch = vmalloc(array_size(n, sizeof(*scratch)));
 	if (!scratch)
 		return -ENOMEM;
 	problems = rm_pool_check(&pool->sb, pool->devs, pool->entries, n,
 				 scratch, md_report, pool);
 	problems += rm_names_check(pool->devs, pool->names, md_report, pool);
-	kvfree(scratch);
+	vfree(scratch);
 	if (problems) {
 		DMERR_LIMIT("resume_spare: %s: %lld problems in the metadata, refusing it",
 			    pool->spare_name, (long long)problems);

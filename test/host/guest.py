@@ -9,6 +9,7 @@ first virtio disk (/dev/vda), a disk image on the host.
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "py"))
 
@@ -28,8 +29,8 @@ def setup():
     dmsetup("create", MGR, "--table", "0 1 remap-mgr")
 
 
-def msg(*args):
-    return dmsetup("message", MGR, "0", *args).strip()
+def msg(*args, timeout=120):
+    return dmsetup("message", MGR, "0", *args, timeout=timeout).strip()
 
 
 def scan_off():
@@ -104,7 +105,29 @@ def phase_attach_loop():
     os.close(fd)
 
 
-PHASES = {"format": phase_format, "check": phase_check, "attach-loop": phase_attach_loop}
+def phase_large():
+    """A pool of more than 2^27 blocks (512-byte blocks on the large sparse
+    first disk): formats, resumes, and takes a forced remap."""
+    t0 = time.monotonic()
+    msg("format_spare", SPARE, "block_size=512", timeout=1200)
+    t1 = time.monotonic()
+    msg("switch_to", SLOT)
+    msg("resume_spare", SPARE, timeout=1200)
+    t2 = time.monotonic()
+    scan_off()
+    dmsetup("create", "d1", "--table", f"0 1024 remap 1 {main_dev()} {SLOT}")
+    dmsetup("message", "d1", "0", "force_remap", "100")
+    st = pool_state()
+    st["remaps"] = dmsetup("message", "d1", "0", "list_remaps").strip()
+    st["seconds"] = [round(t1 - t0), round(t2 - t1)]
+    dmsetup("remove", "d1")
+    msg("switch_to", SLOT)
+    msg("free_spare")
+    save("large.json", st)
+
+
+PHASES = {"format": phase_format, "check": phase_check, "attach-loop": phase_attach_loop,
+          "large": phase_large}
 
 MAIN = "/dev/vdb"
 BLOCK = 4096
