@@ -468,7 +468,8 @@ int rm_sb_pick(const struct rm_slot_state *s, unsigned int n);
 /*
  * The seq for the next commit: one more than the highest seq seen in any
  * valid superblock or table block.  -RM_E_SEQ when that seq is RM_SEQ_LAST
- * or above.
+ * or above.  The next seq can be RM_SEQ_LAST itself; writers refuse to
+ * write it, so that what they write still loads.
  */
 int rm_next_seq(uint64_t sb_seq, uint64_t max_seen, uint64_t *next);
 

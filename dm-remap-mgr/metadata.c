@@ -733,6 +733,17 @@ static int md_commit_once(struct dmr_pool *pool)
 		mutex_unlock(&pool->md_lock);
 		return 0;
 	}
+	if (pool->next_seq >= RM_SEQ_LAST) {
+		/*
+		 * Only a crafted pool gets here (at 2^63 - 1).  Writing 2^63
+		 * would make it one that no longer loads: fail instead.
+		 */
+		mutex_unlock(&pool->md_lock);
+		DMERR_LIMIT("pool %u (%s): metadata sequence numbers exhausted (2^63)",
+			    pool->id, pool->spare_name);
+		md_fail(pool, -EOVERFLOW, "commit");
+		return -EOVERFLOW;
+	}
 	target = pool->change_gen;
 	nb = md_snapshot(pool, &sb);
 	mutex_unlock(&pool->md_lock);

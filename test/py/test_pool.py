@@ -3,6 +3,7 @@
 import errno
 import hashlib
 import os
+import subprocess
 
 import pytest
 
@@ -361,3 +362,26 @@ def test_sequence_numbers_from_2_63_are_refused(mgr, spare, kmsg):
     mgr.resume(0, spare)
     assert int(pool_attr(0, "metadata_seq")) > seq
     mgr.free(0)
+
+
+def test_seq_2_63_is_never_written(mgr, spare, kmsg):
+    """A pool at 2^63 - 2 resumes (its first commit writes 2^63 - 1) and
+    is freed.  Its next resume would have to write 2^63, which makes a pool
+    that no longer loads: it is refused with EOVERFLOW, nothing written, and
+    the pool still loads as far as the offline tools are concerned."""
+    from conftest import ROOT
+    mkpool = os.path.join(ROOT, "build", "mkpool")
+    last = 1 << 63
+    run(mkpool, "-q", str(last - 2), spare, "8192", "0")
+    mgr.resume(0, spare)
+    assert int(pool_attr(0, "metadata_seq")) == last - 1
+    mgr.free(0)
+    before = read_all(spare)
+    e = refused(mgr.resume, 0, spare)
+    assert "Value too large" in str(e), e
+    assert kmsg_has(kmsg, "metadata sequence numbers exhausted (2^63)")
+    assert read_all(spare) == before
+    assert not pool_active(0)
+    check = subprocess.run([os.path.join(ROOT, "build", "remap_check"), spare],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
