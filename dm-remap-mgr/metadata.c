@@ -247,7 +247,7 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 	struct rm_sb sb, old;
 	void *buf;
 	u64 *seqs;
-	int r;
+	int r, slot;
 
 	/* Each spare block is one I/O: no smaller than what the device takes. */
 	if (block_size < bdev_logical_block_size(bdev)) {
@@ -277,6 +277,20 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 	r = md_probe(io, bdev, buf, &old);
 	if (r < 0) {
 		DMERR_LIMIT("format_spare: cannot read %pg", bdev);
+		goto out;
+	}
+	/*
+	 * The spare of an active pool is held exclusively, but not when it is
+	 * reached through another path (a loop device over it): refuse even
+	 * with force.  A copy of an active pool carries its uuid too and is
+	 * refused the same way, as resume_spare refuses it.
+	 */
+	slot = r > 0 ? dmr_pool_uuid_slot(old.uuid) : -1;
+	if (slot >= 0) {
+		DMERR_LIMIT("format_spare: %pg holds pool %pUb, which is active in slot %d (%s)",
+			    bdev, old.uuid, slot,
+			    "the same disk by another path, or a copy of it");
+		r = -EBUSY;
 		goto out;
 	}
 	if (r && !force) {

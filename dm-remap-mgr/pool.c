@@ -273,6 +273,19 @@ static int lookup_spare(const char *what, const char *path, dev_t *dev)
 	return 0;
 }
 
+/* The slot of the active pool with this uuid, or -1. */
+int dmr_pool_uuid_slot(const u8 *uuid)
+{
+	int i, slot = -1;
+
+	mutex_lock(&registry_lock);
+	for (i = 0; i < DMR_MAX_POOLS && slot < 0; i++)
+		if (pools[i] && !memcmp(pools[i]->sb.uuid, uuid, RM_UUID_SIZE))
+			slot = i;
+	mutex_unlock(&registry_lock);
+	return slot;
+}
+
 /*
  * The same pool seen through another path must not be active twice.  Run
  * by dmr_md_load() as soon as the superblock is known, before the table is
@@ -282,20 +295,13 @@ static int lookup_spare(const char *what, const char *path, dev_t *dev)
  */
 int dmr_pool_check_uuid_unique(struct dmr_pool *pool)
 {
-	unsigned int i;
-	int r = 0;
+	int slot = dmr_pool_uuid_slot(pool->sb.uuid);
 
-	mutex_lock(&registry_lock);
-	for (i = 0; i < DMR_MAX_POOLS && !r; i++) {
-		if (pools[i] && !memcmp(pools[i]->sb.uuid, pool->sb.uuid,
-					RM_UUID_SIZE)) {
-			DMERR_LIMIT("resume_spare: pool %pUb on %s is already active in slot %u",
-				    pool->sb.uuid, pool->spare_name, i);
-			r = -EBUSY;
-		}
-	}
-	mutex_unlock(&registry_lock);
-	return r;
+	if (slot < 0)
+		return 0;
+	DMERR_LIMIT("resume_spare: pool %pUb on %s is already active in slot %d",
+		    pool->sb.uuid, pool->spare_name, slot);
+	return -EBUSY;
 }
 
 /* Undo everything resume set up; the memory goes with the last kobject ref. */

@@ -279,6 +279,7 @@ int __dmr_pool_identity(struct dmr_pool *pool, u32 dev_id, u64 size,
 int dmr_pool_format(const char *path, u32 block_size, bool force);
 int dmr_pool_resume(unsigned int id, const char *path);
 /* Called by dmr_md_load() under ops_lock. */
+int dmr_pool_uuid_slot(const u8 *uuid);
 int dmr_pool_check_uuid_unique(struct dmr_pool *pool);
 int dmr_pool_free(unsigned int id);
 /* Text for the list message and the manager status. */

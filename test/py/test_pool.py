@@ -160,6 +160,31 @@ def test_format_refuses_active_spare_even_with_force(pool, mgr, spare, kmsg):
     assert read_block(spare, 0) == before
 
 
+def test_format_refuses_an_active_spare_by_another_path_even_with_force(pool, mgr, loopdev,
+                                                                        spare, kmsg):
+    """A loop device over the active spare is not held by the pool: without
+    the uuid check, format_spare LOOP force wiped the live pool under it.
+    A copy of an active pool is refused the same way (it cannot be told
+    from another path to it); once the pool is freed the copy formats."""
+    over = run("losetup", "-f", "--show", "--direct-io=on", spare).strip()
+    try:
+        before = read_all(spare)
+        e = refused(mgr.format, over, "force")
+        assert "busy" in e.err
+        assert kmsg_has(kmsg, "which is active in slot 5 (the same disk by another path")
+        assert read_all(spare) == before
+    finally:
+        run("losetup", "-d", over)
+    clone = loopdev(64)
+    run("dd", f"if={spare}", f"of={clone}", "bs=1M", "iflag=direct", "oflag=direct",
+        "status=none")
+    refused(mgr.format, clone, "force")
+    assert read_block(clone, 0) == read_block(spare, 0)
+    mgr.free(5)
+    mgr.format(clone, "force")
+    assert read_block(clone, 0) != read_block(spare, 0)
+
+
 def test_format_refuses_device_in_use(mgr, dm, spare, kmsg):
     holder = dm.create(f"0 1024 linear {spare} 0", hint="holder")
     refused(mgr.format, spare)
