@@ -389,9 +389,11 @@ static int md_alloc_tables(struct dmr_pool *pool)
 	pool->cbufs = kvcalloc(2 * nl + RM_SB_COPIES, sizeof(void *), GFP_KERNEL);
 	pool->taken = kvcalloc(BITS_TO_LONGS(pool->sb.geo.nr_blocks),
 			       sizeof(long), GFP_KERNEL);
+	pool->limbo = kvcalloc(BITS_TO_LONGS(pool->sb.geo.nr_blocks),
+			       sizeof(long), GFP_KERNEL);
 	if (!pool->entries || !pool->names || !pool->cur_pair || !pool->cur_seq ||
 	    !pool->dirty || !pool->committing || !pool->cbufs ||
-	    !pool->taken)
+	    !pool->taken || !pool->limbo)
 		return -ENOMEM;
 	return 0;
 }
@@ -578,6 +580,7 @@ void dmr_md_release(struct dmr_pool *pool)
 			kfree(pool->cbufs[i]);
 	}
 	kvfree(pool->cbufs);
+	kvfree(pool->limbo);
 	kvfree(pool->taken);
 	kvfree(pool->committing);
 	kvfree(pool->dirty);
@@ -733,6 +736,22 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	return ok ? 0 : -EIO;
 }
 
+/* The frees in limbo are durable once durable_gen covers limbo_gen. */
+static void md_release_limbo(struct dmr_pool *pool, u64 durable)
+{
+	u64 i;
+
+	lockdep_assert_held(&pool->md_lock);
+	if (!pool->nr_limbo || durable < pool->limbo_gen)
+		return;
+	for_each_set_bit(i, pool->limbo, pool->sb.geo.nr_blocks) {
+		__clear_bit(i, pool->limbo);
+		__clear_bit(i, pool->taken);
+		pool->nr_free++;
+	}
+	pool->nr_limbo = 0;
+}
+
 /* One commit; 1 if it committed or must retry, 0 if nothing to do, <0 on failure. */
 static int md_commit_once(struct dmr_pool *pool)
 {
@@ -794,6 +813,7 @@ static int md_commit_once(struct dmr_pool *pool)
 	pool->sb = sb;
 	pool->next_seq = sb.seq + 1;
 	atomic64_set(&pool->durable_gen, target);
+	md_release_limbo(pool, target);
 	pool->commits++;
 	mutex_unlock(&pool->md_lock);
 	wake_up_all(&pool->commit_waitq);

@@ -36,7 +36,7 @@ sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare)
 static bool __reserved(struct dmr_pool *pool, u32 spare)
 {
 	lockdep_assert_held(&pool->md_lock);
-	return test_bit(spare, pool->taken) &&
+	return test_bit(spare, pool->taken) && !test_bit(spare, pool->limbo) &&
 	       pool->entries[spare].state == RM_ENTRY_FREE;
 }
 

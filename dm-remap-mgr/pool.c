@@ -585,7 +585,11 @@ void dmr_pool_detach(struct dmr_pool *pool)
 	kobject_put(&pool->kobj);
 }
 
-/* Free every entry of dev_id (its remaps and pending blocks).  md_lock held. */
+/*
+ * Free every entry of dev_id (its remaps and pending blocks).  The blocks
+ * go to limbo (see struct dmr_pool), not back to the allocator: that waits
+ * for the commit.  md_lock held.
+ */
 static void __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 {
 	u64 i;
@@ -603,9 +607,9 @@ static void __forget_dev_blocks(struct dmr_pool *pool, u32 dev_id)
 		else
 			pool->nr_pending--;
 		memset(e, 0, sizeof(*e));
-		__clear_bit(i, pool->taken);
-		pool->nr_free++;
-		dmr_md_dirty(pool, rm_entry_logical(i));
+		__set_bit(i, pool->limbo);
+		pool->nr_limbo++;
+		pool->limbo_gen = dmr_md_dirty(pool, rm_entry_logical(i));
 	}
 }
 

@@ -109,12 +109,22 @@ struct dmr_pool {
 	u64 commits;
 	/*
 	 * One bit per spare block, set while it cannot be handed out: it is
-	 * in use in entries[] (not FREE) or reserved.  Reserved blocks are
-	 * those handed out but not yet recorded: set here and still FREE in
-	 * entries[], so that a commit does not persist them.  The clear bits
-	 * number nr_free.  md_lock.
+	 * in use in entries[] (not FREE), reserved, or in limbo.  Reserved
+	 * blocks are those handed out but not yet recorded: set here and
+	 * still FREE in entries[], so that a commit does not persist them.
+	 * The clear bits number nr_free.  md_lock.
 	 */
 	unsigned long *taken;
+	/*
+	 * Limbo: blocks freed in entries[] (the remaps a forced identity
+	 * change drops) whose free is not durable yet.  Until the commit of
+	 * change_gen limbo_gen, a crash brings their old remaps back, so they
+	 * stay taken: handed out and written meanwhile, they would put new
+	 * data under an old remap.  The commit that covers limbo_gen clears
+	 * them from taken.  md_lock.
+	 */
+	unsigned long *limbo;
+	u64 nr_limbo, limbo_gen;
 	u64 alloc_cursor;		/* next entry the allocator looks at */
 	u64 low_water;			/* dm event when free blocks drop below */
 	bool low_signalled;		/* event sent, free still below low_water */

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from conftest import ROOT
-from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
+from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pattern, pread, pwrite,
+                     run, wait_for)
 from pools import Manager, PoolEnv, RemapDev, data_start, devices, free_pool, pool_attr
 
 BLOCK = 4096
@@ -242,6 +243,51 @@ def test_freed_spare_blocks_are_handed_out_again(dm, loopdev, small_pool):
     assert "No space" in e.value.err
     assert b.remaps() == remaps
     assert pread(b.path, 0, total * BLOCK) == data
+
+
+def test_blocks_dropped_by_force_are_not_reused_before_the_drop_is_durable(dm, loopdev, kmsg):
+    """A forced identity change frees the dropped remaps' spare blocks, but
+    until that commit is on the spare a crash brings the old remaps back:
+    another device must not get those blocks (and write its data into
+    them) meanwhile.  The spare is a dm device, suspended to hold the
+    commit; the pool is full, so any block handed out would be one of
+    them."""
+    mgr = Manager(dm)
+    backing = loopdev(8)
+    spare = dm.create(linear_table(backing, (36 + 20) * BS), hint="spare")
+    spare_path = dm.path(spare)
+    mgr.format(spare_path)
+    mgr.resume(1, spare_path)
+    try:
+        total = int(pool_attr(1, "blocks_total"))
+        a = RemapDev(dm, loopdev(16), 1, dev_id=1)
+        b = RemapDev(dm, loopdev(16), 1, dev_id=2)
+        for blk in range(total):
+            a.force(blk * BS)
+        a.remove()
+        kmsg.read()
+        dmsetup("suspend", spare)
+        try:
+            pool = concurrent.futures.ThreadPoolExecutor(1)
+            attach = pool.submit(RemapDev, dm, loopdev(8), 1, dev_id=1, opts="1 force")
+            seen = []
+            assert wait_for(lambda: seen.extend(kmsg.read()) or
+                            any("forced: dropping" in ln for ln in seen), 30), seen
+            assert not attach.done()
+            assert pool_attr(1, "blocks_free") == "0", "freed before the drop was durable"
+            with pytest.raises(CmdError) as e:
+                b.force(0)
+            assert "No space" in e.value.err
+        finally:
+            dmsetup("resume", spare)
+        a = attach.result(timeout=60)
+        pool.shutdown()
+        assert a.remaps() == {}
+        assert wait_for(lambda: pool_attr(1, "blocks_free") == str(total))
+        b.force(0)
+        assert len(b.remaps()) == 1
+    finally:
+        free_pool(mgr, dm, 1, keep=(spare,))
 
 
 def test_remaps_survive_remove_recreate_and_free_resume(env):
