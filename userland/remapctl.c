@@ -870,7 +870,9 @@ static const char help_create[] =
 "  --dev-id N    the device's id in the pool; by default the id the pool\n"
 "                recorded for this main device, else the lowest unused\n"
 "  --force       accept a main device smaller than recorded for the\n"
-"                dev_id, DROPPING the remaps recorded for it\n";
+"                dev_id, DROPPING the remaps recorded for it; with --dev-id,\n"
+"                also a main device other than the one whose remaps the\n"
+"                dev_id holds (at least as big: it takes them over)\n";
 
 /* The main device's dev_id if the pool recorded it, else the lowest free. */
 static int pick_dev_id(const struct dev_record *recs, int n, dev_t main,
@@ -898,6 +900,33 @@ static int pick_dev_id(const struct dev_record *recs, int n, dev_t main,
 		}
 	}
 	return -1;
+}
+
+/*
+ * An explicit dev_id whose record holds remaps of what may be another main
+ * device: a device of at least the recorded size would take those remaps
+ * over (right for a copy of the old disk, wrong for any other), so that
+ * needs --force.  0 when main is the recorded device or nothing is at stake.
+ */
+static int check_dev_id(const char *what, const struct dev_record *recs,
+			int n, uint32_t dev_id, dev_t main, const char *path)
+{
+	const struct dev_record *rec = NULL;
+	dev_t d;
+	int i;
+
+	for (i = 0; i < n && !rec; i++)
+		if (recs[i].dev_id == dev_id)
+			rec = &recs[i];
+	if (!rec || !rec->blocks)
+		return 0;
+	if (!rec->locator[0])
+		return fail(what, "dev_id %u holds %llu remapped blocks and has no label to tell whether %s is its main device; --force attaches it anyway",
+			    dev_id, (unsigned long long)rec->blocks, path);
+	if (blk_resolve(rec->locator, &d) || d != main)
+		return fail(what, "dev_id %u holds %llu remapped blocks of %s, not %s; --force attaches it anyway (one at least as big takes the remaps over, a smaller one drops them)",
+			    dev_id, (unsigned long long)rec->blocks, rec->locator, path);
+	return 0;
 }
 
 /* Name of the remap device whose main device is dev, into buf. */
@@ -1001,7 +1030,11 @@ static int cmd_create(int argc, char **argv)
 		free(recs);
 		return fail(what, "no free dev_id in pool %d", slot);
 	}
+	r = have_id && !force ?
+	    check_dev_id(what, recs, n, dev_id, main, argv[optind + 1]) : 0;
 	free(recs);
+	if (r)
+		return r;
 
 	snprintf(params, sizeof(params), "%u %u:%u %d%s", dev_id, major(main),
 		 minor(main), slot, force ? " 1 force" : "");

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from dmtools import (blockdev_sectors, dm_names, dmsetup, pattern, pread, pwrite,
+from dmtools import (blockdev_sectors, dm_names, dmsetup, pattern, pread, pwrite, run,
                      segments_table, wait_for)
 from pools import SB_COPIES, Manager, corrupt_block, pool_active, pool_attr
 
@@ -412,15 +412,51 @@ def test_create_refusals(ctl, dm, loopdev, pool):
     line = ctl.err(1, "create", "rc-y", other, "--pool", pool, "--dev-id", 0)
     assert "busy" in line and "dev_id" in line
     assert "rc-y" not in dm_names()
-    # A smaller main device under a dev_id with remaps: refused unless --force.
+    # The main device under a dev_id with remaps, shrunk: the module
+    # refuses it unless --force, which drops the remaps.
     dmsetup("message", "rc-x", "0", "force_remap", 8)
     ctl.ok("remove", "rc-x")
-    small = loopdev(8)
-    line = ctl.err(1, "create", "rc-s", small, "--pool", pool, "--dev-id", 0)
+    back = run("losetup", "-n", "-O", "BACK-FILE", main).strip()
+    os.truncate(back, 8 << 20)
+    run("losetup", "-c", main)
+    line = ctl.err(1, "create", "rc-s", main, "--pool", pool, "--dev-id", 0)
     assert "smaller than recorded" in line
     assert "rc-s" not in dm_names()
-    ctl.create("rc-s", small, "--pool", pool, "--dev-id", 0, "--force")
+    ctl.create("rc-s", main, "--pool", pool, "--dev-id", 0, "--force")
     assert ctl.json("remaps", "rc-s")["remaps"] == []
+
+
+def test_create_with_a_dev_id_holding_another_devices_remaps(ctl, dm, loopdev, pool):
+    """The module takes a main device at least as big as recorded for the
+    same disk, so an explicit --dev-id whose remaps belong to another disk
+    (or to one it cannot tell) is refused: that disk would read the old
+    one's remapped blocks.  The same disk, or --force, is accepted."""
+    main, other = loopdev(16), loopdev(16)
+    ctl.create("rc-a", main, "--pool", pool)
+    dmsetup("message", "rc-a", "0", "force_remap", 8)
+    ctl.ok("remove", "rc-a")
+    loc = list_devices(pool)[0]["locator"]
+    line = ctl.err(1, "create", "rc-b", other, "--pool", pool, "--dev-id", 0)
+    assert line == (f"remapctl: rc-b: dev_id 0 holds 1 remapped blocks of {loc}, not {other}; "
+                    "--force attaches it anyway (one at least as big takes the remaps over, "
+                    "a smaller one drops them)"), line
+    assert "rc-b" not in dm_names()
+    ctl.create("rc-a", main, "--pool", pool, "--dev-id", 0)
+    assert len(ctl.json("remaps", "rc-a")["remaps"]) == 1
+    ctl.ok("remove", "rc-a")
+    ctl.create("rc-b", other, "--pool", pool, "--dev-id", 0, "--force")
+    assert len(ctl.json("remaps", "rc-b")["remaps"]) == 1, "a copy of the disk takes them over"
+    ctl.ok("remove", "rc-b")
+    # A record with remaps and no label (made with dmsetup): cannot tell.
+    third = loopdev(16)
+    name = dm.create(f"0 {16 << 11} remap 7 {third} {pool}", hint="nolabel")
+    dmsetup("message", name, "0", "force_remap", 8)
+    dm.remove(name)
+    line = ctl.err(1, "create", "rc-c", third, "--pool", pool, "--dev-id", 7)
+    assert "dev_id 7 holds 1 remapped blocks and has no label" in line, line
+    assert "rc-c" not in dm_names()
+    ctl.create("rc-c", third, "--pool", pool, "--dev-id", 7, "--force")
+    assert len(ctl.json("remaps", "rc-c")["remaps"]) == 1
 
 
 def test_remove_and_status_of_other_devices(ctl, dm, loopdev):
