@@ -103,6 +103,7 @@ static struct dm_task *task(int type, const char *name)
 	}
 	if (name && !dm_task_set_name(dmt, name)) {
 		dm_task_destroy(dmt);
+		errno = EINVAL;		/* too long for a dm name */
 		return NULL;
 	}
 	return dmt;
@@ -428,19 +429,46 @@ static int lock_or_wait(const char *what)
 	return 0;
 }
 
-static int take_lock(const char *what)
+/*
+ * The lock file, in a directory of ours that only we can write: in a
+ * world-writable one anyone could create it first and hold it.
+ */
+static int lock_open(const char *what)
 {
-	if (lock_fd >= 0)
-		return 0;
-	lock_fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0 && errno == ENOENT) {
-		mkdir("/run/lock", 01777);
-		lock_fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	struct stat st;
+	int dfd;
+
+	if (mkdir(LOCK_DIR, 0700) && errno != EEXIST) {
+		fail(what, "cannot create %s: %s", LOCK_DIR, strerror(errno));
+		return -1;
 	}
+	dfd = open(LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0) {
+		fail(what, "cannot open %s: %s", LOCK_DIR, strerror(errno));
+		return -1;
+	}
+	if (fstat(dfd, &st) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+		close(dfd);
+		fail(what, "%s is not a directory of this user that only it can write; remove it",
+		     LOCK_DIR);
+		return -1;
+	}
+	lock_fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			 0600);
+	close(dfd);
 	if (lock_fd < 0) {
 		fail(what, "cannot open %s: %s", LOCK_PATH, strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+static int take_lock(const char *what)
+{
+	if (lock_fd >= 0)
+		return 0;
+	if (lock_open(what))
+		return -1;
 	if (lock_or_wait(what)) {
 		close(lock_fd);
 		lock_fd = -1;

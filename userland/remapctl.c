@@ -219,6 +219,8 @@ const char *why(enum req req, int err)
 /* Handles a common option or a getopt error; -1 means go on parsing. */
 static int common_opt(int c, char **argv, const char *what, const char *help)
 {
+	const char *arg;
+
 	switch (c) {
 	case 'h':
 		fputs(help, stdout);
@@ -233,12 +235,17 @@ static int common_opt(int c, char **argv, const char *what, const char *help)
 		return usage_error(what, "option '%s' needs a value",
 				   argv[optind - 1]);
 	default:
+		arg = argv[optind - 1];
+		/* A value given to a long option that takes none: --json=1. */
+		if (optopt && !strncmp(arg, "--", 2) && strchr(arg, '='))
+			return usage_error(what, "option '%.*s' takes no value",
+					   (int)(strchr(arg, '=') - arg), arg);
 		/* optopt: an unknown letter, maybe inside a bundle like -xf. */
 		if (optopt)
 			return usage_error(what, "unknown option '-%c' (see --help)",
 					   optopt);
 		return usage_error(what, "unknown option '%s' (see --help)",
-				   argv[optind - 1]);
+				   arg);
 	}
 }
 
@@ -276,8 +283,9 @@ static bool name_ok(const char *s)
 	size_t len = strlen(s);
 	const char *p;
 
+	/* "-" is what list_devices shows for no label: the module refuses it. */
 	if (!len || len > LABEL_NAME_MAX || !strcmp(s, ".") ||
-	    !strcmp(s, ".."))
+	    !strcmp(s, "..") || !strcmp(s, "-"))
 		return false;
 	for (p = s; *p; p++)
 		if (*p <= ' ' || *p > '~' || *p == '/')
@@ -1002,7 +1010,7 @@ static int cmd_create(int argc, char **argv)
 		return usage_error(what, "--pool <id> is required");
 	name = argv[optind];
 	if (!name_ok(name))
-		return usage_error(what, "invalid name '%s' (1..%d printable characters, no whitespace or '/')",
+		return usage_error(what, "invalid name '%s' (1..%d printable characters, no whitespace or '/', not '-')",
 				   name, LABEL_NAME_MAX);
 	what = name;
 	r = blk_devno(argv[optind + 1], &main);

@@ -33,7 +33,9 @@ enum {
 #define MGR_TARGET	"remap-mgr"
 #define REMAP_TARGET	"remap"
 #define MGR_DEFAULT_NAME "remap-mgr"
-#define LOCK_PATH	"/run/lock/remapctl.lock"
+/* Root's own directory: no one else can create or hold the lock file. */
+#define LOCK_DIR	"/run/remapctl"
+#define LOCK_PATH	LOCK_DIR "/lock"
 #define LOCK_WAIT_ENV	"REMAPCTL_LOCK_WAIT"	/* seconds to wait for it */
 #define LOCK_WAIT_DEFAULT 300
 #define SYSFS_POOLS	"/sys/module/dm_remap/pools"

@@ -5,6 +5,8 @@ normal path, its refusals (one line on stderr, documented exit code),
 import fcntl
 import json
 import os
+import shutil
+import stat
 import subprocess
 import time
 
@@ -16,7 +18,7 @@ from dmtools import (blockdev_sectors, dm_names, dmsetup, pattern, pread, pwrite
 from pools import SB_COPIES, Manager, corrupt_block, pool_active, pool_attr
 
 RC = os.path.join(ROOT, "build", "remapctl")
-LOCK = "/run/lock/remapctl.lock"
+LOCK = "/run/remapctl/lock"
 BLOCK = 4096
 BS = BLOCK // 512
 
@@ -181,6 +183,10 @@ def test_options_before_and_in_bundles(ctl):
     in a bundle is named itself, not the word before it."""
     assert ctl.ok("-vv", "version") == ctl.ok("version")
     assert "unknown option '-vx'" in ctl.err(2, "-vx", "version")
+    assert ctl.err(2, "status", "--json=1") == "remapctl: status: option '--json' takes no value"
+    assert ctl.err(2, "create", "-", "/dev/loop0", "--pool", "0") == (
+        "remapctl: create: invalid name '-' (1..127 printable characters, no whitespace or "
+        "'/', not '-')")
     assert "unknown option '-x'" in ctl.err(2, "pool", "format", "-xf", "/dev/null")
     assert "unknown option '--bogus'" in ctl.err(2, "pool", "format", "--bogus", "/dev/null")
 
@@ -276,7 +282,7 @@ def test_manager_is_found_or_created(ctl, dm, spare):
 
 def test_switch_to_and_message_are_serialized_by_the_lock(ctl, spare):
     ctl.ok("pool", "format", spare)
-    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    os.makedirs(os.path.dirname(LOCK), mode=0o700, exist_ok=True)
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -290,7 +296,7 @@ def test_switch_to_and_message_are_serialized_by_the_lock(ctl, spare):
         os.close(fd)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
-    assert err == "remapctl: waiting for another remapctl (/run/lock/remapctl.lock)\n"
+    assert err == "remapctl: waiting for another remapctl (/run/remapctl/lock)\n"
     assert pool_active(11)
 
 
@@ -298,7 +304,7 @@ def test_a_lock_held_too_long_is_a_clear_error(ctl, spare):
     """remapctl waits for the lock at most REMAPCTL_LOCK_WAIT seconds, says
     it is waiting, then gives up with exit 1 and does nothing."""
     ctl.ok("pool", "format", spare)
-    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    os.makedirs(os.path.dirname(LOCK), mode=0o700, exist_ok=True)
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -311,8 +317,8 @@ def test_a_lock_held_too_long_is_a_clear_error(ctl, spare):
         os.close(fd)
     assert p.returncode == 1 and 2.5 < took < 30, (p.returncode, took, p.stderr)
     assert p.stderr.splitlines() == [
-        "remapctl: waiting for another remapctl (/run/lock/remapctl.lock)",
-        f"remapctl: {spare}: another remapctl still holds /run/lock/remapctl.lock "
+        "remapctl: waiting for another remapctl (/run/remapctl/lock)",
+        f"remapctl: {spare}: another remapctl still holds /run/remapctl/lock "
         "after 3 s; nothing done"]
     assert not pool_active(11)
     for bad in ("", "x", "-1", "86401"):
@@ -322,6 +328,50 @@ def test_a_lock_held_too_long_is_a_clear_error(ctl, spare):
             f"remapctl: {spare}: REMAPCTL_LOCK_WAIT must be a number of seconds "
             f"(0-86400), not '{bad}'\n")
     assert not pool_active(11)
+
+
+def test_the_lock_lives_where_only_root_can_create_it(ctl, spare, tmp_path):
+    """In a world-writable directory any user could create the lock file
+    first and hold it, stalling every remapctl.  The lock directory must be
+    root's, writable by root alone; one that is not (here: group and world
+    writable, or a symlink to such a directory) is refused with a clear
+    error, nothing done."""
+    ctl.ok("pool", "format", spare)
+    lock_dir = os.path.dirname(LOCK)
+    assert not LOCK.startswith("/run/lock/")
+    ctl.ok("pool", "list")
+    st = os.lstat(lock_dir)
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700
+    st = os.lstat(LOCK)
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600
+    shutil.rmtree(lock_dir)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    try:
+        cases = [(lambda: os.symlink(open_dir, lock_dir),
+                  f"cannot open {lock_dir}: Not a directory"),
+                 (lambda: (os.mkdir(lock_dir), os.chmod(lock_dir, 0o777)),
+                  f"{lock_dir} is not a directory of this user that only it can write; "
+                  "remove it")]
+        for make, why in cases:
+            make()
+            p = ctl("pool", "resume", "--slot", "11", spare)
+            assert p.returncode == 1 and p.stderr == f"remapctl: {spare}: {why}\n", p.stderr
+            assert not pool_active(11)
+            assert not os.path.exists(open_dir / "lock")
+            if os.path.islink(lock_dir):
+                os.unlink(lock_dir)
+            else:
+                os.rmdir(lock_dir)
+    finally:
+        if os.path.islink(lock_dir):
+            os.unlink(lock_dir)
+        elif os.path.isdir(lock_dir):
+            shutil.rmtree(lock_dir)
+    ctl.ok("pool", "resume", "--slot", "11", spare)
+    assert pool_active(11)
+    ctl.ok("pool", "free", "11")
 
 
 # ---- devices -------------------------------------------------------------------
