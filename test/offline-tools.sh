@@ -128,6 +128,33 @@ run 1 "$B/remap_repair" --force -q "$T/pool" "$T/new" &&
 cp "$T/pool" "$T/pool.before"
 run 3 "$B/remap_repair" "$T/pool" "$T/pool" && has "$T/err" "overlaps the source" &&
 	check "repair refuses the source as destination" cmp -s "$T/pool" "$T/pool.before"
+# A file swapped in for the new image between its creation and its use
+# (here by a shim around ftruncate) is not written, and not removed.
+cat >"$T/swap.c" <<'SHIM'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+int ftruncate(int fd, off_t len)
+{
+	int (*real)(int, off_t) = (int (*)(int, off_t))dlsym(RTLD_NEXT, "ftruncate");
+	const char *from = getenv("SWAP_FROM"), *to = getenv("SWAP_TO");
+
+	if (from && to)
+		rename(from, to);
+	return real(fd, len);
+}
+SHIM
+cc -shared -fPIC -o "$T/swap.so" "$T/swap.c" -ldl || fail "cannot build the ftruncate shim"
+printf 'not a pool\n' >"$T/decoy"
+truncate -s 64M "$T/decoy"	# big enough for the pool
+cp "$T/decoy" "$T/decoy.before"
+run 3 env LD_PRELOAD="$T/swap.so" ASAN_OPTIONS=verify_asan_link_order=0 \
+	SWAP_FROM="$T/decoy" SWAP_TO="$T/swapped" "$B/remap_repair" "$T/pool" "$T/swapped" &&
+	has "$T/err" "^remap_repair: $T/swapped: replaced while it was being created$" &&
+	check "repair writes nothing into a file swapped in for its new image" \
+		cmp -s "$T/swapped" "$T/decoy.before"
 truncate -s 1M "$T/small"
 run 3 "$B/remap_repair" "$T/pool" "$T/small" &&
 	has "$T/err" "^remap_repair: $T/small: too small: 2048 sectors, the pool needs 131072$" &&

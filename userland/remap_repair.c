@@ -115,6 +115,12 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", path,
 			    r == -ENOTBLK ? "not a block device or regular file" :
 			    strerror(-r));
+	/* Still the file created above, not one swapped in since. */
+	if (rp->created && (rp->dst.blockdev ||
+			    rp->dst.dev != rp->created_st.st_dev ||
+			    rp->dst.ino != rp->created_st.st_ino))
+		return fail(MD_EXIT_USAGE, "%s: replaced while it was being created",
+			    path);
 	r = md_overlap(&rp->src, &rp->dst);
 	if (r < 0)
 		return fail(MD_EXIT_USAGE, "%s: cannot tell whether it overlaps the source: %s",
