@@ -28,7 +28,7 @@ UNIT_SRC   := $(wildcard test/unit/*.c)
 # Offline metadata tools: one program each over a shared loader and writer.
 TOOLS      := remap_check remap_dump remap_repair
 TOOLS_SRC  := userland/mdread.c userland/mdjson.c userland/mdwrite.c
-TOOLS_HDR  := $(wildcard userland/md*.h)
+TOOLS_HDR  := $(wildcard userland/md*.h) userland/jsonstr.h
 
 .PHONY: all module userland unit fuzz check demo bench bench-index install clean lint
 
@@ -50,7 +50,7 @@ userland: $(BUILD)/remapctl $(addprefix $(BUILD)/,$(TOOLS))
 
 REMAPCTL_SRC := $(wildcard userland/remapctl.c userland/dm.c userland/blk.c \
 		  userland/json.c userland/activate.c)
-$(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h $(BUILD)/libremap-common.a $(COMMON_HDR)
+$(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h userland/jsonstr.h $(BUILD)/libremap-common.a $(COMMON_HDR)
 	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $(REMAPCTL_SRC) $(BUILD)/libremap-common.a \
 		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
 

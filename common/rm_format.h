@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR MIT */
 /*
- * rm_format.h - dm-remap on-disk metadata format, version 1.
+ * rm_format.h - dm-remap on-disk metadata format, version 2 (RM_FORMAT_VERSION).
  *
  * Documentation/on-disk-format.md is the byte-level description; the
  * offsets below are the same tables in C.  Decoded structures are in CPU
@@ -267,7 +267,7 @@ int rm_sb_decode(const void *blk, uint64_t blocknr, struct rm_sb *sb);
 bool rm_block_size_valid(uint32_t block_size);
 /* log2(block_size / 512); block_size must be valid. */
 unsigned int rm_block_sector_shift(uint32_t block_size);
-/* 1 + ceil(nr_blocks / RM_ENTRIES_PER_BLOCK); nr_blocks <= RM_MAX_BLOCKS. */
+/* RM_FIRST_ENTRY_LOGICAL + ceil(nr_blocks / RM_ENTRIES_PER_BLOCK); nr_blocks <= RM_MAX_BLOCKS. */
 uint64_t rm_nr_logical_for(uint64_t nr_blocks);
 /* Largest pool that fits on dev_sectors; fills every field of *g. */
 int rm_geometry_compute(uint64_t dev_sectors, uint32_t block_size,

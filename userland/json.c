@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonstr.h"
 #include "remapctl.h"
 
 #define JSON_DEPTH	16
@@ -24,22 +25,6 @@ static void indent(void)
 		fputs("  ", stdout);
 }
 
-static void put_string(const char *s)
-{
-	const unsigned char *p;
-
-	putchar('"');
-	for (p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
 /* Separator, indentation and key of the next value. */
 static void next(const char *key)
 {
@@ -51,7 +36,7 @@ static void next(const char *key)
 	}
 	indent();
 	if (key) {
-		put_string(key);
+		json_put_string(stdout, key);
 		fputs(": ", stdout);
 	}
 }
@@ -101,7 +86,7 @@ void json_str(const char *key, const char *v)
 {
 	next(key);
 	if (v)
-		put_string(v);
+		json_put_string(stdout, v);
 	else
 		fputs("null", stdout);
 }

@@ -2,6 +2,7 @@
 /* mdjson.c - JSON writer and the JSON forms of a loaded pool; see mdjson.h. */
 #include <inttypes.h>
 
+#include "jsonstr.h"
 #include "mdjson.h"
 
 void js_init(struct js *j, FILE *f)
@@ -10,23 +11,6 @@ void js_init(struct js *j, FILE *f)
 	j->depth = 0;
 	j->first[0] = true;
 	j->flat[0] = false;
-}
-
-/* Bytes outside printable ASCII are escaped: the output stays UTF-8. */
-static void js_string(FILE *f, const char *s)
-{
-	const unsigned char *p;
-
-	fputc('"', f);
-	for (p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
 }
 
 /* Separator, indentation and key of the next member. */
@@ -38,7 +22,7 @@ static void js_member(struct js *j, const char *key)
 		fprintf(j->f, "\n%*s", 2 * (int)j->depth, "");
 	j->first[j->depth] = false;
 	if (key) {
-		js_string(j->f, key);
+		json_put_string(j->f, key);
 		fputs(": ", j->f);
 	}
 }
@@ -78,7 +62,7 @@ void js_close(struct js *j, char bracket)
 void js_str(struct js *j, const char *key, const char *s)
 {
 	js_member(j, key);
-	js_string(j->f, s);
+	json_put_string(j->f, s);
 }
 
 void js_u64(struct js *j, const char *key, uint64_t v)

@@ -533,6 +533,17 @@ def test_status_json_of_everything_is_valid(ctl, loopdev, pool):
     assert p.returncode == 0, p.stderr
 
 
+def test_json_keeps_utf8_names(ctl, loopdev, pool):
+    """A dm name may be UTF-8; the JSON shows it as it is (before, each
+    byte came out as its own \\u00XX: mojibake)."""
+    name = "rc-donn\u00e9es-\u20ac"
+    # Not through dm: the ctl fixture removes the remap devices a test left.
+    dmsetup("create", name, "--table", f"0 {8 << 11} remap 3 {loopdev(8)} {pool}")
+    raw = subprocess.run([RC, "--json", "status"], capture_output=True, check=True).stdout
+    assert name.encode() in raw
+    assert name in {d["name"] for d in json.loads(raw)["devices"]}
+
+
 # ---- scanner -----------------------------------------------------------------
 
 def test_scan_control(ctl, loopdev, pool):

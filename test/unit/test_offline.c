@@ -10,11 +10,13 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include "unit.h"
 #include "../../common/rm_platform.h"
 #include "../../common/rm_format.h"
+#include "../../userland/jsonstr.h"
 #include "../../userland/mdjson.h"
 #include "../../userland/mdread.h"
 #include "../../userland/mdwrite.h"
@@ -704,4 +706,38 @@ UNIT_TEST(offline_drop_bad_records_then_write_clean)
 	CHECK(!memcmp(out.pool.names, t.names, sizeof(t.names)));
 	img_close(&out);
 	img_close(&t);
+}
+
+/* json_put_string() of s equals want. */
+static int json_is(const char *s, const char *want)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int ok;
+
+	if (!f)
+		return 0;
+	json_put_string(f, s);
+	fclose(f);
+	ok = !strcmp(buf, want);
+	if (!ok)
+		fprintf(stderr, "json of '%s': got %s, want %s\n", s, buf, want);
+	free(buf);
+	return ok;
+}
+
+UNIT_TEST(json_strings_pass_utf8_and_escape_the_rest)
+{
+	CHECK(json_is("plain /dev/sdb", "\"plain /dev/sdb\""));
+	CHECK(json_is("q\"b\\t\tn\n\x7f", "\"q\\\"b\\\\t\\u0009n\\u000a\\u007f\""));
+	/* é, €, U+10348, U+10FFFF: as they are. */
+	CHECK(json_is("donn\xc3\xa9\xe2\x82\xac\xf0\x90\x8d\x88\xf4\x8f\xbf\xbf",
+		      "\"donn\xc3\xa9\xe2\x82\xac\xf0\x90\x8d\x88\xf4\x8f\xbf\xbf\""));
+	/* Latin-1 é, a cut sequence, overlong '/', a surrogate, > U+10FFFF. */
+	CHECK(json_is("\xe9t\xc3", "\"\\u00e9t\\u00c3\""));
+	CHECK(json_is("\xc0\xaf", "\"\\u00c0\\u00af\""));
+	CHECK(json_is("\xed\xa0\x80", "\"\\u00ed\\u00a0\\u0080\""));
+	CHECK(json_is("\xf4\x90\x80\x80", "\"\\u00f4\\u0090\\u0080\\u0080\""));
+	CHECK(json_is("\xe2\x82", "\"\\u00e2\\u0082\""));
 }
