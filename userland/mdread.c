@@ -994,26 +994,87 @@ void md_pool_free(struct md_pool *pool)
 }
 
 /* Held exclusively by someone else (a mount, dm, an active pool)? */
-static bool md_in_use(const char *path)
+/* Does a line of /proc/self/mountinfo name rdev as its device? */
+static bool md_mounted(dev_t rdev)
 {
-	int fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+	unsigned int ma, mi;
+	char line[4096];
+	bool found = false;
+	FILE *f;
 
-	if (fd >= 0)
-		close(fd);
-	return fd < 0 && errno == EBUSY;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %*s %u:%u", &ma, &mi) == 2 &&
+			makedev(ma, mi) == rdev;
+	fclose(f);
+	return found;
+}
+
+/* Has the directory entries other than "." and ".."? */
+static bool dir_has_entries(const char *path)
+{
+	struct dirent *de;
+	bool any = false;
+	DIR *d;
+
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!any && (de = readdir(d)))
+		any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	return any;
+}
+
+/*
+ * Why the block device rdev may change under a reader, or NULL: the spare
+ * of an active pool (the pools' "dev" in sysfs), a device under a dm or md
+ * device (sysfs holders), or mounted.  Looked up: a probe with O_EXCL
+ * would make a mount or resume_spare at that instant fail.
+ */
+static const char *md_in_use(dev_t rdev)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	const char *why = NULL;
+	dev_t dev;
+	DIR *d;
+
+	d = opendir("/sys/module/dm_remap/pools");
+	while (d && !why && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/module/dm_remap/pools/%s/dev",
+			 de->d_name);
+		if (!sysfs_devno(path, &dev) && dev == rdev)
+			why = "the spare of an active pool";
+	}
+	if (d)
+		closedir(d);
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/holders",
+		 major(rdev), minor(rdev));
+	if (!why && dir_has_entries(path))
+		why = "under another block device";
+	if (!why && md_mounted(rdev))
+		why = "mounted";
+	return why;
 }
 
 int md_tool_load(const char *prog, const char *path, struct md_image *img,
 		 struct md_pool *pool, unsigned int flags)
 {
+	const char *busy;
 	int r;
 
 	memset(pool, 0, sizeof(*pool));
 	if (md_open_say(prog, img, path, O_RDONLY))
 		return MD_EXIT_USAGE;
-	if (img->blockdev && md_in_use(path))
-		fprintf(stderr, "%s: %s: warning: in use (the spare of an active pool?): its metadata may change while it is read\n",
-			prog, path);
+	busy = img->blockdev ? md_in_use(img->dev) : NULL;
+	if (busy)
+		fprintf(stderr, "%s: %s: warning: in use (%s): its metadata may change while it is read\n",
+			prog, path, busy);
 	r = md_load(img, pool, flags);
 	md_close(img);
 	if (r) {

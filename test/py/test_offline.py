@@ -149,12 +149,26 @@ def test_repaired_copy_loads_in_the_module(env, dm, loopdev):
         env.mgr.free(env.pool)
 
 
+def test_a_spare_under_a_dm_device_is_warned_about(env, dm):
+    """The check looks in sysfs (an O_EXCL probe would make a mount or a
+    resume_spare at that instant fail): a spare held by a dm table is in
+    use too.  One nothing holds gets no warning."""
+    p = tool("remap_dump", env.spare)
+    assert p.returncode in (0, 1) and p.stderr == "", p.stderr
+    name = dm.create(linear_table(env.spare, 8), hint="holder")
+    p = tool("remap_dump", env.spare)
+    assert p.stderr == (f"remap_dump: {env.spare}: warning: in use (under another block "
+                        "device): its metadata may change while it is read\n"), p.stderr
+    dm.remove(name)
+
+
 def test_active_spare_warned_and_not_repaired(env, loopdev):
     env.mgr.resume(env.pool, env.spare)
     try:
         p = tool("remap_check", env.spare)
         assert p.returncode in (0, 1), p.stdout + p.stderr
-        assert f"remap_check: {env.spare}: warning: in use" in p.stderr
+        assert p.stderr == (f"remap_check: {env.spare}: warning: in use (the spare of an "
+                            "active pool): its metadata may change while it is read\n")
         new = loopdev(64)
         p = tool("remap_repair", env.spare, new)
         assert p.returncode == 3
