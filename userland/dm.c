@@ -361,6 +361,7 @@ bool dmx_target_loaded(const char *type)
 
 static char *mgr_name;
 static int lock_fd = -1;
+bool dmx_bad_env;
 
 /* How long to wait for another remapctl: LOCK_WAIT_ENV seconds, else 300. */
 static int lock_wait_seconds(const char *what, unsigned int *seconds)
@@ -375,8 +376,9 @@ static int lock_wait_seconds(const char *what, unsigned int *seconds)
 	errno = 0;
 	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || *s == '-' || v > 86400) {
-		fail(what, "%s must be a number of seconds (0-86400), not '%s'",
-		     LOCK_WAIT_ENV, s);
+		usage_error(what, "%s must be a number of seconds (0-86400), not '%s'",
+			    LOCK_WAIT_ENV, s);
+		dmx_bad_env = true;
 		return -1;
 	}
 	*seconds = (unsigned int)v;

@@ -1703,6 +1703,8 @@ static const struct {
 /* What the command said, unless its output could not be written. */
 static int finish(int r)
 {
+	if (r == EXIT_FAIL && dmx_bad_env)
+		r = EXIT_USAGE;
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, "remapctl: cannot write the output: %s\n",
 			strerror(errno));

@@ -93,6 +93,8 @@ struct dmdev {
 };
 
 void dmx_init(void);
+/* A bad REMAPCTL_LOCK_WAIT was reported: the command's failure is a usage error. */
+extern bool dmx_bad_env;
 /* Why libdevmapper cannot work here: -ENODM, -EACCES..., else -ENOMEM. */
 int dmx_no_task_err(void);
 /* All dm devices with their tables; *n set; NULL with errno on failure. */

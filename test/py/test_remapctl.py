@@ -324,7 +324,7 @@ def test_a_lock_held_too_long_is_a_clear_error(ctl, spare):
     for bad in ("", "x", "-1", "86401"):
         p = subprocess.run([RC, "pool", "resume", "--slot", "11", spare], capture_output=True,
                            text=True, timeout=60, env={**os.environ, "REMAPCTL_LOCK_WAIT": bad})
-        assert p.returncode == 1 and p.stderr == (
+        assert p.returncode == 2 and p.stderr == (
             f"remapctl: {spare}: REMAPCTL_LOCK_WAIT must be a number of seconds "
             f"(0-86400), not '{bad}'\n")
     assert not pool_active(11)
