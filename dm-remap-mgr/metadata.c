@@ -112,14 +112,17 @@ static const char *md_err(int err)
 /*
  * Read nr md blocks; if that fails, read them one by one and zero the
  * ones that cannot be read (a zeroed block is an invalid copy, so the
- * load rule falls back to the other copies).  Returns the number of
- * unreadable blocks.
+ * load rule falls back to the other copies) and, if bad is not NULL, set
+ * their bits in it.  Returns the number of unreadable blocks.
  */
 static unsigned int md_read_tolerant(struct dmr_pool *pool, void *buf,
-				     u64 blocknr, unsigned int nr)
+				     u64 blocknr, unsigned int nr,
+				     unsigned long *bad)
 {
-	unsigned int i, bad = 0;
+	unsigned int i, nr_bad = 0;
 
+	if (bad)
+		bitmap_zero(bad, nr);
 	if (!md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf, blocknr, nr,
 		   NULL))
 		return 0;
@@ -132,10 +135,12 @@ static unsigned int md_read_tolerant(struct dmr_pool *pool, void *buf,
 			DMWARN_LIMIT("%s: metadata block %llu is unreadable",
 				     pool->spare_name,
 				     (unsigned long long)(blocknr + i));
-			bad++;
+			if (bad)
+				__set_bit(i, bad);
+			nr_bad++;
 		}
 	}
-	return bad;
+	return nr_bad;
 }
 
 /* ---- Format -------------------------------------------------------------- */
@@ -337,7 +342,7 @@ static int md_load_sb(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	unsigned int i;
 	int best, r;
 
-	if (md_read_tolerant(pool, buf, 0, RM_SB_COPIES) == RM_SB_COPIES) {
+	if (md_read_tolerant(pool, buf, 0, RM_SB_COPIES, NULL) == RM_SB_COPIES) {
 		DMERR_LIMIT("resume_spare: cannot read any superblock of %s",
 			    pool->spare_name);
 		return -EIO;
@@ -398,16 +403,19 @@ static int md_alloc_tables(struct dmr_pool *pool)
 	return 0;
 }
 
-/* Pick the committed copy of logical l among the 4 slots in buf0/buf1. */
+/*
+ * Pick the committed copy of logical l among the 4 slots in copy0/copy1;
+ * bit s of unread is set if slot s could not be read.
+ */
 static int md_load_logical(struct dmr_pool *pool, u32 l, void *copy0,
-			   void *copy1, u64 *max_seen)
+			   void *copy1, unsigned int unread, u64 *max_seen)
 {
 	const struct rm_geometry *g = &pool->sb.geo;
 	struct rm_slot_state st[RM_MD_SLOTS];
 	struct rm_tblock_hdr hdr;
 	struct rm_pick pick;
 	void *blk[RM_MD_SLOTS];
-	unsigned int s;
+	unsigned int s, pair;
 	int r;
 
 	for (s = 0; s < RM_MD_SLOTS; s++) {
@@ -433,10 +441,30 @@ static int md_load_logical(struct dmr_pool *pool, u32 l, void *copy0,
 			    pool->spare_name, l, md_err(r));
 		return -EBADMSG;
 	}
-	pool->cur_pair[l] = rm_slot_pair(pick.slot);
+	pair = rm_slot_pair(pick.slot);
+	pool->cur_pair[l] = pair;
 	pool->cur_seq[l] = pick.seq;
 	if (pick.rewrite)
 		set_bit(l, pool->dirty);
+	/*
+	 * An unreadable slot may hold anything, even a block of an
+	 * interrupted commit whose seq max_seen lacks, so next_seq may be
+	 * that seq.  In the inactive pair, the first commit (the one
+	 * resume_spare waits for) overwrites it before any superblock has
+	 * that seq; unread_slot makes that commit fail rather than go on
+	 * with a lost copy.  In the active pair, it holds the chosen block's
+	 * twin or, if that write was lost, an older block (whose seq was
+	 * known when the chosen one was written): harmless, and pick.rewrite
+	 * is set anyway as the twin is invalid.
+	 */
+	if (unread) {
+		DMWARN_LIMIT("%s: table block %u has an unreadable slot: rewriting it",
+			     pool->spare_name, l);
+		set_bit(l, pool->dirty);
+		if (unread & ~(BIT(rm_slot_index(pair, 0)) |
+			       BIT(rm_slot_index(pair, 1))))
+			pool->unread_slot = true;
+	}
 	return 0;
 }
 
@@ -444,19 +472,27 @@ static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
 {
 	const struct rm_geometry *g = &pool->sb.geo;
 	void *copy1 = buf + 2 * MD_LOAD_BATCH * RM_MD_BLOCK_SIZE;
+	DECLARE_BITMAP(bad0, 2 * MD_LOAD_BATCH);
+	DECLARE_BITMAP(bad1, 2 * MD_LOAD_BATCH);
+	unsigned int s, unread;
 	u32 l, n, i;
 	int r;
 
 	for (l = 0; l < g->nr_logical; l += n) {
 		n = min_t(u64, MD_LOAD_BATCH, g->nr_logical - l);
 		/* Both pairs of n logicals are 2n consecutive blocks per copy. */
-		md_read_tolerant(pool, buf, rm_slot_blocknr(g, l, 0), 2 * n);
-		md_read_tolerant(pool, copy1, rm_slot_blocknr(g, l, 1), 2 * n);
+		md_read_tolerant(pool, buf, rm_slot_blocknr(g, l, 0), 2 * n, bad0);
+		md_read_tolerant(pool, copy1, rm_slot_blocknr(g, l, 1), 2 * n, bad1);
 		for (i = 0; i < n; i++) {
+			unread = 0;
+			for (s = 0; s < RM_MD_SLOTS; s++)
+				if (test_bit(2 * i + rm_slot_pair(s),
+					     rm_slot_copy(s) ? bad1 : bad0))
+					unread |= BIT(s);
 			r = md_load_logical(pool, l + i,
 					    buf + 2 * i * RM_MD_BLOCK_SIZE,
 					    copy1 + 2 * i * RM_MD_BLOCK_SIZE,
-					    max_seen);
+					    unread, max_seen);
 			if (r)
 				return r;
 		}
@@ -527,7 +563,8 @@ static int md_check_pool(struct dmr_pool *pool)
 /*
  * Read and validate the pool on pool->spare.  On success the in-memory
  * metadata is complete and the first commit is requested (it rewrites every
- * superblock copy and any table block that lost a copy).
+ * superblock copy and any table block that lost a copy or has a slot that
+ * could not be read).
  */
 int dmr_md_load(struct dmr_pool *pool)
 {
@@ -708,6 +745,12 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	c = !!md_batch_wait(&b[0]) + !!md_batch_wait(&b[1]);
 	if (c == 2)
 		return -EIO;
+	/* The write lost may be the one over a slot unreadable at load. */
+	if (c && pool->unread_slot) {
+		DMERR_LIMIT("pool %u: a table block unreadable at load could not be rewritten",
+			    pool->id);
+		return -EIO;
+	}
 	if (c) {
 		DMWARN_LIMIT("pool %u: a table copy write failed; the next commit redoes it",
 			     pool->id);
@@ -810,6 +853,7 @@ static int md_commit_once(struct dmr_pool *pool)
 			set_bit(l, pool->dirty);
 	}
 	pool->lost_copy = false;
+	pool->unread_slot = false;
 	pool->sb = sb;
 	pool->next_seq = sb.seq + 1;
 	atomic64_set(&pool->durable_gen, target);

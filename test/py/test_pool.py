@@ -3,13 +3,14 @@
 import errno
 import hashlib
 import os
+import struct
 import subprocess
 
 import pytest
 
 from conftest import module_loaded, module_refcnt
-from dmtools import CmdError, pread, run
-from pools import (SB_COPIES, Manager, corrupt_block, pool_active, pool_attr,
+from dmtools import CmdError, blockdev_sectors, pread, run, segments_table
+from pools import (SB_COPIES, Manager, corrupt_block, free_pool, pool_active, pool_attr,
                    read_block, refused, sb_seq, table_geometry, write_block)
 
 
@@ -364,6 +365,99 @@ def test_resume_refuses_lost_table_block(mgr, spare, kmsg):
     corrupt_block(spare, table_start + 2 * nr_logical + 2 * 1 + 0)
     refused(mgr.resume, 0, spare)
     assert kmsg_has(kmsg, "table block 1 has no valid copy")
+
+
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def table_block_at(blk, blocknr, seq):
+    """The valid table block blk moved to md block blocknr with seq (header
+    fields at 4 csum, 16 blocknr, 24 seq): what a commit of seq writes there."""
+    b = bytearray(blk)
+    struct.pack_into("<I", b, 4, 0)
+    struct.pack_into("<Q", b, 16, blocknr)
+    struct.pack_into("<Q", b, 24, seq)
+    struct.pack_into("<I", b, 4, crc32c(bytes(b)))
+    return bytes(b)
+
+
+def tb_seq(block):
+    return struct.unpack_from("<Q", block, 24)[0]
+
+
+def stale_slot_pool(mgr, spare):
+    """A pool whose logical 1 has, in slot 0 of its inactive pair, a block
+    of an interrupted commit with the seq the next commit takes.
+    Returns (its md block, the md block of its twin, the superblock seq)."""
+    mgr.format(spare)
+    mgr.resume(0, spare)
+    mgr.free(0)
+    table_start, nr_logical = table_geometry(spare)
+    seq = sb_seq(pread(spare, 0, 4096))
+    stale = table_start + 2 * 1 + 1             # logical 1, pair 1, copy 0
+    committed = pread(spare, (stale - 1) * 4096, 4096)
+    write_block(spare, stale, table_block_at(committed, stale, seq + 1))
+    return stale, stale + 2 * nr_logical, seq
+
+
+def test_resume_rewrites_a_table_slot_it_cannot_read(mgr, dm, spare, kmsg):
+    """A slot that cannot be read at load may hold a block of an interrupted
+    commit whose seq the load did not see, so the first commit takes that
+    seq.  That commit rewrites the logical over the slot; before, it did
+    not, the stale block stayed with the superblock's seq and the next
+    resume chose it: digest mismatch, pool lost."""
+    stale, twin, seq = stale_slot_pool(mgr, spare)
+    # dm-delay sends the slot's reads to an error device, its writes to spare.
+    err = dm.path(dm.create("0 8 error", hint="err"))
+    n = blockdev_sectors(spare)
+    flaky = dm.create(segments_table(spare, n, [(stale * 8, 8)], target="delay",
+                                     target_args=err + " 0 0 {dev} {start} 0"), hint="flaky")
+    mgr.resume(0, dm.path(flaky))
+    first = int(pool_attr(0, "metadata_seq"))
+    mgr.free(0)
+    log = kmsg.read()
+    free_pool(mgr, dm, 0)
+    try:
+        mgr.resume(0, spare)
+    finally:
+        log += kmsg.read()
+    again = int(pool_attr(0, "metadata_seq"))
+    mgr.free(0)
+    assert again > first == seq + 1
+    assert any("table block 1 has an unreadable slot: rewriting it" in ln for ln in log), log
+    assert not any("digest mismatch" in ln for ln in log), log
+    # The first commit wrote logical 1, both copies, over the stale pair.
+    assert [tb_seq(pread(spare, b * 4096, 4096)) for b in (stale, twin)] == [first, first]
+
+
+def test_resume_refuses_when_an_unreadable_table_slot_cannot_be_rewritten(mgr, dm, spare,
+                                                                          kmsg):
+    """The slot fails writes too: the first commit cannot overwrite what it
+    may hold, so it must not write a superblock that could make that block
+    current.  The resume is refused, nothing is committed, and once the
+    slot reads again the pool loads and heals it."""
+    stale, twin, seq = stale_slot_pool(mgr, spare)
+    n = blockdev_sectors(spare)
+    bad = dm.create(segments_table(spare, n, [(stale * 8, 8)]), hint="bad")
+    try:
+        refused(mgr.resume, 0, dm.path(bad))
+    finally:
+        if pool_active(0):
+            mgr.free(0)
+    dm.remove(bad)
+    assert kmsg_has(kmsg, "a table block unreadable at load could not be rewritten")
+    assert sb_seq(pread(spare, 0, 4096)) == seq
+    mgr.resume(0, spare)
+    again = int(pool_attr(0, "metadata_seq"))
+    mgr.free(0)
+    assert again == seq + 2
+    assert tb_seq(pread(spare, stale * 4096, 4096)) == seq + 2
 
 
 def test_sequence_numbers_from_2_63_are_refused(mgr, spare, kmsg):
