@@ -102,8 +102,12 @@ struct dmr_pool {
 	unsigned long *committing;
 	void **cbufs;			/* 2 per logical + RM_SB_COPIES */
 	bool lost_copy;			/* a table copy write failed */
-	/* Set by load, cleared by the first commit: that one loses no copy. */
-	bool unread_slot;		/* an inactive slot was unreadable */
+	/*
+	 * An inactive table slot was unreadable at load: the first commit
+	 * must lose no copy.  Set by load before the pool is published, then
+	 * read and cleared by the commit worker only.
+	 */
+	bool unread_slot;
 	u64 next_seq;			/* seq of the next commit */
 	u64 change_gen;			/* bumped by every metadata change */
 	int md_error;			/* sticky: first metadata write error */
