@@ -779,19 +779,33 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	return ok ? 0 : -EIO;
 }
 
-/* The frees in limbo are durable once durable_gen covers limbo_gen. */
+/*
+ * The frees in limbo are durable once durable_gen covers limbo_gen.  The
+ * bitmap can have 2^32 bits: walk it a chunk at a time with a resched
+ * point between chunks (md_lock is a mutex), and stop at the last block.
+ */
 static void md_release_limbo(struct dmr_pool *pool, u64 durable)
 {
-	u64 i;
+	const u64 chunk = 1ULL << 20;
+	u64 n = pool->sb.geo.nr_blocks;
+	u64 start, i;
 
 	lockdep_assert_held(&pool->md_lock);
 	if (!pool->nr_limbo || durable < pool->limbo_gen)
 		return;
-	for_each_set_bit(i, pool->limbo, pool->sb.geo.nr_blocks) {
-		__clear_bit(i, pool->limbo);
-		__clear_bit(i, pool->taken);
-		pool->nr_free++;
+	for (start = 0; start < n && pool->nr_limbo; start += chunk) {
+		u64 end = min(start + chunk, n);
+
+		for (i = find_next_bit(pool->limbo, end, start); i < end;
+		     i = find_next_bit(pool->limbo, end, i + 1)) {
+			__clear_bit(i, pool->limbo);
+			__clear_bit(i, pool->taken);
+			pool->nr_free++;
+			pool->nr_limbo--;
+		}
+		cond_resched();
 	}
+	WARN_ON_ONCE(pool->nr_limbo);
 	pool->nr_limbo = 0;
 }
 
