@@ -98,6 +98,7 @@ static const char *const md_what_names[] = {
 	[MD_DEV_SMALL] = "device_too_small",
 	[MD_SLOT_TWIN] = "redundancy_lost",
 	[MD_SLOT_AHEAD] = "interrupted_commit",
+	[MD_SLOT_UNREAD] = "slot_unreadable",
 	[MD_NO_COPY] = "table_block_lost",
 	[MD_PAYLOAD] = "payload",
 	[MD_DIGEST] = "digest_mismatch",
@@ -144,6 +145,7 @@ static void md_json_problem(struct js *j, const struct md_problem *p)
 		break;
 	case MD_SLOT_TWIN:
 	case MD_SLOT_AHEAD:
+	case MD_SLOT_UNREAD:
 		js_u64(j, "logical", p->index);
 		js_u64(j, "slot", p->slot);
 		js_u64(j, "md_block", p->blocknr);

@@ -525,6 +525,11 @@ void md_problem_text(const struct md_problem *p, char *buf, size_t len)
 			 " (interrupted commit)", p->index, p->slot, p->blocknr,
 			 p->seq, p->expect);
 		break;
+	case MD_SLOT_UNREAD:
+		snprintf(buf, len, "logical %" PRIu64 ": slot %u (md block %" PRIu64
+			 "): %s; not in use, the first commit must rewrite it",
+			 p->index, p->slot, p->blocknr, e);
+		break;
 	case MD_NO_COPY:
 		snprintf(buf, len, "logical %" PRIu64 ": no valid copy at or below seq %"
 			 PRIu64 ": committed table block lost", p->index,
@@ -814,6 +819,31 @@ static int md_salvage_slot(const struct rm_slot_state st[RM_MD_SLOTS])
 	return best;
 }
 
+/*
+ * An unreadable slot outside the chosen pair (or any, when none was
+ * chosen) may hold an interrupted commit's block with a seq above the
+ * superblock's; the module rewrites its logical with the first commit and
+ * refuses the pool if that commit loses a copy.  (An unreadable twin of
+ * the chosen slot is MD_SLOT_TWIN.)
+ */
+static void md_unread_slots(struct md_pool *pool, uint32_t l,
+			    const bool ok[RM_MD_SLOTS], int chosen)
+{
+	unsigned int s;
+
+	for (s = 0; s < RM_MD_SLOTS; s++) {
+		struct md_problem p = {
+			.what = MD_SLOT_UNREAD, .sev = MD_DAMAGED, .index = l,
+			.slot = s, .err = MD_E_IO,
+			.blocknr = rm_slot_blocknr(&pool->sb.geo, l, s),
+		};
+
+		if (!ok[s] && (chosen < 0 ||
+			       rm_slot_pair(s) != rm_slot_pair((unsigned int)chosen)))
+			md_add(pool, &p);
+	}
+}
+
 /* Apply the load rule to logical l, whose 4 slots are in blk[]. */
 static void md_load_logical(struct md_pool *pool, uint32_t l,
 			    uint8_t *blk[RM_MD_SLOTS],
@@ -847,6 +877,7 @@ static void md_load_logical(struct md_pool *pool, uint32_t l,
 		if (st[s].valid && st[s].seq > pool->sb.seq)
 			md_add(pool, &p);
 	}
+	md_unread_slots(pool, l, ok, r ? -1 : (int)pick.slot);
 	if (r) {
 		struct md_problem p = {
 			.what = MD_NO_COPY, .sev = MD_FATAL, .index = l,

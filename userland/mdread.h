@@ -96,6 +96,7 @@ enum md_what {
 	MD_DEV_SMALL,		/* device smaller than geo.dev_sectors */
 	MD_SLOT_TWIN,		/* logical `index`: twin `slot` bad or differs */
 	MD_SLOT_AHEAD,		/* logical `index`: `slot` seq > sb seq */
+	MD_SLOT_UNREAD,		/* logical `index`: other-pair `slot` unreadable */
 	MD_NO_COPY,		/* logical `index`: no valid copy to load */
 	MD_PAYLOAD,		/* logical `index`: payload rejected: err */
 	MD_DIGEST,		/* table digest mismatch */

@@ -5,14 +5,15 @@ remap_repair writes."""
 import hashlib
 import json
 import os
+import struct
 import subprocess
 
 import pytest
 
 from conftest import ROOT
 from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
-                     pwrite, run, wait_for)
-from pools import PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr
+                     pwrite, run, segments_table, wait_for)
+from pools import PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr, read_block
 
 BUILD = os.path.join(ROOT, "build")
 BLOCK = 4096
@@ -110,6 +111,40 @@ def test_check_refuses_what_the_module_refuses(env):
     with pytest.raises(CmdError):
         env.mgr.resume(env.pool, env.spare)
     assert not pool_active(env.pool)
+
+
+def test_an_unreadable_slot_not_in_use_is_reported(env, dm):
+    """A table slot outside the chosen pair that cannot be read may hold an
+    interrupted commit's block; the module rewrites it with its first commit
+    and refuses the pool if that commit loses a copy.  remap_check reports it
+    as damage (before, it called such a pool clean)."""
+    sb = dump(env.spare)["superblock"]
+    logical = 1                                  # the labels set_label wrote
+    blocks = [sb["table_start"] + 2 * logical + pair for pair in (0, 1)]
+    seqs = [struct.unpack_from("<Q", read_block(env.spare, b), 24)[0] for b in blocks]
+    idle = 0 if seqs[0] < seqs[1] else 1         # the pair not chosen
+    blk, slot = blocks[idle], 2 * idle           # its copy 0
+    bad = dm.path(dm.create(segments_table(env.spare, blockdev_sectors(env.spare),
+                                           [(blk * BS, BS)]), hint="bad"))
+    text = (f"logical {logical}: slot {slot} (md block {blk}): read error; "
+            "not in use, the first commit must rewrite it")
+    p = tool("remap_check", "--json", bad)
+    assert p.returncode == 1, p.stdout + p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["status"] == "damaged"
+    assert doc["problems"] == [{"severity": "damaged", "kind": "slot_unreadable",
+                                "error": "read error", "logical": logical, "slot": slot,
+                                "md_block": blk, "message": text}]
+    p = tool("remap_check", bad)
+    assert p.returncode == 1 and p.stdout.splitlines()[0] == f"{bad}: damaged: {text}", p.stdout
+    # The twin of the chosen copy unreadable is lost redundancy, as before.
+    twin = blocks[1 - idle] + 2 * sb["nr_logical"]
+    dm.remove(os.path.basename(bad))
+    bad = dm.path(dm.create(segments_table(env.spare, blockdev_sectors(env.spare),
+                                           [(twin * BS, BS)]), hint="twin"))
+    p = tool("remap_check", "--json", bad)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert [q["kind"] for q in json.loads(p.stdout)["problems"]] == ["redundancy_lost"]
 
 
 def test_unreadable_device_is_exit_3(dm):
