@@ -696,26 +696,34 @@ bad:
 
 /*
  * May a target of table use dev_id?  Not if another dm device has it, nor
- * twice in one table, nor in more than two tables (live and loading).
- * Caller holds pdev_lock.
+ * twice in one table, nor in more tables than a dm device has at once
+ * (live, inactive, one loading over the inactive: only two loads racing
+ * on one device reach the limit).  Returns the free slot of
+ * pdev->tables[] or -EBUSY.  Caller holds pdev_lock.
  */
 static int __pdev_owner_ok(struct dmr_pdev *pdev, struct dm_table *table,
 			   char **error)
 {
+	int i, slot = -1;
+
 	lockdep_assert_held(&pdev->pool->pdev_lock);
 	if (pdev->md != dm_table_get_md(table)) {
 		*error = "dev_id is attached to another device";
 		return -EBUSY;
 	}
-	if (pdev->tables[0] == table || pdev->tables[1] == table) {
-		*error = "dev_id used twice in one table";
+	for (i = 0; i < DMR_PDEV_TABLES; i++) {
+		if (pdev->tables[i] == table) {
+			*error = "dev_id used twice in one table";
+			return -EBUSY;
+		}
+		if (!pdev->tables[i] && slot < 0)
+			slot = i;
+	}
+	if (slot < 0) {
+		*error = "dev_id is in three tables already (another load in progress?)";
 		return -EBUSY;
 	}
-	if (pdev->tables[0] && pdev->tables[1]) {
-		*error = "dev_id is in two tables already";
-		return -EBUSY;
-	}
-	return 0;
+	return slot;
 }
 
 static struct dmr_pdev *__pdev_find(struct dmr_pool *pool, u32 dev_id)
@@ -744,13 +752,14 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 {
 	struct dmr_pdev *pdev;
 	unsigned int flags = force ? DMR_ID_FORCE : 0;
+	int r, slot = 0;
 	u64 ticket;
-	int r;
 
 	mutex_lock(&pool->pdev_lock);
 	pdev = __pdev_find(pool, dev_id);
 	r = pdev ? __pdev_owner_ok(pdev, table, error) : 0;
-	if (!r) {
+	if (r >= 0) {
+		slot = r;
 		if (pdev && pdev->went_live)
 			flags |= DMR_ID_LIVE;
 		r = __dmr_pool_identity(pool, dev_id, size, flags, &ticket,
@@ -763,7 +772,7 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 	if (pdev) {
 		pdev->users++;
 		pdev->main_dev = main_dev;
-		pdev->tables[pdev->tables[0] ? 1 : 0] = table;
+		pdev->tables[slot] = table;
 		goto out;
 	}
 	pdev = pdev_create(pool, dev_id, dm_table_get_md(table), main_dev, size,
@@ -901,23 +910,30 @@ void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table)
 {
 	struct dmr_pool *pool = pdev->pool;
 	bool last;
+	int i;
 
 	mutex_lock(&pool->pdev_lock);
-	if (pdev->tables[0] == table)
-		pdev->tables[0] = NULL;
-	else if (pdev->tables[1] == table)
-		pdev->tables[1] = NULL;
+	for (i = 0; i < DMR_PDEV_TABLES; i++)
+		if (pdev->tables[i] == table)
+			pdev->tables[i] = NULL;
 	last = !--pdev->users;
-	if (last)
+	if (last) {
+		/*
+		 * Out of sysfs before it leaves the list: a load of dev_id
+		 * that no longer finds it makes a pdev with the same sysfs
+		 * name.  (No sysfs handler takes pdev_lock.)
+		 */
+		if (pdev->linked)
+			sysfs_remove_link(&pdev->kobj, "dm");
+		pdev->linked = false;
+		kobject_del(&pdev->kobj);
 		list_del(&pdev->list);
+	}
 	mutex_unlock(&pool->pdev_lock);
 	if (!last)
 		return;
 	flush_work(&pdev->err_work);
 	WARN_ON(!bio_list_empty(&pdev->deferred));
 	WARN_ON(!bio_list_empty(&pdev->failed));
-	if (pdev->linked)
-		sysfs_remove_link(&pdev->kobj, "dm");
-	kobject_del(&pdev->kobj);
 	kobject_put(&pdev->kobj);
 }

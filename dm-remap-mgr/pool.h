@@ -35,6 +35,8 @@ static inline void dmr_entries_resched(u64 i)
 
 struct remap_c;			/* a remap table instance (dm-remap/remap.h) */
 
+#define DMR_PDEV_TABLES	3	/* tables of one dm device with one dev_id */
+
 enum dmr_scan_state {
 	DMR_SCAN_OFF,		/* disabled (scan_enabled = 0) */
 	DMR_SCAN_IDLE,		/* no device due for a pass */
@@ -191,7 +193,12 @@ struct dmr_pdev {
 	struct dmr_pool *pool;
 	u32 dev_id;
 	unsigned int users;		/* table instances; pool->pdev_lock */
-	struct dm_table *tables[2];	/* live and loading table; pdev_lock */
+	/*
+	 * The tables of md that use dev_id: live, inactive, and a new one
+	 * loaded over the inactive (dm constructs it before it destroys the
+	 * inactive one).  pdev_lock.
+	 */
+	struct dm_table *tables[DMR_PDEV_TABLES];
 	struct mapped_device *md;	/* the dm device that owns dev_id */
 	dev_t main_dev;			/* main device of the latest table */
 	bool linked;			/* sysfs link "dm" made; pdev_lock */

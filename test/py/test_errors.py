@@ -335,6 +335,24 @@ def test_dev_id_twice_in_one_table_is_refused(env, loopdev):
                       f"{n} {n} remap 7 {other} {env.pool}", hint="two")
 
 
+def test_a_second_load_replaces_the_inactive_table(env):
+    """dm constructs a loaded table before it destroys the inactive one it
+    replaces: with a live table that is three tables of one dev_id for a
+    moment.  The second load works, as for any dm target (it was refused:
+    'dev_id is in two tables already'), and the device keeps its remaps."""
+    dev = RemapDev(env.dm, env.backing, env.pool, dev_id=5)
+    dev.force(8 * 10)
+    pwrite(dev.path, 10 * 4096, pattern("kept", 4096))
+    n = dev.sectors
+    dmsetup("load", dev.name, "--table", f"0 {n // 2} remap 5 {env.backing} {env.pool}")
+    dmsetup("load", dev.name, "--table", f"0 {n - 8} remap 5 {env.backing} {env.pool}")
+    assert "LIVE & INACTIVE" in dmsetup("info", dev.name)
+    dmsetup("resume", dev.name)
+    assert blockdev_sectors(dev.path) == n - 8         # the second table went live
+    assert list(dev.remaps()) == [10]
+    assert pread(dev.path, 10 * 4096, 4096) == pattern("kept", 4096)
+
+
 def test_refused_create_leaves_the_owners_identity_alone(env, loopdev):
     from pools import devices
     RemapDev(env.dm, env.backing, env.pool, dev_id=5)
