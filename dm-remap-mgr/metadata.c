@@ -807,6 +807,7 @@ static void md_release_limbo(struct dmr_pool *pool, u64 durable)
 	}
 	WARN_ON_ONCE(pool->nr_limbo);
 	pool->nr_limbo = 0;
+	__dmr_pool_blocks_freed(pool);
 }
 
 /* One commit; 1 if it committed or must retry, 0 if nothing to do, <0 on failure. */

@@ -169,12 +169,26 @@ u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare)
 	return ticket;
 }
 
+/*
+ * nr_free went up: the pool is no longer exhausted, and the low-water
+ * event may fire again once it drops below.  Caller holds md_lock.
+ */
+void __dmr_pool_blocks_freed(struct dmr_pool *pool)
+{
+	lockdep_assert_held(&pool->md_lock);
+	if (pool->nr_free)
+		pool->exhausted = false;
+	if (pool->nr_free >= pool->low_water)
+		pool->low_signalled = false;
+}
+
 void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare)
 {
 	mutex_lock(&pool->md_lock);
 	if (!WARN_ON(!__reserved(pool, spare))) {
 		__clear_bit(spare, pool->taken);
 		pool->nr_free++;
+		__dmr_pool_blocks_freed(pool);
 	}
 	mutex_unlock(&pool->md_lock);
 }

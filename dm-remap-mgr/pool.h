@@ -136,7 +136,8 @@ struct dmr_pool {
 	u64 alloc_cursor;		/* next entry the allocator looks at */
 	u64 low_water;			/* dm event when free blocks drop below */
 	bool low_signalled;		/* event sent, free still below low_water */
-	bool exhausted;			/* a repair found no free block */
+	/* A repair found no free block, none has been freed since. */
+	bool exhausted;
 
 	/* change_gen covered by the last commit; read without md_lock */
 	atomic64_t durable_gen;
@@ -336,6 +337,7 @@ int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
 int dmr_pdev_ix_delete(struct dmr_pdev *pdev, u64 block);
 int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare);
 void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare);
+void __dmr_pool_blocks_freed(struct dmr_pool *pool);
 u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 		    unsigned int state);
 sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare);

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run,
-                     segments_table)
+                     segments_table, wait_for)
 from pools import Manager, PoolEnv, RemapDev, pool_attr
 
 BLOCK = 4096
@@ -182,6 +182,13 @@ def test_exhaustion_passes_errors_and_raises_an_event(env, loopdev):
         assert waiter.wait(timeout=30) == 0
         assert "exhausted" in env.mgr.msg("list")
         dev.remove()
+        # Blocks freed end the state: a forced identity change drops the
+        # remaps of dev_id 1, and once that is durable they are free.
+        other = RemapDev(env.dm, loopdev(8), 9, opts="1 force")
+        assert wait_for(lambda: pool_attr(9, "blocks_free") == str(total))
+        assert pool_attr(9, "state") == "ok"
+        assert other.status()["state"] == "ok"
+        other.remove()
         env.mgr.free(9)
     finally:
         run("losetup", "-d", small)
