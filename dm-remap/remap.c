@@ -154,6 +154,13 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 
 	ti->num_flush_bios = 2;		/* bio 0: main device, bio 1: spare */
+	/*
+	 * dm asks only the devices iterate_devices reports (the main one)
+	 * whether to pass flushes and FUA down: a main device without a
+	 * write cache would have them dropped before they reach us, and
+	 * writes to remapped blocks left in the spare's cache.
+	 */
+	ti->flush_supported = true;
 	ti->num_discard_bios = 1;
 	ti->num_write_zeroes_bios = 1;
 	ti->per_io_data_size = sizeof(struct remap_io);

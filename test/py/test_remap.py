@@ -388,6 +388,32 @@ def test_flush_reaches_both_devices(env):
     assert diskstat(env.spare, 15) > flushes[1]
 
 
+def test_flush_reaches_the_spare_when_the_main_disk_has_no_write_cache(env):
+    """dm passes flushes down only if a device it is told about has a write
+    cache.  A main disk without one must not make the spare's cache be
+    skipped: the remap device has a write cache, and fsync flushes the
+    spare (before, it said write through and the flush never came)."""
+    def write_cache(dev):
+        rdev = os.stat(dev).st_rdev
+        return f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/queue/write_cache"
+
+    with open(write_cache(env.main), "w") as f:
+        f.write("write through")
+    dev = RemapDev(env.dm, env.main, env.pool)
+    with open(write_cache(dev.path)) as f:
+        assert f.read().strip() == "write back"
+    dev.force(0)
+    before = diskstat(env.spare, 15)
+    fd = os.open(dev.path, os.O_WRONLY)
+    try:
+        os.write(fd, pattern("f", BLOCK))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert diskstat(env.spare, 15) > before
+    assert pread(dev.path, 0, BLOCK) == pattern("f", BLOCK)
+
+
 def test_discard_and_write_zeroes_reach_both_devices(env):
     dev = RemapDev(env.dm, env.main, env.pool)
     pwrite(dev.path, 0, pattern("d", 64 << 10))
