@@ -327,9 +327,21 @@ static int move_block(struct remap_c *rc, u64 block, void *buf,
 		return r;
 	if (buf) {
 		if (len < bbytes) {
-			/* Keep the rest of the block: read it, lay the write over it. */
-			if (sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, tmp,
-				    block << rc->shift, block_sectors(rc))) {
+			unsigned int end = off + len;
+			sector_t at = block << rc->shift;
+
+			/*
+			 * Keep the rest of the block: read it (not the part
+			 * written, which may be what fails), lay the write
+			 * over it.
+			 */
+			r = off ? sync_io(rc, rc->main_dev->bdev, REQ_OP_READ,
+					  tmp, at, off >> SECTOR_SHIFT) : 0;
+			if (!r && end < bbytes)
+				r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ,
+					    tmp + end, at + (end >> SECTOR_SHIFT),
+					    (bbytes - end) >> SECTOR_SHIFT);
+			if (r) {
 				DMERR_LIMIT("dev_id %u: block %llu: partial write, rest unreadable",
 					    rc->dev_id, (unsigned long long)block);
 				dmr_pdev_ix_delete(rc->pdev, block);

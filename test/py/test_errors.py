@@ -263,6 +263,22 @@ def test_partial_write_into_a_write_failing_block_keeps_the_rest(env):
     assert list(dev.remaps()) == [9]
 
 
+def test_partial_write_over_unreadable_sectors_keeps_the_rest(env):
+    """The sectors written fail reads and writes, the rest of the block
+    reads: only the rest is read from the main device (before, the whole
+    block was, which failed, and the write got EIO)."""
+    base = pattern("rest", 64 << 10)
+    pwrite(env.backing, 0, base)
+    n = blockdev_sectors(env.backing)
+    main = env.dm.create(segments_table(env.backing, n, [(9 * BS + 1, 2)]), hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    pwrite(dev.path, 9 * BLOCK + 512, pattern("mid", 1024))
+    expect = bytearray(base)
+    expect[9 * BLOCK + 512:9 * BLOCK + 1536] = pattern("mid", 1024)
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+    assert list(dev.remaps()) == [9]
+
+
 def test_errors_in_a_partial_last_block_pass_through(env, kmsg):
     """A main device of 1001 sectors ends one sector into block 125, which
     has no spare block: a read or write error there is passed on and
