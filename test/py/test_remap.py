@@ -374,16 +374,20 @@ def diskstat(dev, field):
         return int(f.read().split()[field])
 
 
+def write_and_fsync(path, data):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def test_flush_reaches_both_devices(env):
     dev = RemapDev(env.dm, env.main, env.pool)
     dev.force(0)
     flushes = (diskstat(env.main, 15), diskstat(env.spare, 15))
-    fd = os.open(dev.path, os.O_WRONLY)
-    try:
-        os.write(fd, pattern("f", BLOCK))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_and_fsync(dev.path, pattern("f", BLOCK))
     assert diskstat(env.main, 15) > flushes[0]
     assert diskstat(env.spare, 15) > flushes[1]
 
@@ -404,12 +408,7 @@ def test_flush_reaches_the_spare_when_the_main_disk_has_no_write_cache(env):
         assert f.read().strip() == "write back"
     dev.force(0)
     before = diskstat(env.spare, 15)
-    fd = os.open(dev.path, os.O_WRONLY)
-    try:
-        os.write(fd, pattern("f", BLOCK))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_and_fsync(dev.path, pattern("f", BLOCK))
     assert diskstat(env.spare, 15) > before
     assert pread(dev.path, 0, BLOCK) == pattern("f", BLOCK)
 
