@@ -363,11 +363,19 @@ again:
 		goto again;
 	default:
 		/*
-		 * PENDING: the block's data is lost.  A write of the whole
-		 * block heals it (the error worker moves it to its spare
-		 * block); reads and partial writes fail.
+		 * PENDING: the block's data is lost.  A write (or
+		 * write-zeroes) of the whole block heals it (the error worker
+		 * moves it to its spare block); reads and partial writes
+		 * fail.  A discard has nothing left to drop: it succeeds and
+		 * the block stays pending.
 		 */
-		if (bio_op(bio) == REQ_OP_WRITE && s == first << rc->shift &&
+		if (op_is_discard(bio_op(bio))) {
+			bio_endio(bio);
+			return DM_MAPIO_SUBMITTED;
+		}
+		if ((bio_op(bio) == REQ_OP_WRITE ||
+		     bio_op(bio) == REQ_OP_WRITE_ZEROES) &&
+		    s == first << rc->shift &&
 		    bio_sectors(bio) == (1U << rc->shift)) {
 			io->heal = 1;
 			io->iter = bio->bi_iter;

@@ -764,8 +764,11 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 		unsigned int off = (bs - (b << rc->shift)) << SECTOR_SHIFT;
 		unsigned int len = (be - bs) << SECTOR_SHIFT;
 
-		bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT, c->buf + off,
-			 len, false);
+		if (bio_op(bio) == REQ_OP_WRITE_ZEROES)
+			memset(c->buf + off, 0, len);	/* a pending block's heal */
+		else
+			bio_copy(bio, io->iter, (bs - s) << SECTOR_SHIFT,
+				 c->buf + off, len, false);
 		r = write_where_it_lives(c, bio, b, bs, be);
 		if (r < 0)
 			return BLK_STS_IOERR;

@@ -112,6 +112,34 @@ def test_overwrite_heals_a_pending_block(env):
     assert list(dev.remaps().values())[0][1] == "mapped"
 
 
+def test_discard_and_write_zeroes_over_a_pending_block(env):
+    """A discard over a pending block has nothing to drop: it succeeds and
+    the block stays pending (it failed the whole discard with EIO).  A
+    write-zeroes of the whole block heals it like a write (it was killed)."""
+    pwrite(env.backing, 0, pattern("p", MiB))
+    main = bad_main(env, [7])
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=3)
+    with pytest.raises(OSError):
+        pread(dev.path, 7 * BLOCK, BLOCK)
+    # The main device takes discard and write-zeroes again (the error
+    # target does neither); a reload makes the remap device take them too.
+    set_bad(env, main, [])
+    env.dm.reload(dev.name, f"0 {dev.sectors} remap 3 {env.dm.path(main)} {env.pool}")
+    run("blkdiscard", "-f", "-o", str(4 * BLOCK), "-l", str(8 * BLOCK), dev.path)
+    assert dev.status()["pending"] == 1
+    with pytest.raises(OSError):
+        pread(dev.path, 7 * BLOCK, BLOCK)
+    with pytest.raises(CmdError):
+        run("blkdiscard", "-f", "-z", "-o", str(7 * BLOCK), "-l", "512", dev.path)
+    assert dev.status()["pending"] == 1
+    run("blkdiscard", "-f", "-z", "-o", str(7 * BLOCK), "-l", str(BLOCK), dev.path)
+    assert dev.status()["pending"] == 0
+    assert [st for _, st in dev.remaps().values()] == ["mapped"]
+    assert pread(dev.path, 7 * BLOCK, BLOCK) == bytes(BLOCK)
+    assert pread(dev.path, 6 * BLOCK, BLOCK) == bytes(BLOCK)          # discarded on main
+    assert pread(dev.path, 12 * BLOCK, BLOCK) == pattern("p", MiB)[12 * BLOCK:13 * BLOCK]
+
+
 def test_pending_blocks_survive_free_and_resume(env):
     pwrite(env.backing, 0, pattern("p", MiB))
     main = bad_main(env, [7])
