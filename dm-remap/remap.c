@@ -342,6 +342,15 @@ again:
 
 	switch (state) {
 	case RM_IX_MAPPED:
+		/*
+		 * dm offers discard when the main device takes it; over a
+		 * spare that does not, it is a hint dropped for this block.
+		 */
+		if (unlikely(op_is_discard(bio_op(bio))) &&
+		    !bdev_max_discard_sectors(rc->pool->spare.bdev)) {
+			bio_endio(bio);
+			return DM_MAPIO_SUBMITTED;
+		}
 		bio_set_dev(bio, rc->pool->spare.bdev);
 		/* The spare is not a table device: nowait is ours to honour. */
 		if (!bdev_nowait(rc->pool->spare.bdev))
