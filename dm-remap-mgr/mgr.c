@@ -11,7 +11,8 @@
  *   list_devices
  *
  * Pools live in the module-wide registry (pool.c), not in this target: the
- * only state here is which slot the next resume_spare/free_spare works on.
+ * only state here is which slot the next resume_spare/free_spare works on,
+ * kept per dm device so that a table reload does not lose it.
  */
 #include <linux/module.h>
 #include <linux/device-mapper.h>
@@ -21,24 +22,45 @@
 
 #define DM_MSG_PREFIX "remap-mgr"
 
+/*
+ * The selection of one manager device, shared by its tables (a reload
+ * constructs the new table before it destroys the old one).
+ */
 struct mgr_c {
+	struct list_head list;		/* in mgr_list; mgr_list_lock */
+	struct mapped_device *md;
+	unsigned int users;		/* its tables; mgr_list_lock */
 	/* Selected slot; written by switch_to, read by other messages. */
 	unsigned int slot;
 };
 
+static LIST_HEAD(mgr_list);
+static DEFINE_MUTEX(mgr_list_lock);
+
 static int mgr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
+	struct mapped_device *md = dm_table_get_md(ti->table);
 	struct mgr_c *mc;
 
 	if (argc) {
 		ti->error = "remap-mgr takes no arguments";
 		return -EINVAL;
 	}
+	mutex_lock(&mgr_list_lock);
+	list_for_each_entry(mc, &mgr_list, list)
+		if (mc->md == md)
+			goto found;
 	mc = kzalloc(sizeof(*mc), GFP_KERNEL);
 	if (!mc) {
+		mutex_unlock(&mgr_list_lock);
 		ti->error = "Cannot allocate context";
 		return -ENOMEM;
 	}
+	mc->md = md;
+	list_add(&mc->list, &mgr_list);
+found:
+	mc->users++;
+	mutex_unlock(&mgr_list_lock);
 	ti->private = mc;
 	ti->num_flush_bios = 0;
 	ti->num_discard_bios = 0;
@@ -47,7 +69,14 @@ static int mgr_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 static void mgr_dtr(struct dm_target *ti)
 {
-	kfree(ti->private);
+	struct mgr_c *mc = ti->private;
+
+	mutex_lock(&mgr_list_lock);
+	if (!--mc->users) {
+		list_del(&mc->list);
+		kfree(mc);
+	}
+	mutex_unlock(&mgr_list_lock);
 }
 
 /* The manager carries no data: every bio fails. */

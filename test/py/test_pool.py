@@ -236,6 +236,22 @@ def test_bad_messages_rejected(mgr, spare, args):
     assert mgr.list() == {}
 
 
+def test_a_reload_keeps_the_selected_slot(pool, mgr, dm):
+    """The slot switch_to selects belongs to the manager device: a reload of
+    its table keeps it (it went back to 0, and free_spare then went to a
+    slot nobody chose).  Two managers keep their own."""
+    other = Manager(dm)
+    other.msg("switch_to", 7)
+    mgr.msg("switch_to", pool)
+    dm.reload(mgr.name, "0 1 remap-mgr")
+    dm.reload(other.name, "0 1 remap-mgr")
+    with pytest.raises(CmdError):
+        other.msg("free_spare")                 # slot 7: no pool there
+    assert pool_active(pool)
+    mgr.msg("free_spare")
+    assert not pool_active(pool)
+
+
 def test_resume_refuses_unformatted_device(mgr, spare, kmsg):
     refused(mgr.resume, 0, spare)
     assert kmsg_has(kmsg, "no valid dm-remap superblock")
