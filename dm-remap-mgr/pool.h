@@ -58,7 +58,8 @@ struct dmr_scan {
 	unsigned int slow_ms;		/* a read slower than this is slow */
 	unsigned int state;		/* enum dmr_scan_state */
 	bool stopping;			/* the pool is going away */
-	time64_t held_until;		/* scan_stop: no pass before this */
+	/* scan_stop: no pass before this (boot time, s) */
+	time64_t held_until;
 	u32 cursor;			/* dev_id served last (round robin) */
 	u64 fg_ios;			/* foreground bios seen at the last step */
 };
@@ -257,6 +258,11 @@ struct dmr_pdev {
 	time64_t scan_last_pass;	/* end of the last pass, unix s */
 	bool scan_requested;		/* scan_start: a pass now */
 	bool scan_abort;		/* detach waits: finish the chunk early */
+	/*
+	 * Deadlines in boot time (ktime_get_boottime_seconds()), not wall
+	 * time: a clock step must not hold a device off or let it go early.
+	 * Only scan_last_pass, which is persisted, is wall time.
+	 */
 	time64_t scan_retry_at;		/* after a failure: not before this */
 	time64_t scan_saved;		/* progress last recorded */
 	u64 scan_chunk;			/* blocks per read, adapts to load */

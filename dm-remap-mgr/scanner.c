@@ -116,7 +116,7 @@ static void scan_save(struct dmr_pdev *pdev)
 	mutex_unlock(&pool->md_lock);
 	if (kick)
 		dmr_md_kick(pool);
-	pdev->scan_saved = ktime_get_real_seconds();
+	pdev->scan_saved = ktime_get_boottime_seconds();
 }
 
 /* The table rc went live: scan through it. */
@@ -146,15 +146,28 @@ void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc)
 	mutex_unlock(&pdev->scan_lock);
 }
 
+/*
+ * now: wall time, for scan_last_pass; the deadlines are boot time.  Only
+ * the scan worker calls this (and writes scan_last_pass).
+ */
 static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 		     time64_t now)
 {
-	if (!READ_ONCE(pdev->scan_rc) || now < READ_ONCE(pdev->scan_retry_at))
+	time64_t boot = ktime_get_boottime_seconds();
+
+	if (!READ_ONCE(pdev->scan_rc) || boot < READ_ONCE(pdev->scan_retry_at))
 		return false;
 	if (READ_ONCE(pdev->scan_requested))
 		return true;
-	if (now < READ_ONCE(pool->scan.held_until))
+	if (boot < READ_ONCE(pool->scan.held_until))
 		return false;
+	/*
+	 * A last pass "in the future": the clock was set back.  Count the
+	 * interval from now, not from a time the clock may take long to
+	 * reach again (saved with the next progress record).
+	 */
+	if (now < READ_ONCE(pdev->scan_last_pass))
+		WRITE_ONCE(pdev->scan_last_pass, now);
 	/* A pass in progress, a device never scanned, or its time has come. */
 	return READ_ONCE(pdev->scan_pos) || !READ_ONCE(pdev->scan_passes) ||
 	       now >= READ_ONCE(pdev->scan_last_pass) +
@@ -337,7 +350,8 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	WRITE_ONCE(pdev->scan_pos, pdev->scan_pos + res.done);
 	if (r) {
 		/* This device waits; the others go on. */
-		WRITE_ONCE(pdev->scan_retry_at, now + SCAN_FAIL_DELAY_S);
+		WRITE_ONCE(pdev->scan_retry_at,
+			   ktime_get_boottime_seconds() + SCAN_FAIL_DELAY_S);
 		scan_save(pdev);
 	} else if (pdev->scan_pos >= pdev->scan_end) {
 		WRITE_ONCE(pdev->scan_pos, 0);
@@ -349,7 +363,8 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		       (unsigned long long)pdev->scan_passes,
 		       (unsigned long long)pdev->scan_end);
 		scan_save(pdev);
-	} else if (now - pdev->scan_saved >= SCAN_SAVE_S) {
+	} else if (ktime_get_boottime_seconds() - pdev->scan_saved >=
+		   SCAN_SAVE_S) {
 		scan_save(pdev);
 	}
 	mutex_unlock(&pdev->scan_lock);
@@ -435,7 +450,7 @@ int dmr_scan_control(struct dmr_pool *pool, bool start)
 		return -EINVAL;
 	}
 	WRITE_ONCE(pool->scan.held_until, start ? 0 :
-		   ktime_get_real_seconds() + READ_ONCE(pool->scan.interval));
+		   ktime_get_boottime_seconds() + READ_ONCE(pool->scan.interval));
 	mutex_lock(&pool->pdev_lock);
 	list_for_each_entry(pdev, &pool->pdevs, list) {
 		WRITE_ONCE(pdev->scan_requested, start);

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
-                     pwrite, wait_for)
+                     pwrite, run, wait_for)
 from pools import Manager, RemapDev, data_start, pool_active, pool_attr
 
 BLOCK = 4096
@@ -476,7 +476,8 @@ def test_progress_survives_suspend_remove_and_free(env):
     assert dev_int(2, "scanned") == (8 << 20) // BLOCK - saved
 
 
-def test_scan_stop_and_start(env):
+def stopped_mid_pass(env):
+    """dev_id 3 scanned slowly from scan_start to scan_stop; its position."""
     set_attr("scan_rate", 64)
     RemapDev(env.dm, env.backing, SLOT, dev_id=3)
     set_attr("scan_enabled", 1)
@@ -485,7 +486,11 @@ def test_scan_stop_and_start(env):
     assert wait_for(lambda: dev_int(3, "scan_pos") > 0, timeout=30)
     env.mgr.msg("scan_stop")
     assert wait_for(lambda: pool_attr(SLOT, "scan_state") == "idle", timeout=15)
-    pos = dev_int(3, "scan_pos")
+    return dev_int(3, "scan_pos")
+
+
+def test_scan_stop_and_start(env):
+    pos = stopped_mid_pass(env)
     time.sleep(1.5)
     assert dev_int(3, "scan_pos") == pos
     env.mgr.msg("scan_start")
@@ -500,6 +505,34 @@ def test_scan_stop_and_start(env):
     env.mgr.msg("switch_to", SLOT + 1)
     with pytest.raises(CmdError):
         env.mgr.msg("scan_stop")          # no pool in that slot
+
+
+def test_scan_stop_holds_across_a_clock_step(env):
+    """scan_stop holds passes for scan_interval of elapsed time: the clock
+    set forward past it does not end the hold (it did: the deadline was
+    wall time).  Set back, the clock does not hold the next pass off by the
+    step: the last pass's time comes back to now (it stayed ahead)."""
+    pos = stopped_mid_pass(env)
+    step = 8 * 24 * 3600                    # past the default interval (7 days)
+    run("date", "-s", f"@{int(time.time()) + step}")
+    try:
+        set_attr("scan_rate", 64)           # a tunable write: a step now
+        time.sleep(1.5)
+        assert pool_attr(SLOT, "scan_state") == "idle"
+        assert dev_int(3, "scan_pos") == pos
+    finally:
+        run("date", "-s", f"@{int(time.time()) - step}")
+    set_attr("scan_rate", 1 << 20)
+    env.mgr.msg("scan_start")
+    assert wait_for(lambda: dev_int(3, "scan_passes") == 1, timeout=60)
+    last = dev_int(3, "scan_last_pass")
+    run("date", "-s", f"@{int(time.time()) - step}")
+    try:
+        set_attr("scan_rate", 1 << 20)
+        assert wait_for(lambda: dev_int(3, "scan_last_pass") < last - step // 2, timeout=15)
+        assert dev_int(3, "scan_passes") == 1 and dev_int(3, "scan_pos") == 0
+    finally:
+        run("date", "-s", f"@{int(time.time()) + step}")
 
 
 @pytest.mark.parametrize("name,bad", [
