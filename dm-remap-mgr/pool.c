@@ -21,7 +21,10 @@ static struct dmr_pool *pools[DMR_MAX_POOLS];
 
 /*
  * Serializes format/resume/free: each checks the registry, does I/O without
- * registry_lock, then publishes, and must not race with another.
+ * registry_lock, then publishes, and must not race with another.  Taken
+ * killable: an operation stuck on a spare that does not answer holds it
+ * (its I/O cannot be interrupted), and those waiting behind it must not
+ * hang unkillable too.
  */
 static DEFINE_MUTEX(ops_lock);
 
@@ -403,7 +406,8 @@ int dmr_pool_resume(unsigned int id, const char *path)
 	dev_t dev;
 	int r;
 
-	mutex_lock(&ops_lock);
+	if (mutex_lock_killable(&ops_lock))
+		return -EINTR;
 	mutex_lock(&registry_lock);
 	r = pools[id] ? -EBUSY : 0;
 	mutex_unlock(&registry_lock);
@@ -455,7 +459,8 @@ int dmr_pool_free(unsigned int id)
 	struct dmr_pool *pool;
 	int r = 0;
 
-	mutex_lock(&ops_lock);
+	if (mutex_lock_killable(&ops_lock))
+		return -EINTR;
 	mutex_lock(&registry_lock);
 	pool = pools[id];
 	if (!pool) {
@@ -493,7 +498,8 @@ int dmr_pool_format(const char *path, u32 block_size, bool force)
 	dev_t dev;
 	int r;
 
-	mutex_lock(&ops_lock);
+	if (mutex_lock_killable(&ops_lock))
+		return -EINTR;
 	r = lookup_spare("format_spare", path, &dev);
 	if (r)
 		goto out;
@@ -523,7 +529,8 @@ int dmr_pool_scan_control(unsigned int id, bool start)
 	struct dmr_pool *pool;
 	int r;
 
-	mutex_lock(&ops_lock);
+	if (mutex_lock_killable(&ops_lock))
+		return -EINTR;
 	mutex_lock(&registry_lock);
 	pool = pools[id];
 	mutex_unlock(&registry_lock);

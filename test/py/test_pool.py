@@ -5,11 +5,13 @@ import hashlib
 import os
 import struct
 import subprocess
+import time
 
 import pytest
 
 from conftest import module_loaded, module_refcnt
-from dmtools import CmdError, blockdev_sectors, pread, run, segments_table
+from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pread, run,
+                     segments_table)
 from pools import (SB_COPIES, Manager, corrupt_block, free_pool, pool_active, pool_attr,
                    read_block, refused, sb_seq, table_geometry, write_block)
 
@@ -250,6 +252,38 @@ def test_a_reload_keeps_the_selected_slot(pool, mgr, dm):
     assert pool_active(pool)
     mgr.msg("free_spare")
     assert not pool_active(pool)
+
+
+def test_operations_behind_a_stuck_one_can_be_killed(mgr, dm, loopdev):
+    """resume_spare of a spare that does not answer (a suspended dm device)
+    waits for its reads and holds the manager operations' lock.  Another
+    operation waiting behind it can be killed (it could not: it hung in D
+    state until the spare answered); the stuck one finishes when it does."""
+    spare = dm.create(linear_table(loopdev(64), 64 << 11), hint="spare")
+    mgr.format(dm.path(spare))
+    other = Manager(dm)
+    other.msg("switch_to", 4)
+    mgr.msg("switch_to", 3)
+    dmsetup("suspend", spare)
+    stuck = waiter = None
+    try:
+        stuck = subprocess.Popen(["dmsetup", "message", mgr.name, "0", "resume_spare",
+                                  dm.path(spare)])
+        time.sleep(1)
+        assert stuck.poll() is None
+        waiter = subprocess.Popen(["dmsetup", "message", other.name, "0", "free_spare"])
+        time.sleep(0.5)
+        assert waiter.poll() is None
+        waiter.kill()
+        assert waiter.wait(timeout=10) != 0
+    finally:
+        dmsetup("resume", spare)
+        if stuck:
+            assert stuck.wait(timeout=60) == 0
+        if waiter and waiter.poll() is None:
+            waiter.wait(timeout=60)
+    assert pool_active(3)
+    mgr.free(3)
 
 
 def test_resume_refuses_unformatted_device(mgr, spare, kmsg):
