@@ -124,14 +124,18 @@ u64 dmr_pool_free_blocks(struct dmr_pool *pool)
 	return n;
 }
 
-/* A repair found the pool empty: say so once and raise a dm event. */
+/*
+ * A repair found the pool empty: say so once and raise a dm event.  Not if
+ * blocks were freed since it looked (__dmr_pool_blocks_freed() ran).
+ */
 void dmr_pool_exhausted(struct dmr_pool *pool)
 {
 	bool first;
 
 	mutex_lock(&pool->md_lock);
-	first = !pool->exhausted;
-	pool->exhausted = true;
+	first = !pool->exhausted && !pool->nr_free;
+	if (!pool->nr_free)
+		pool->exhausted = true;
 	mutex_unlock(&pool->md_lock);
 	if (first) {
 		DMERR_LIMIT("pool %u is out of spare blocks: errors pass through",
