@@ -820,14 +820,14 @@ static int md_salvage_slot(const struct rm_slot_state st[RM_MD_SLOTS])
 }
 
 /*
- * An unreadable slot outside the chosen pair (or any, when none was
- * chosen) may hold an interrupted commit's block with a seq above the
- * superblock's; the module rewrites its logical with the first commit and
- * refuses the pool if that commit loses a copy.  (An unreadable twin of
- * the chosen slot is MD_SLOT_TWIN.)
+ * An unreadable slot outside the chosen pair may hold an interrupted
+ * commit's block with a seq above the superblock's; the module rewrites
+ * its logical with the first commit and refuses the pool if that commit
+ * loses a copy.  (An unreadable twin of the chosen slot is MD_SLOT_TWIN;
+ * with no slot chosen the pool is refused anyway: MD_NO_COPY.)
  */
 static void md_unread_slots(struct md_pool *pool, uint32_t l,
-			    const bool ok[RM_MD_SLOTS], int chosen)
+			    const bool ok[RM_MD_SLOTS], unsigned int chosen)
 {
 	unsigned int s;
 
@@ -838,8 +838,7 @@ static void md_unread_slots(struct md_pool *pool, uint32_t l,
 			.blocknr = rm_slot_blocknr(&pool->sb.geo, l, s),
 		};
 
-		if (!ok[s] && (chosen < 0 ||
-			       rm_slot_pair(s) != rm_slot_pair((unsigned int)chosen)))
+		if (!ok[s] && rm_slot_pair(s) != rm_slot_pair(chosen))
 			md_add(pool, &p);
 	}
 }
@@ -877,7 +876,8 @@ static void md_load_logical(struct md_pool *pool, uint32_t l,
 		if (st[s].valid && st[s].seq > pool->sb.seq)
 			md_add(pool, &p);
 	}
-	md_unread_slots(pool, l, ok, r ? -1 : (int)pick.slot);
+	if (!r)
+		md_unread_slots(pool, l, ok, pick.slot);
 	if (r) {
 		struct md_problem p = {
 			.what = MD_NO_COPY, .sev = MD_FATAL, .index = l,
