@@ -115,7 +115,9 @@ def test_overwrite_heals_a_pending_block(env):
 def test_discard_and_write_zeroes_over_a_pending_block(env):
     """A discard over a pending block has nothing to drop: it succeeds and
     the block stays pending (it failed the whole discard with EIO).  A
-    write-zeroes of the whole block heals it like a write (it was killed)."""
+    write-zeroes of the whole block heals it like a write (it was killed).
+    fallocate's punch hole sends write-zeroes with no fallback to writes of
+    zeroes (BLKZEROOUT would fall back and hide a refusal)."""
     pwrite(env.backing, 0, pattern("p", MiB))
     main = bad_main(env, [7])
     dev = RemapDev(env.dm, env.dm.path(main), env.pool, dev_id=3)
@@ -130,9 +132,9 @@ def test_discard_and_write_zeroes_over_a_pending_block(env):
     with pytest.raises(OSError):
         pread(dev.path, 7 * BLOCK, BLOCK)
     with pytest.raises(CmdError):
-        run("blkdiscard", "-f", "-z", "-o", str(7 * BLOCK), "-l", "512", dev.path)
+        run("fallocate", "-p", "-o", str(7 * BLOCK), "-l", "512", dev.path)
     assert dev.status()["pending"] == 1
-    run("blkdiscard", "-f", "-z", "-o", str(7 * BLOCK), "-l", str(BLOCK), dev.path)
+    run("fallocate", "-p", "-o", str(7 * BLOCK), "-l", str(BLOCK), dev.path)
     assert dev.status()["pending"] == 0
     assert [st for _, st in dev.remaps().values()] == ["mapped"]
     assert pread(dev.path, 7 * BLOCK, BLOCK) == bytes(BLOCK)

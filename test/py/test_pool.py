@@ -5,13 +5,12 @@ import hashlib
 import os
 import struct
 import subprocess
-import time
 
 import pytest
 
 from conftest import module_loaded, module_refcnt
 from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pread, run,
-                     segments_table)
+                     segments_table, wait_for)
 from pools import (SB_COPIES, Manager, corrupt_block, free_pool, pool_active, pool_attr,
                    read_block, refused, sb_seq, table_geometry, write_block)
 
@@ -254,6 +253,11 @@ def test_a_reload_keeps_the_selected_slot(pool, mgr, dm):
     assert not pool_active(pool)
 
 
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_operations_behind_a_stuck_one_can_be_killed(mgr, dm, loopdev):
     """resume_spare of a spare that does not answer (a suspended dm device)
     waits for its reads and holds the manager operations' lock.  Another
@@ -269,11 +273,10 @@ def test_operations_behind_a_stuck_one_can_be_killed(mgr, dm, loopdev):
     try:
         stuck = subprocess.Popen(["dmsetup", "message", mgr.name, "0", "resume_spare",
                                   dm.path(spare)])
-        time.sleep(1)
-        assert stuck.poll() is None
+        assert wait_for(lambda: proc_state(stuck.pid) == "D", 15)
         waiter = subprocess.Popen(["dmsetup", "message", other.name, "0", "free_spare"])
-        time.sleep(0.5)
-        assert waiter.poll() is None
+        # Asleep in the kernel (D: killable or not), i.e. waiting for the lock.
+        assert wait_for(lambda: proc_state(waiter.pid) == "D", 15)
         waiter.kill()
         assert waiter.wait(timeout=10) != 0
     finally:
