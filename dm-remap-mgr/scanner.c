@@ -147,8 +147,10 @@ void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc)
 }
 
 /*
- * now: wall time, for scan_last_pass; the deadlines are boot time.  Only
- * the scan worker calls this (and writes scan_last_pass).
+ * now: wall time, for scan_last_pass; the deadlines are boot time.  A last
+ * pass "in the future" (the clock was set back) makes the device due:
+ * scan_device() then moves it to now under scan_lock, and the interval
+ * counts from there.
  */
 static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 		     time64_t now)
@@ -161,15 +163,9 @@ static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 		return true;
 	if (boot < READ_ONCE(pool->scan.held_until))
 		return false;
-	/*
-	 * A last pass "in the future": the clock was set back.  Count the
-	 * interval from now, not from a time the clock may take long to
-	 * reach again (saved with the next progress record).
-	 */
-	if (now < READ_ONCE(pdev->scan_last_pass))
-		WRITE_ONCE(pdev->scan_last_pass, now);
 	/* A pass in progress, a device never scanned, or its time has come. */
 	return READ_ONCE(pdev->scan_pos) || !READ_ONCE(pdev->scan_passes) ||
+	       now < READ_ONCE(pdev->scan_last_pass) ||
 	       now >= READ_ONCE(pdev->scan_last_pass) +
 		      READ_ONCE(pool->scan.interval);
 }
@@ -322,6 +318,13 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	int r;
 
 	mutex_lock(&pdev->scan_lock);
+	/*
+	 * The clock was set back behind the last pass: count the interval
+	 * from now, not from a time the clock may take long to reach again
+	 * (recorded with the next progress save).
+	 */
+	if (now < pdev->scan_last_pass)
+		WRITE_ONCE(pdev->scan_last_pass, now);
 	if (!pdev->scan_rc || !scan_due(pool, pdev, now)) {
 		mutex_unlock(&pdev->scan_lock);
 		return 0;
