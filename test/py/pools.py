@@ -99,6 +99,11 @@ def sb_seq(block):
     return struct.unpack_from("<Q", block, 32)[0]
 
 
+def tb_seq(block):
+    """Sequence number of a table block (no validation)."""
+    return struct.unpack_from("<Q", block, 24)[0]
+
+
 def corrupt_block(dev, blocknr, offset=100):
     """Flip one byte of a metadata block."""
     blk = bytearray(read_block(dev, blocknr))

@@ -5,7 +5,6 @@ remap_repair writes."""
 import hashlib
 import json
 import os
-import struct
 import subprocess
 
 import pytest
@@ -13,7 +12,8 @@ import pytest
 from conftest import ROOT
 from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
                      pwrite, run, segments_table, wait_for)
-from pools import PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr, read_block
+from pools import (PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr, read_block,
+                   tb_seq)
 
 BUILD = os.path.join(ROOT, "build")
 BLOCK = 4096
@@ -121,7 +121,7 @@ def test_an_unreadable_slot_not_in_use_is_reported(env, dm):
     sb = dump(env.spare)["superblock"]
     logical = 1                                  # the labels set_label wrote
     blocks = [sb["table_start"] + 2 * logical + pair for pair in (0, 1)]
-    seqs = [struct.unpack_from("<Q", read_block(env.spare, b), 24)[0] for b in blocks]
+    seqs = [tb_seq(read_block(env.spare, b)) for b in blocks]
     idle = 0 if seqs[0] < seqs[1] else 1         # the pair not chosen
     blk, slot = blocks[idle], 2 * idle           # its copy 0
     bad = dm.path(dm.create(segments_table(env.spare, blockdev_sectors(env.spare),

@@ -12,7 +12,7 @@ from conftest import module_loaded, module_refcnt
 from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pread, run,
                      segments_table, wait_for)
 from pools import (SB_COPIES, Manager, corrupt_block, free_pool, pool_active, pool_attr,
-                   read_block, refused, sb_seq, table_geometry, write_block)
+                   read_block, refused, sb_seq, table_geometry, tb_seq, write_block)
 
 
 @pytest.fixture
@@ -438,10 +438,6 @@ def table_block_at(blk, blocknr, seq):
     struct.pack_into("<Q", b, 24, seq)
     struct.pack_into("<I", b, 4, crc32c(bytes(b)))
     return bytes(b)
-
-
-def tb_seq(block):
-    return struct.unpack_from("<Q", block, 24)[0]
 
 
 def stale_slot_pool(mgr, spare):
