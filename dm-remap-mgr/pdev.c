@@ -144,18 +144,37 @@ void dmr_pool_exhausted(struct dmr_pool *pool)
 	}
 }
 
-/* A reserved spare block failed a write: never use it again. */
-void dmr_pool_retire(struct dmr_pool *pool, u32 spare)
+/*
+ * A spare block failed: never use it again.  It is reserved (a write of a
+ * block being moved to it failed) or holds a MAPPED or PENDING entry (the
+ * block is being relocated: see dmr_pool_relocate()).  It stays taken.
+ * Returns the ticket of the change.
+ */
+static u64 __pool_retire(struct dmr_pool *pool, u32 spare)
 {
 	struct rm_entry *e = &pool->entries[spare];
 
-	mutex_lock(&pool->md_lock);
-	WARN_ON(!__reserved(pool, spare));
+	lockdep_assert_held(&pool->md_lock);
+	if (e->state == RM_ENTRY_MAPPED)
+		pool->nr_mapped--;
+	else if (e->state == RM_ENTRY_PENDING)
+		pool->nr_pending--;
+	else
+		WARN_ON(!__reserved(pool, spare));
 	memset(e, 0, sizeof(*e));
 	e->state = RM_ENTRY_RETIRED;
 	pool->nr_retired++;
-	dmr_md_dirty(pool, rm_entry_logical(spare));
+	return dmr_md_dirty(pool, rm_entry_logical(spare));
+}
+
+u64 dmr_pool_retire(struct dmr_pool *pool, u32 spare)
+{
+	u64 ticket;
+
+	mutex_lock(&pool->md_lock);
+	ticket = __pool_retire(pool, spare);
 	mutex_unlock(&pool->md_lock);
+	return ticket;
 }
 
 /* A pending block's spare block now holds its data.  Returns the ticket. */
@@ -197,17 +216,13 @@ void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare)
 	mutex_unlock(&pool->md_lock);
 }
 
-/*
- * Record a reserved spare block as MAPPED or PENDING for (dev_id, block).
- * Returns the ticket to wait for (dmr_md_wait) before relying on it.
- */
-u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
-		    unsigned int state)
+/* Record a reserved spare block as MAPPED or PENDING for (dev_id, block). */
+static u64 __pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id,
+			 u64 block, unsigned int state)
 {
 	struct rm_entry *e = &pool->entries[spare];
-	u64 ticket;
 
-	mutex_lock(&pool->md_lock);
+	lockdep_assert_held(&pool->md_lock);
 	WARN_ON(!__reserved(pool, spare));
 	e->main_block = block;
 	e->dev_id = dev_id;
@@ -217,7 +232,39 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 		pool->nr_mapped++;
 	else
 		pool->nr_pending++;
-	ticket = dmr_md_dirty(pool, rm_entry_logical(spare));
+	return dmr_md_dirty(pool, rm_entry_logical(spare));
+}
+
+/*
+ * Record a reserved spare block as MAPPED or PENDING for (dev_id, block).
+ * Returns the ticket to wait for (dmr_md_wait) before relying on it.
+ */
+u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
+		    unsigned int state)
+{
+	u64 ticket;
+
+	mutex_lock(&pool->md_lock);
+	ticket = __pool_record(pool, spare, dev_id, block, state);
+	mutex_unlock(&pool->md_lock);
+	return ticket;
+}
+
+/*
+ * (dev_id, block) moves off spare block old, which failed, to the reserved
+ * spare block spare, in state: old retired and spare recorded under one
+ * hold of md_lock, so that a commit takes both changes or neither (a crash
+ * must leave one mapping of the block, not none or two).  Returns the
+ * ticket.
+ */
+u64 dmr_pool_relocate(struct dmr_pool *pool, u32 old, u32 spare, u32 dev_id,
+		      u64 block, unsigned int state)
+{
+	u64 ticket;
+
+	mutex_lock(&pool->md_lock);
+	ticket = max(__pool_retire(pool, old),
+		     __pool_record(pool, spare, dev_id, block, state));
 	mutex_unlock(&pool->md_lock);
 	return ticket;
 }

@@ -221,14 +221,15 @@ struct dmr_pdev {
 	struct mutex ix_lock;		/* index writer, one migration at a time */
 
 	/*
-	 * Writes in flight to the main device, counted per epoch so that a
-	 * migration can wait for the writes issued before it marked its
-	 * block busy (see remap.c, "Migrations").  Per-CPU start and end
-	 * counts, as in SRCU: map() and end_io only touch their own CPU's
-	 * line; the epoch of a write is writes[].started[epoch & 1] ==
-	 * sum of writes[].ended[epoch & 1] when drained.  epoch changes only
-	 * under ix_lock.  ix, writes, epoch and main_failed are what every
-	 * bio reads: keep them close (one cache line).
+	 * Writes in flight (to the main device, or to the spare for a
+	 * remapped block), counted per epoch so that a migration can wait for
+	 * the writes issued before it marked its block busy (see remap.c,
+	 * "Migrations").  Per-CPU start and end counts, as in SRCU: map() and
+	 * end_io only touch their own CPU's line; the epoch of a write is
+	 * drained when writes[].started[epoch & 1] == sum of
+	 * writes[].ended[epoch & 1].  epoch changes only under ix_lock.  ix,
+	 * writes, epoch and main_failed are what every bio reads: keep them
+	 * close (one cache line).
 	 */
 	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
@@ -238,7 +239,7 @@ struct dmr_pdev {
 	spinlock_t defer_lock;
 	struct bio_list deferred;
 
-	/* Bios that failed on the main device, for the error worker. */
+	/* Bios that failed (main device or spare block), for the error worker. */
 	spinlock_t err_lock;
 	struct bio_list failed;		/* protected by err_lock */
 	struct work_struct err_work;	/* on pool->err_wq */
@@ -331,7 +332,7 @@ void dmr_pdev_event(struct dmr_pdev *pdev);
 void dmr_pool_event(struct dmr_pool *pool);
 void dmr_pool_exhausted(struct dmr_pool *pool);
 u64 dmr_pool_free_blocks(struct dmr_pool *pool);
-void dmr_pool_retire(struct dmr_pool *pool, u32 spare);
+u64 dmr_pool_retire(struct dmr_pool *pool, u32 spare);
 u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare);
 void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table);
 void dmr_pdev_link(struct dmr_pdev *pdev);
@@ -346,6 +347,8 @@ void dmr_pool_unreserve(struct dmr_pool *pool, u32 spare);
 void __dmr_pool_blocks_freed(struct dmr_pool *pool);
 u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 		    unsigned int state);
+u64 dmr_pool_relocate(struct dmr_pool *pool, u32 old, u32 spare, u32 dev_id,
+		      u64 block, unsigned int state);
 sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare);
 unsigned int dmr_pool_block_shift(struct dmr_pool *pool);
 

@@ -12,14 +12,15 @@
  * the rest).  Anything slow (copying, metadata commits) happens in message
  * or worker context.
  *
- * Migrations.  Moving a block to the spare must not lose a write that is
- * in flight to the main device.  The block is first entered in the index
- * as BUSY: from then on map() holds every bio touching it on a list.  The
- * writes already sent to the main device are counted per epoch in per-CPU
- * started/ended counters (pdev->writes, as SRCU counts its readers); the
- * migration flips the epoch and waits until the old epoch's ended count
- * catches up with its started count, then copies the block, commits the remap
- * and finally switches the entry to MAPPED and releases the held bios.
+ * Migrations.  Moving a block to the spare (or, when its spare block
+ * fails, to another spare block) must not lose a write in flight to it.
+ * The block is first entered in the index as BUSY: from then on map()
+ * holds every bio touching it on a list.  The writes already sent are
+ * counted per epoch in per-CPU started/ended counters (pdev->writes, as
+ * SRCU counts its readers); the migration flips the epoch and waits until
+ * the old epoch's ended count catches up with its started count, then
+ * copies the block, commits the remap and finally switches the entry to
+ * MAPPED and releases the held bios.
  *
  * The I/O path has no memory barrier for this; the migration pays with RCU
  * grace periods instead (drain_writes()).  map() counts a write and then
@@ -338,18 +339,26 @@ again:
 	bend = (first + 1) << rc->shift;
 	if (in_map && s + bio_sectors(bio) > bend)
 		dm_accept_partial_bio(bio, bend - s);
-	remap_uncount(pdev, io);
 
 	switch (state) {
 	case RM_IX_MAPPED:
 		/*
-		 * dm offers discard when the main device takes it; over a
-		 * spare that does not, it is a hint dropped for this block.
+		 * A write stays counted until end_io: relocating the block
+		 * when its spare block fails drains the writes to it like a
+		 * migration.  dm offers discard when the main device takes
+		 * it; over a spare that does not, it is a hint dropped for
+		 * this block (bio_endio() here runs end_io too).
 		 */
 		if (unlikely(op_is_discard(bio_op(bio))) &&
 		    !bdev_max_discard_sectors(rc->pool->spare.bdev)) {
 			bio_endio(bio);
 			return DM_MAPIO_SUBMITTED;
+		}
+		if (bio_op(bio) == REQ_OP_READ || bio_op(bio) == REQ_OP_WRITE) {
+			/* Kept to relocate the block if its spare block fails. */
+			io->to_spare = 1;
+			io->spare = spare;
+			io->iter = bio->bi_iter;
 		}
 		bio_set_dev(bio, rc->pool->spare.bdev);
 		/* The spare is not a table device: nowait is ours to honour. */
@@ -360,6 +369,8 @@ again:
 		this_cpu_inc(pdev->writes->remapped);
 		return DM_MAPIO_REMAPPED;
 	case RM_IX_BUSY:
+		/* Held bios must not hold up the drain that waits for them. */
+		remap_uncount(pdev, io);
 		if (defer_bio(pdev, bio, first))
 			return DM_MAPIO_SUBMITTED;
 		/* Migrated meanwhile: count the write again, look again. */
@@ -378,6 +389,7 @@ again:
 		 * fail.  A discard has nothing left to drop: it succeeds and
 		 * the block stays pending.
 		 */
+		remap_uncount(pdev, io);
 		if (op_is_discard(bio_op(bio))) {
 			bio_endio(bio);
 			return DM_MAPIO_SUBMITTED;
@@ -418,6 +430,7 @@ static __always_inline int remap_route(struct remap_c *rc, struct bio *bio,
 	io->rc = rc;
 	io->counted = 0;
 	io->to_main = 0;
+	io->to_spare = 0;
 	io->heal = 0;
 	io->handled = 0;
 
@@ -456,6 +469,7 @@ static int remap_map(struct dm_target *ti, struct bio *bio)
 		/* An empty flush: one copy for each device. */
 		io->counted = 0;
 		io->to_main = 0;
+		io->to_spare = 0;
 		io->handled = 0;
 		if (dm_bio_get_target_bio_nr(bio) == 1) {
 			bio_set_dev(bio, rc->pool->spare.bdev);
@@ -484,12 +498,14 @@ static noinline int end_io_error(struct remap_c *rc, struct bio *bio,
 	else
 		atomic64_inc(&pdev->read_errors);
 	/*
-	 * Take the bio back and let the error worker repair and end it,
-	 * unless the main device fails wholesale (then errors pass through
-	 * until an I/O to it succeeds again) or the metadata failed.
+	 * Take the bio back and let the error worker repair and end it:
+	 * move the block off a failing main block, or relocate it off a
+	 * failing spare block.  Not when the main device fails wholesale
+	 * (then its errors pass through until an I/O to it succeeds again)
+	 * or the metadata failed.
 	 */
-	if (io->to_main && remap_medium_error(*error) &&
-	    !READ_ONCE(pdev->main_failed) && !READ_ONCE(rc->pool->md_error)) {
+	if (remap_medium_error(*error) && !READ_ONCE(rc->pool->md_error) &&
+	    ((io->to_main && !READ_ONCE(pdev->main_failed)) || io->to_spare)) {
 		io->status = *error;
 		remap_queue_repair(rc, bio);
 		return DM_ENDIO_INCOMPLETE;

@@ -32,11 +32,13 @@ struct remap_c {
 /* Per-bio data. */
 struct remap_io {
 	struct remap_c *rc;
-	struct bvec_iter iter;		/* as sent to the main device */
+	struct bvec_iter iter;		/* as mapped (relative to the target) */
+	u32 spare;			/* to_spare: the spare block it went to */
 	blk_status_t status;		/* the error that sent it to repair */
 	u8 counted;			/* in pdev->writes, epoch parity below */
 	u8 epoch;
 	u8 to_main;			/* data bio sent to the main device */
+	u8 to_spare;			/* data bio sent to a spare block */
 	u8 heal;			/* full-block write to a pending block */
 	u8 handled;			/* completed by repair: end_io lets it go */
 	u8 flush;			/* an empty flush */

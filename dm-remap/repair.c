@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * repair.c - moving blocks to the spare: on request (force_remap) and when
- * the main device fails a read or a write.
+ * repair.c - moving blocks to the spare: on request (force_remap), when
+ * the main device fails a read or a write, and off a spare block that
+ * fails one (relocate_block()).
  *
- * Both run in process context (a message, or the pool's error workqueue)
+ * All run in process context (a message, or the pool's error workqueue)
  * with the device's ix_lock held, so one device has one repair at a time.
  *
  * Migrating a block (see also Documentation/design.md):
@@ -11,7 +12,7 @@
  *   2. enter the block in the index as BUSY: map() now holds every bio
  *      touching it (remap.c, defer_bio());
  *   3. drain: wait until no write issued before step 2 is still in flight
- *      to the main device (per-epoch counters, drain_writes());
+ *      (per-epoch counters, drain_writes());
  *   4. write the block's data to the spare block;
  *   5. record the entry and wait for its commit;
  *   6. switch the index entry to MAPPED (or PENDING) and route the held
@@ -23,7 +24,10 @@
  * failing range was retried block by block (a block that works on retry
  * costs no spare) and a probe of other places of the main device succeeds:
  * a device that fails everywhere (pulled, dead) must not drain the pool, so
- * its errors pass through and the device's state says "fail".
+ * its errors pass through and the device's state says "fail".  A block is
+ * relocated off a failed spare block only if a probe of the spare
+ * succeeds, and a batch stops relocating once no new spare block takes a
+ * write.
  */
 #include <linux/bio.h>
 #include <linux/delay.h>
@@ -118,7 +122,8 @@ static unsigned long sum_writes(struct dmr_pdev *pdev, bool ended,
 }
 
 /*
- * Wait until no write sent to the main device before now is in flight.
+ * Wait until no write sent before now (to the main device, or to the
+ * spare for a remapped block) is in flight.
  * Caller holds ix_lock (one epoch flip at a time) and has made the block
  * BUSY.  The I/O path counts writes without memory barriers; the two grace
  * periods here order those counts instead (remap.c, "Migrations").  They
@@ -162,21 +167,27 @@ bool remap_medium_error(blk_status_t status)
 }
 
 /*
- * Is the main device still there?  Read one block at its start, middle
- * and end: a device that fails all three is failing wholesale.
+ * Is the device still there?  Read one block at its start, middle and
+ * end: a device that fails all three is failing wholesale.
  */
-static bool probe_main(struct remap_c *rc, void *buf)
+static bool probe_dev(struct remap_c *rc, struct block_device *bdev,
+		      void *buf)
 {
-	sector_t n = bdev_nr_sectors(rc->main_dev->bdev);
+	sector_t n = bdev_nr_sectors(bdev);
 	sector_t bs = block_sectors(rc);
 	sector_t where[3] = { 0, (n / 2) & ~(bs - 1), (n - bs) & ~(bs - 1) };
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(where); i++)
 		if (where[i] + bs <= n &&
-		    !sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, buf, where[i], bs))
+		    !sync_io(rc, bdev, REQ_OP_READ, buf, where[i], bs))
 			return true;
 	return false;
+}
+
+static bool probe_main(struct remap_c *rc, void *buf)
+{
+	return probe_dev(rc, rc->main_dev->bdev, buf);
 }
 
 /* ---- Batches of new entries ---------------------------------------------------- */
@@ -188,8 +199,14 @@ static bool probe_main(struct remap_c *rc, void *buf)
 struct fix {
 	u64 block;
 	u32 spare;
+	u32 old_spare;		/* old_state set: the entry before the batch */
 	u8 state;		/* RM_IX_MAPPED or RM_IX_PENDING */
-	u8 healed;		/* was PENDING, now MAPPED */
+	/*
+	 * 0: the block was not in the index.  RM_IX_PENDING with old_spare
+	 * == spare: a pending block healed in place.  Otherwise the block
+	 * was relocated off the failed spare block old_spare.
+	 */
+	u8 old_state;
 };
 
 struct fixes {
@@ -214,14 +231,39 @@ static int fixes_reserve(struct fixes *f)
 	return 0;
 }
 
+/* A new entry: the block was not in the index. */
 static void fixes_add(struct fixes *f, u64 block, u32 spare,
-		      unsigned int state, bool healed, u64 ticket)
+		      unsigned int state, u64 ticket)
 {
-	f->v[f->n++] = (struct fix){ block, spare, state, healed };
+	f->v[f->n++] = (struct fix){ .block = block, .spare = spare,
+				     .state = state };
 	f->ticket = max(f->ticket, ticket);
 }
 
-/* The fixes' commit is durable (r == 0) or failed: publish or undo them. */
+/* A changed entry: it was (old_spare, old_state) in the index. */
+static void fixes_replace(struct fixes *f, u64 block, u32 spare,
+			  unsigned int state, u32 old_spare,
+			  unsigned int old_state, u64 ticket)
+{
+	fixes_add(f, block, spare, state, ticket);
+	f->v[f->n - 1].old_spare = old_spare;
+	f->v[f->n - 1].old_state = old_state;
+}
+
+/* Count an index entry of state in or out of the device's totals. */
+static void count_entry(struct dmr_pdev *pdev, unsigned int state, int d)
+{
+	if (state == RM_IX_MAPPED)
+		WRITE_ONCE(pdev->nr_mapped, pdev->nr_mapped + d);
+	else
+		WRITE_ONCE(pdev->nr_pending, pdev->nr_pending + d);
+}
+
+/*
+ * The fixes' commit is durable (r == 0) or failed: publish them, or put
+ * the index back as the medium still has it.  Setting an entry that is in
+ * the index already cannot fail (no table grows).
+ */
 static void fixes_finish(struct remap_c *rc, struct fixes *f, int r)
 {
 	struct dmr_pdev *pdev = rc->pdev;
@@ -231,17 +273,17 @@ static void fixes_finish(struct remap_c *rc, struct fixes *f, int r)
 		struct fix *x = &f->v[i];
 
 		if (r) {
-			if (!x->healed)
+			if (x->old_state)
+				dmr_pdev_ix_set(pdev, x->block, x->old_spare,
+						x->old_state);
+			else
 				dmr_pdev_ix_delete(pdev, x->block);
 			continue;
 		}
 		dmr_pdev_ix_set(pdev, x->block, x->spare, x->state);
-		if (x->state == RM_IX_MAPPED)
-			WRITE_ONCE(pdev->nr_mapped, pdev->nr_mapped + 1);
-		else
-			WRITE_ONCE(pdev->nr_pending, pdev->nr_pending + 1);
-		if (x->healed)
-			WRITE_ONCE(pdev->nr_pending, pdev->nr_pending - 1);
+		count_entry(pdev, x->state, 1);
+		if (x->old_state)
+			count_entry(pdev, x->old_state, -1);
 	}
 	f->n = 0;
 	f->ticket = 0;
@@ -273,11 +315,26 @@ static int start_move(struct remap_c *rc, u64 block, u32 *spare)
 	return 0;
 }
 
+/* Room for one more fix, then start_move(). */
+static int start_fix(struct remap_c *rc, struct fixes *f, u64 block,
+		     u32 *spare)
+{
+	int r = fixes_reserve(f);
+
+	return r ? r : start_move(rc, block, spare);
+}
+
 /*
  * Write a whole block's data to its (reserved) spare block; a spare block
- * that fails is retired and another one takes its place.
+ * that fails is retired and another one takes its place.  *ticket takes
+ * the retirements' ticket: the caller waits for it even if nothing else
+ * is committed (a spare that fails every write then fails the commit too,
+ * and the pool stops before it retires more).  On failure (-EIO) no spare
+ * block is reserved any more and the block's index entry is the caller's
+ * to undo.
  */
-static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf)
+static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf,
+		       u64 *ticket)
 {
 	unsigned int tries;
 	int r;
@@ -289,7 +346,7 @@ static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf)
 			return 0;
 		DMERR_LIMIT("dev_id %u: spare block %u failed; retiring it",
 			    rc->dev_id, *spare);
-		dmr_pool_retire(rc->pool, *spare);
+		*ticket = max(*ticket, dmr_pool_retire(rc->pool, *spare));
 		if (tries + 1 >= SPARE_TRIES)
 			break;
 		r = dmr_pool_reserve(rc->pool, spare);
@@ -300,7 +357,6 @@ static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf)
 		}
 		dmr_pdev_ix_set(rc->pdev, block, *spare, RM_IX_BUSY);
 	}
-	dmr_pdev_ix_delete(rc->pdev, block);
 	return -EIO;
 }
 
@@ -319,10 +375,7 @@ static int move_block(struct remap_c *rc, u64 block, void *buf,
 	u32 spare;
 	int r;
 
-	r = fixes_reserve(f);
-	if (r)
-		return r;
-	r = start_move(rc, block, &spare);
+	r = start_fix(rc, f, block, &spare);
 	if (r)
 		return r;
 	if (buf) {
@@ -351,11 +404,13 @@ static int move_block(struct remap_c *rc, u64 block, void *buf,
 			memcpy(tmp + off, buf + off, len);
 			buf = tmp;
 		}
-		r = write_spare(rc, block, &spare, buf);
-		if (r)
+		r = write_spare(rc, block, &spare, buf, &f->ticket);
+		if (r) {
+			dmr_pdev_ix_delete(rc->pdev, block);
 			return r;
+		}
 	}
-	fixes_add(f, block, spare, buf ? RM_IX_MAPPED : RM_IX_PENDING, false,
+	fixes_add(f, block, spare, buf ? RM_IX_MAPPED : RM_IX_PENDING,
 		  dmr_pool_record(pool, spare, rc->dev_id, block,
 				  buf ? RM_ENTRY_MAPPED : RM_ENTRY_PENDING));
 	return 0;
@@ -428,13 +483,15 @@ static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 			break;
 	}
 	if (!rd) {
-		r = write_spare(rc, block, &spare, buf);
+		r = write_spare(rc, block, &spare, buf, &f.ticket);
 		if (!r)
-			fixes_add(&f, block, spare, RM_IX_MAPPED, false,
+			fixes_add(&f, block, spare, RM_IX_MAPPED,
 				  dmr_pool_record(rc->pool, spare, rc->dev_id,
 						  block, RM_ENTRY_MAPPED));
+		else
+			dmr_pdev_ix_delete(rc->pdev, block);
 	} else if (may_lose && probe_main(rc, buf)) {
-		fixes_add(&f, block, spare, RM_IX_PENDING, false,
+		fixes_add(&f, block, spare, RM_IX_PENDING,
 			  dmr_pool_record(rc->pool, spare, rc->dev_id, block,
 					  RM_ENTRY_PENDING));
 		r = 1;
@@ -443,7 +500,7 @@ static int move_live_block(struct remap_c *rc, u64 block, void *buf,
 		dmr_pool_unreserve(rc->pool, spare);
 		r = may_lose ? -ENXIO : -EIO;
 	}
-	if (f.n) {
+	if (f.n || f.ticket) {
 		int w = dmr_md_wait(rc->pool, f.ticket);
 
 		fixes_finish(rc, &f, w);
@@ -650,6 +707,8 @@ struct repair_ctx {
 	void *tmp;		/* one block */
 	struct fixes f;
 	int alive;		/* probe of the main device: 0 not yet, 1 ok, -1 failed */
+	int spare_alive;	/* the same for the spare */
+	bool spare_writes_fail;	/* no new spare block took a relocated block */
 };
 
 /* An error that is not the medium's: pass it through. */
@@ -664,6 +723,25 @@ static blk_status_t wholesale(struct repair_ctx *c, blk_status_t status)
 		dmr_pdev_event(pdev);
 	}
 	return status;
+}
+
+/*
+ * Probe the spare once per batch before relocating a block off a spare
+ * block that failed: if the spare fails everywhere (pulled, dead), its
+ * errors pass through and no block is retired.
+ */
+static bool spare_alive(struct repair_ctx *c)
+{
+	struct remap_c *rc = c->rc;
+
+	if (!c->spare_alive) {
+		c->spare_alive = probe_dev(rc, rc->pool->spare.bdev, c->tmp) ?
+				 1 : -1;
+		if (c->spare_alive < 0)
+			DMERR_LIMIT("pool %u: spare fails everywhere; passing its errors through",
+				    rc->pool_id);
+	}
+	return c->spare_alive > 0;
 }
 
 /* Probe the main device once per batch. */
@@ -703,6 +781,84 @@ static int spare_io(struct repair_ctx *c, blk_opf_t opf, u32 spare, u64 b,
 		       (bs - (b << rc->shift)), be - bs);
 }
 
+/* Did the bio fail on spare block @spare? */
+static bool failed_on(struct remap_io *io, u32 spare)
+{
+	return io->to_spare && io->spare == spare;
+}
+
+/* Read bytes [from, to) of block b from spare block @spare into c->tmp. */
+static int read_spare_part(struct repair_ctx *c, u32 spare, u64 b,
+			   unsigned int from, unsigned int to)
+{
+	sector_t at = b << c->rc->shift;
+	unsigned int tries;
+
+	for (tries = 0; tries < READ_RETRIES; tries++)
+		if (!spare_io(c, REQ_OP_READ, spare, b,
+			      at + (from >> SECTOR_SHIFT),
+			      at + (to >> SECTOR_SHIFT), c->tmp + from))
+			return 0;
+	return -EIO;
+}
+
+/*
+ * Block b's spare block @old failed an I/O: retire it and give the block a
+ * new one.  The write being repaired covers [off, off + len) of the block
+ * (its data in c->buf at that offset; len 0 for a read).  The block is
+ * BUSY on a new spare block and drained; the rest of its data is read
+ * from the old spare block and written with the write's part to the new
+ * one; the old one is retired and the new one recorded for the same
+ * commit, so that a crash leaves one mapping or the other.  If the rest
+ * cannot be read, the block becomes PENDING on the new spare block: its
+ * data is lost.  Leaves the block's data in c->tmp.
+ * Returns 0 (moved with its data), 1 (now PENDING), or -ENOSPC or another
+ * error with nothing changed.
+ */
+static int relocate_block(struct repair_ctx *c, u64 b, u32 old,
+			  unsigned int old_state, unsigned int off,
+			  unsigned int len)
+{
+	struct remap_c *rc = c->rc;
+	unsigned int bbytes = block_sectors(rc) << SECTOR_SHIFT;
+	unsigned int end = off + len, state = RM_IX_MAPPED;
+	u64 ticket;
+	u32 spare;
+	int r;
+
+	if (c->spare_writes_fail || !spare_alive(c))
+		return -EIO;
+	r = start_fix(rc, &c->f, b, &spare);
+	if (r)
+		return r;
+	if ((off && read_spare_part(c, old, b, 0, off)) ||
+	    (end < bbytes && read_spare_part(c, old, b, end, bbytes)))
+		state = RM_IX_PENDING;
+	if (state == RM_IX_MAPPED) {
+		memcpy(c->tmp + off, c->buf + off, len);
+		r = write_spare(rc, b, &spare, c->tmp, &c->f.ticket);
+		if (r) {
+			/*
+			 * No new spare block took it: the old entry stays,
+			 * and this batch relocates no more blocks.
+			 */
+			dmr_pdev_ix_set(rc->pdev, b, old, old_state);
+			c->spare_writes_fail = true;
+			return r;
+		}
+	}
+	ticket = dmr_pool_relocate(rc->pool, old, spare, rc->dev_id, b,
+				   state == RM_IX_MAPPED ? RM_ENTRY_MAPPED :
+							   RM_ENTRY_PENDING);
+	fixes_replace(&c->f, b, spare, state, old, old_state, ticket);
+	DMERR_LIMIT("dev_id %u: block %llu: spare block %u failed, retired; %s spare block %u",
+		    rc->dev_id, (unsigned long long)b, old,
+		    state == RM_IX_MAPPED ? "data moved to" :
+					    "data unreadable, pending on",
+		    spare);
+	return state == RM_IX_MAPPED ? 0 : 1;
+}
+
 /*
  * The data of a write for [bs, be) of block b (in c->buf at its offset in
  * the block), wherever the block stands now: it may have been remapped,
@@ -713,8 +869,10 @@ static int write_where_it_lives(struct repair_ctx *c, struct bio *bio, u64 b,
 				sector_t bs, sector_t be)
 {
 	struct remap_c *rc = c->rc;
+	struct remap_io *io = remap_io(bio);
 	blk_opf_t opf = REQ_OP_WRITE | (bio->bi_opf & REQ_FUA);
 	unsigned int off = (bs - (b << rc->shift)) << SECTOR_SHIFT;
+	unsigned int len = (be - bs) << SECTOR_SHIFT;
 	bool whole = be - bs == block_sectors(rc);
 	struct fix *fx = find_fix(c, b);
 	u32 spare;
@@ -732,20 +890,38 @@ static int write_where_it_lives(struct repair_ctx *c, struct bio *bio, u64 b,
 		r = fixes_reserve(&c->f);
 		if (r)
 			return r;
-		if (spare_io(c, opf, spare, b, bs, be, c->buf + off))
-			return -EIO;
+		if (spare_io(c, opf, spare, b, bs, be, c->buf + off)) {
+			/* Its spare block fails: heal it on another one. */
+			if (fx || relocate_block(c, b, spare, state, off, len))
+				return -EIO;
+			return 0;
+		}
 		if (fx) {
 			fx->state = RM_IX_MAPPED;	/* pending since this batch */
 			c->f.ticket = max(c->f.ticket, dmr_pool_heal(rc->pool, spare));
 		} else {
-			fixes_add(&c->f, b, spare, RM_IX_MAPPED, true,
-				  dmr_pool_heal(rc->pool, spare));
+			fixes_replace(&c->f, b, spare, RM_IX_MAPPED, spare,
+				      RM_IX_PENDING, dmr_pool_heal(rc->pool, spare));
 		}
 		DMINFO_LIMIT("dev_id %u: pending block %llu overwritten: remapped",
 			     rc->dev_id, (unsigned long long)b);
 		return 0;
 	}
 	/* MAPPED, or moved by this batch with its data: the spare takes it. */
+	if (!failed_on(io, spare) &&
+	    !spare_io(c, opf, spare, b, bs, be, c->buf + off))
+		return 0;
+	if (fx)
+		return -EIO;
+	r = relocate_block(c, b, spare, state, off, len);
+	if (r > 0)
+		return -EIO;	/* the rest of the block is lost */
+	if (!r)
+		return 0;
+	/*
+	 * Not relocated (no free or writable spare block, the spare fails
+	 * everywhere, no memory): one more try where it is.
+	 */
 	return spare_io(c, opf, spare, b, bs, be, c->buf + off) ? -EIO : 0;
 }
 
@@ -798,15 +974,19 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 }
 
 /*
- * Read [bs, be) of block b into c->buf wherever the block lives now.
+ * Read [bs, be) of block b into c->buf wherever the block lives now; for
+ * a block on a spare block that fails, relocate it first.
  * Returns 0 when read, 1 when the main device must be tried, <0 if lost.
  */
-static int read_where_it_lives(struct repair_ctx *c, u64 b, sector_t bs,
-			       sector_t be)
+static int read_where_it_lives(struct repair_ctx *c, struct remap_io *io,
+			       u64 b, sector_t bs, sector_t be)
 {
 	struct fix *fx = find_fix(c, b);
 	u32 spare;
 	unsigned int state = fx ? fx->state : block_state(c->rc->pdev, b, &spare);
+	unsigned int off = (bs - (b << c->rc->shift)) << SECTOR_SHIFT;
+	unsigned int tries;
+	int r;
 
 	if (fx)
 		spare = fx->spare;
@@ -814,7 +994,23 @@ static int read_where_it_lives(struct repair_ctx *c, u64 b, sector_t bs,
 		return 1;
 	if (state == RM_IX_PENDING)
 		return -EIO;
-	return spare_io(c, REQ_OP_READ, spare, b, bs, be, c->buf) ? -EIO : 0;
+	if (!failed_on(io, spare) &&
+	    !spare_io(c, REQ_OP_READ, spare, b, bs, be, c->buf))
+		return 0;
+	if (fx)
+		return -EIO;
+	r = relocate_block(c, b, spare, state, 0, 0);
+	if (!r) {
+		memcpy(c->buf, c->tmp + off, (be - bs) << SECTOR_SHIFT);
+		return 0;
+	}
+	if (r > 0)
+		return -EIO;	/* unreadable: now pending */
+	/* Not relocated (as above): read it where it is if it can be. */
+	for (tries = 0; tries < READ_RETRIES; tries++)
+		if (!spare_io(c, REQ_OP_READ, spare, b, bs, be, c->buf))
+			return 0;
+	return -EIO;
 }
 
 /*
@@ -829,10 +1025,7 @@ static int record_lost(struct repair_ctx *c, u64 b, sector_t bs, sector_t be)
 	u32 spare;
 	int r;
 
-	r = fixes_reserve(&c->f);
-	if (r)
-		return r;
-	r = start_move(rc, b, &spare);
+	r = start_fix(rc, &c->f, b, &spare);
 	if (r)
 		return r;
 	if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf, bs, be - bs)) {
@@ -840,7 +1033,7 @@ static int record_lost(struct repair_ctx *c, u64 b, sector_t bs, sector_t be)
 		dmr_pool_unreserve(rc->pool, spare);
 		return 1;
 	}
-	fixes_add(&c->f, b, spare, RM_IX_PENDING, false,
+	fixes_add(&c->f, b, spare, RM_IX_PENDING,
 		  dmr_pool_record(rc->pool, spare, rc->dev_id, b,
 				  RM_ENTRY_PENDING));
 	DMERR_LIMIT("dev_id %u: block %llu is unreadable: now pending",
@@ -862,7 +1055,7 @@ static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 		sector_t bs = max_t(sector_t, s, b << rc->shift);
 		sector_t be = min_t(sector_t, e, (b + 1) << rc->shift);
 		unsigned int len = (be - bs) << SECTOR_SHIFT;
-		int r = read_where_it_lives(c, b, bs, be);
+		int r = read_where_it_lives(c, io, b, bs, be);
 
 		for (tries = 0; tries < READ_RETRIES && r > 0; tries++)
 			r = sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf,
@@ -923,6 +1116,7 @@ void remap_repair_work(struct work_struct *ws)
 			c.buf = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
 			c.tmp = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
 			c.alive = 0;
+			c.spare_alive = 0;
 		}
 		if (!c.buf || !c.tmp)
 			st = io->status;
@@ -933,7 +1127,7 @@ void remap_repair_work(struct work_struct *ws)
 		io->status = st;
 		bio_list_add(&done, bio);
 	}
-	if (c.f.n) {
+	if (c.f.n || c.f.ticket) {
 		r = dmr_md_wait(pdev->pool, c.f.ticket);
 		fixes_finish(c.rc, &c.f, r);
 	}

@@ -156,16 +156,45 @@ def bad_main(bad):
 ERROR_BLOCKS = [b for b in range(NBLOCKS) if b % 3 == 1]
 
 
-def burst(main, sectors, force):
+SPARE_DM = "rspare"
+
+
+def spare_dm():
+    """/dev/mapper/rspare: a linear device over the spare disk, whose table
+    fail_spare_writes() changes."""
+    n = run("blockdev", "--getsz", SPARE).strip()
+    dmsetup("create", SPARE_DM, "--table", f"0 {n} linear {SPARE} 0")
+    return f"/dev/mapper/{SPARE_DM}"
+
+
+def fail_spare_writes(nblocks):
+    """Spare blocks [0, nblocks) of the pool on rspare fail writes from now
+    on and still read: they become a read-only loop view of the disk
+    (direct I/O, so that it reads what the pool wrote)."""
+    from pools import data_start
+    n = int(run("blockdev", "--getsz", SPARE))
+    ds = data_start(SPARE)
+    end = ds + nblocks * 8
+    view = run("losetup", "-r", "--direct-io=on", "-o", str(ds * 512), "--sizelimit",
+               str(nblocks * BLOCK), "-f", "--show", SPARE).strip()
+    dmsetup("reload", SPARE_DM, "--table", "\n".join([
+        f"0 {ds} linear {SPARE} 0", f"{ds} {end - ds} linear {view} 0",
+        f"{end} {n - end} linear {SPARE} {end}"]))
+    dmsetup("resume", SPARE_DM)
+
+
+def burst(main, sectors, force, spare=SPARE, fail_spare=False):
     """Writes to blocks 0..63 of a remap device over main (each acknowledged
     after an O_SYNC write) while, with force, blocks are force-remapped one
-    after another (each acknowledged once the message returned).  Runs
+    after another (each acknowledged once the message returned).  With
+    fail_spare, once all are remapped their spare blocks fail writes
+    ("fail" acknowledged), so that each write relocates its block.  Runs
     until the host kills QEMU."""
     import threading
     from dmtools import pwrite
-    msg("format_spare", SPARE)
+    msg("format_spare", spare)
     msg("switch_to", SLOT)
-    msg("resume_spare", SPARE)
+    msg("resume_spare", spare)
     scan_off()
     dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {main} {SLOT}")
     dev = "/dev/mapper/burst"
@@ -195,18 +224,21 @@ def burst(main, sectors, force):
         for b in range(NBLOCKS):
             dmsetup("message", "burst", "0", "force_remap", str(b * 8))
             ack(f"r {b}")
+        if fail_spare:
+            fail_spare_writes(NBLOCKS)
+            ack("fail")
     else:
         for b in ERROR_BLOCKS:
             ack(f"r {b}")       # remapped by the first acknowledged write
     threading.Event().wait()
 
 
-def verify(main, sectors):
+def verify(main, sectors, spare=SPARE):
     """After the kill: every acknowledged remap is there and every block
     holds its last acknowledged write or a later one."""
     from dmtools import pread
     msg("switch_to", SLOT)
-    msg("resume_spare", SPARE)
+    msg("resume_spare", spare)
     scan_off()
     dmsetup("create", "burst", "--table", f"0 {sectors} remap 1 {main} {SLOT}")
     remaps = sorted(int(line.split()[0]) for line in
@@ -224,7 +256,9 @@ def verify(main, sectors):
             bb, _, v = seed.partition("-")
             vs.add(int(v) if bb == str(b) and v.isdigit() else -1)
         versions[b] = min(vs)
-    save("verify.json", {"remaps": remaps, "versions": versions})
+    with open(f"/sys/module/dm_remap/pools/{SLOT}/blocks_retired") as f:
+        retired = int(f.read())
+    save("verify.json", {"remaps": remaps, "versions": versions, "retired": retired})
     dmsetup("remove", "burst")
     msg("free_spare")
 
@@ -245,6 +279,17 @@ def phase_verify_error_burst():
     verify(*bad_main(ERROR_BLOCKS))
 
 
+def phase_relocate_burst():
+    burst(MAIN, int(run("blockdev", "--getsz", MAIN)), force=True, spare=spare_dm(),
+          fail_spare=True)
+
+
+def phase_verify_relocate_burst():
+    verify(MAIN, int(run("blockdev", "--getsz", MAIN)), spare=spare_dm())
+
+
+PHASES.update({"relocate-burst": phase_relocate_burst,
+               "verify-relocate-burst": phase_verify_relocate_burst})
 PHASES.update({"remap-burst": phase_remap_burst, "verify-remap-burst": phase_verify_burst,
                "error-burst": phase_error_burst,
                "verify-error-burst": phase_verify_error_burst})

@@ -110,28 +110,35 @@ def test_kill_9_right_after_commits_loses_nothing(tmp_path, disk):
 
 
 def read_acked(out):
-    writes, remaps, done = {}, set(), False
+    """(last acknowledged version per block, acknowledged remaps, done,
+    writes acknowledged after the spare blocks began to fail)."""
+    writes, remaps, done, after_fail, failing = {}, set(), False, 0, False
     try:
         with open(out / "acked.txt") as f:
             for line in f:
                 p = line.split()
                 if p[:1] == ["w"]:
                     writes[int(p[1])] = max(writes.get(int(p[1]), -1), int(p[2]))
+                    after_fail += failing
                 elif p[:1] == ["r"]:
                     remaps.add(int(p[1]))
+                elif p[:1] == ["fail"]:
+                    failing = True
                 elif p[:1] == ["done"]:
                     done = True
     except FileNotFoundError:
         pass
-    return writes, remaps, done
+    return writes, remaps, done, after_fail
 
 
-@pytest.mark.parametrize("phase", ["remap-burst", "error-burst"])
+@pytest.mark.parametrize("phase", ["remap-burst", "error-burst", "relocate-burst"])
 def test_kill_9_during_a_burst_of_remaps_under_write_load(tmp_path, disk, phase):
     """remap-burst: forced remaps while blocks are rewritten; error-burst:
     every third block fails writes on the main device, so the first write
-    to each is a write-error remap.  kill -9 of QEMU in the middle; the next
-    boot must find every acknowledged remap and write."""
+    to each is a write-error remap; relocate-burst: all 64 blocks remapped,
+    then their spare blocks fail writes, so the next write to each moves
+    it to a new spare block.  kill -9 of QEMU in the middle; the next boot
+    must find every acknowledged remap and write."""
     main = str(tmp_path / "main.img")
     with open(main, "wb") as f:
         f.truncate(16 << 20)
@@ -146,6 +153,12 @@ def test_kill_9_during_a_burst_of_remaps_under_write_load(tmp_path, disk, phase)
         def ready():
             return len(read_acked(out)[1]) >= want
         want = random.randint(5, 40)
+    elif phase == "relocate-burst":
+        def ready():
+            return read_acked(out)[3] >= want
+        # Each writer may acknowledge one write sent before the spare blocks
+        # began to fail after "fail": the third is a relocated block's.
+        want = random.randint(3, 40)
     else:
         def ready():
             w = read_acked(out)[0]
@@ -158,7 +171,7 @@ def test_kill_9_during_a_burst_of_remaps_under_write_load(tmp_path, disk, phase)
     with open(tmp_path / "qemu.pid") as f:
         os.kill(int(f.read().strip()), signal.SIGKILL)
     p.wait(timeout=60)
-    writes, remaps, done = read_acked(out)
+    writes, remaps, done, _ = read_acked(out)
     assert ready() and not done
     assert len(writes) == 64 and max(writes.values()) >= 1, "no write load ran"
     argv = [VM_RUN, "--quiet", "--timeout", "600", "--out", str(out), "--disk", disk,
@@ -172,3 +185,6 @@ def test_kill_9_during_a_burst_of_remaps_under_write_load(tmp_path, disk, phase)
     stale = {b: (got["versions"][str(b)], w) for b, w in writes.items()
              if got["versions"][str(b)] < w}
     assert not stale, f"blocks older than their last acknowledged write: {stale}"
+    if phase == "relocate-burst":
+        # An acknowledged write to a failing spare block is on a new one.
+        assert got["retired"] >= 1

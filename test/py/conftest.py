@@ -179,6 +179,16 @@ class LoopFactory:
         self.devs.append((dev, path))
         return dev
 
+    def read_only_view(self, dev, offset, size):
+        """A read-only loop device on bytes [offset, offset + size) of the
+        file behind dev (one of ours): reads see that file's data (one page
+        cache), writes fail."""
+        path = next(p for d, p in self.devs if d == dev)
+        view = run("losetup", "-r", "-o", str(offset), "--sizelimit", str(size),
+                   "-f", "--show", path).strip()
+        self.devs.append((view, path))
+        return view
+
     @staticmethod
     def _control(request, index):
         fd = os.open("/dev/loop-control", os.O_RDWR)

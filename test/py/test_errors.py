@@ -416,6 +416,179 @@ def test_refused_create_leaves_the_owners_identity_alone(env, loopdev):
     assert devices(env.mgr, env.pool)[5] == before
 
 
+@pytest.fixture
+def dmspare(dm, loopdev):
+    """A pool in slot 4 on a dm device over a 64 MiB loop device (so that
+    parts of the spare can fail later): (manager, dm name of the spare,
+    backing loop device, first data sector).  Frees the pool, also after a
+    failure, before it removes the spare."""
+    from pools import data_start, free_pool
+    mgr = Manager(dm)
+    backing = loopdev(64)
+    n = blockdev_sectors(backing)
+    spare = dm.create(f"0 {n} linear {backing} 0", hint="sparedev")
+    mgr.format(dm.path(spare))
+    mgr.resume(4, dm.path(spare))
+    yield mgr, spare, backing, data_start(backing)
+    free_pool(mgr, dm, 4, keep=(spare,))
+    dm.remove(spare)
+
+
+def block_6_remapped(dm, loopdev):
+    """A device in pool 4 over a new 16 MiB main device, 64 KiB of data
+    written, block 6 forced to the spare: (main, device, data)."""
+    main = loopdev(16)
+    dev = RemapDev(dm, main, 4)
+    base = pattern("base", 64 << 10)
+    pwrite(dev.path, 0, base)
+    dev.force(6 * BS)
+    return main, dev, base
+
+
+def test_spare_blocks_failing_under_io_are_retired_and_replaced(dm, loopdev, dmspare):
+    """A remapped block whose spare block fails reads and writes moves to a
+    new spare block (the old one retired, both in one commit): a whole-block
+    write succeeds there; a partial write or a read cannot get the block's
+    data back, fails with EIO and leaves the block pending, which a write
+    of the whole block heals.  Nothing of it is lost over free/resume."""
+    mgr, spare, backing, ds = dmspare
+    main = loopdev(16)
+    dev = RemapDev(dm, main, 4)
+    base = pattern("base", 64 << 10)
+    pwrite(dev.path, 0, base)
+    for b in (3, 4, 5):
+        dev.force(b * BS)
+    assert dev.remaps() == {3: (0, "mapped"), 4: (1, "mapped"), 5: (2, "mapped")}
+    # Spare blocks 0-2 fail every read and write from now on.
+    n = blockdev_sectors(backing)
+    dm.reload(spare, segments_table(backing, n, [(ds, 3 * BS)]))
+    expect = bytearray(base)
+    expect[3 * BLOCK:4 * BLOCK] = pattern("new3", BLOCK)
+    pwrite(dev.path, 3 * BLOCK, pattern("new3", BLOCK))
+    with pytest.raises(OSError) as e:
+        pwrite(dev.path, 4 * BLOCK + 512, pattern("p4", 512))
+    assert e.value.errno == errno.EIO
+    with pytest.raises(OSError) as e:
+        pread(dev.path, 5 * BLOCK, BLOCK)
+    assert e.value.errno == errno.EIO
+    r = dev.remaps()
+    assert [r[b][1] for b in (3, 4, 5)] == ["mapped", "pending", "pending"]
+    assert not {r[b][0] for b in (3, 4, 5)} & {0, 1, 2}
+    assert pool_attr(4, "blocks_retired") == "3"
+    st = dev.status()
+    assert (st["remaps"], st["pending"], st["state"]) == (1, 2, "degraded")
+    for b in (4, 5):
+        with pytest.raises(OSError) as e:
+            pread(dev.path, b * BLOCK, BLOCK)
+        assert e.value.errno == errno.EIO
+    assert pread(dev.path, 3 * BLOCK, BLOCK) == expect[3 * BLOCK:4 * BLOCK]
+    # A write of the whole block heals a pending one.
+    pwrite(dev.path, 4 * BLOCK, pattern("new4", BLOCK))
+    expect[4 * BLOCK:5 * BLOCK] = pattern("new4", BLOCK)
+    assert dev.remaps()[4] == (r[4][0], "mapped")
+    assert pread(dev.path, 0, 5 * BLOCK) == expect[:5 * BLOCK]
+    # Durable: the same after the pool is freed and resumed.
+    r = dev.remaps()
+    dev.remove()
+    mgr.free(4)
+    mgr.resume(4, dm.path(spare))
+    dev = RemapDev(dm, main, 4)
+    assert dev.remaps() == r
+    assert pool_attr(4, "blocks_retired") == "3"
+    assert pread(dev.path, 0, 5 * BLOCK) == expect[:5 * BLOCK]
+
+
+def test_a_spare_block_failing_writes_is_relocated_with_its_data(dm, loopdev, dmspare):
+    """The spare block fails writes but still reads (a read-only view of
+    it): a partial write to the remapped block succeeds, the rest of the
+    block coming from the old spare block."""
+    mgr, spare, backing, ds = dmspare
+    main, dev, base = block_6_remapped(dm, loopdev)
+    assert dev.remaps() == {6: (0, "mapped")}
+    view = loopdev.read_only_view(backing, ds * 512, BLOCK)
+    n = blockdev_sectors(backing)
+    dm.reload(spare, "\n".join([f"0 {ds} linear {backing} 0",
+                                f"{ds} {BS} linear {view} 0",
+                                f"{ds + BS} {n - ds - BS} linear {backing} {ds + BS}"]))
+    pwrite(dev.path, 6 * BLOCK + 1024, pattern("mid", 512))
+    expect = bytearray(base)
+    expect[6 * BLOCK + 1024:6 * BLOCK + 1536] = pattern("mid", 512)
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+    assert dev.remaps() == {6: (1, "mapped")}
+    assert pool_attr(4, "blocks_retired") == "1"
+    assert dev.status()["state"] == "ok"
+    dev.remove()
+    mgr.free(4)
+    mgr.resume(4, dm.path(spare))
+    dev = RemapDev(dm, main, 4)
+    assert dev.remaps() == {6: (1, "mapped")}
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+
+
+def test_a_spare_failing_everywhere_retires_nothing(dm, loopdev, dmspare):
+    """A spare that fails every I/O (pulled, dead): the I/O of remapped
+    blocks fails with EIO, no spare block is retired, nothing is recorded
+    (so no commit fails the pool); when the spare answers again, every
+    block reads as it was."""
+    mgr, spare, backing, ds = dmspare
+    main, dev, base = block_6_remapped(dm, loopdev)
+    n = blockdev_sectors(backing)
+    dm.reload(spare, f"0 {n} error")
+    try:
+        with pytest.raises(OSError) as e:
+            pread(dev.path, 6 * BLOCK, BLOCK)
+        assert e.value.errno == errno.EIO
+        with pytest.raises(OSError) as e:
+            pwrite(dev.path, 6 * BLOCK + 512, pattern("lost", 512))
+        assert e.value.errno == errno.EIO
+        assert pool_attr(4, "blocks_retired") == "0"
+        assert dev.remaps() == {6: (0, "mapped")}
+    finally:
+        dm.reload(spare, f"0 {n} linear {backing} 0")
+    assert pread(dev.path, 0, 64 << 10) == base
+    assert pool_attr(4, "state") == "ok"
+    assert dev.status()["state"] == "ok"
+
+
+def test_fio_verify_while_spare_blocks_fail_writes(dm, loopdev, dmspare, tmp_path):
+    """fio (random 2 KiB reads and writes, 16 in flight, verified) over 64
+    remapped blocks whose spare blocks start failing writes (but still
+    read) during the run: each block written moves to a new spare block
+    with its data, writes in flight to its other half included."""
+    mgr, spare, backing, ds = dmspare
+    main = loopdev(16)
+    dev = RemapDev(dm, main, 4)
+    for b in range(64):
+        dev.force(b * BS)
+    n = blockdev_sectors(backing)
+    fio = subprocess.Popen(
+        ["fio", "--name=sparefail", f"--filename={dev.path}", "--direct=1",
+         "--ioengine=libaio", "--iodepth=16", "--rw=randrw", "--bs=2k", "--size=256k",
+         "--time_based", "--runtime=20", "--verify=crc32c", "--verify_fatal=1",
+         "--do_verify=1", "--verify_backlog=32"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
+    try:
+        for step in range(1, 5):
+            time.sleep(3)
+            # Spare blocks [0, 16 * step) fail writes from now on.
+            view = loopdev.read_only_view(backing, ds * 512, step * 16 * BLOCK)
+            end = ds + step * 16 * BS
+            dm.reload(spare, "\n".join([f"0 {ds} linear {backing} 0",
+                                        f"{ds} {end - ds} linear {view} 0",
+                                        f"{end} {n - end} linear {backing} {end}"]))
+    finally:
+        rc = fio.wait(timeout=300)
+    out = fio.stdout.read()
+    assert rc == 0 and "err= 0" in out, out
+    remaps = dev.remaps()
+    assert sorted(remaps) == list(range(64))
+    assert {st for _, st in remaps.values()} == {"mapped"}
+    moved = [b for b, (sp, _) in remaps.items() if sp >= 64]
+    assert len(moved) >= 16
+    assert pool_attr(4, "blocks_retired") == str(len(moved))
+    assert dev.status()["state"] == "ok"
+
+
 def test_a_failing_spare_block_is_retired_and_replaced(dm, loopdev):
     from pools import data_start
     mgr = Manager(dm)
