@@ -228,12 +228,13 @@ struct dmr_pdev {
 	 * end_io only touch their own CPU's line; the epoch of a write is
 	 * drained when writes[].started[epoch & 1] == sum of
 	 * writes[].ended[epoch & 1].  epoch changes only under ix_lock.  ix,
-	 * writes, epoch and main_failed are what every bio reads: keep them
-	 * close (one cache line).
+	 * writes, epoch, main_failed and spare_failed are what every bio
+	 * reads: keep them close (one cache line).
 	 */
 	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
 	bool main_failed;		/* main device fails everywhere */
+	u8 spare_failed;		/* DMR_SPARE_* (repair.c, spare_alive()) */
 
 	/* Bios held while their block is busy; protected by defer_lock. */
 	spinlock_t defer_lock;
@@ -285,6 +286,15 @@ struct dmr_pdev {
 	u64 nr_mapped;			/* protected by ix_lock */
 	u64 nr_pending;			/* protected by ix_lock */
 };
+
+/*
+ * pdev->spare_failed: blocks are not relocated off failing spare blocks
+ * (their errors pass through) while the spare fails reads everywhere (a
+ * probe found it; a read or write that succeeds ends it) or no new spare
+ * block took a relocated block's write (a write that succeeds ends it).
+ */
+#define DMR_SPARE_READS_FAIL	0x1
+#define DMR_SPARE_WRITES_FAIL	0x2
 
 /* Registry (pool.c). */
 int dmr_pool_registry_init(void);

@@ -505,7 +505,8 @@ static noinline int end_io_error(struct remap_c *rc, struct bio *bio,
 	 * or the metadata failed.
 	 */
 	if (remap_medium_error(*error) && !READ_ONCE(rc->pool->md_error) &&
-	    ((io->to_main && !READ_ONCE(pdev->main_failed)) || io->to_spare)) {
+	    ((io->to_main && !READ_ONCE(pdev->main_failed)) ||
+	     (io->to_spare && !READ_ONCE(pdev->spare_failed)))) {
 		io->status = *error;
 		remap_queue_repair(rc, bio);
 		return DM_ENDIO_INCOMPLETE;
@@ -527,6 +528,8 @@ static int remap_end_io(struct dm_target *ti, struct bio *bio,
 		return end_io_error(rc, bio, io, error);
 	if (io->to_main && unlikely(READ_ONCE(pdev->main_failed)))
 		WRITE_ONCE(pdev->main_failed, false);
+	if (io->to_spare && unlikely(READ_ONCE(pdev->spare_failed)))
+		remap_spare_answers(pdev, op_is_write(bio_op(bio)));
 	return DM_ENDIO_DONE;
 }
 
@@ -563,7 +566,8 @@ void remap_release_deferred(struct remap_c *rc)
 
 static const char *remap_state(struct remap_c *rc)
 {
-	if (READ_ONCE(rc->pool->md_error) || READ_ONCE(rc->pdev->main_failed))
+	if (READ_ONCE(rc->pool->md_error) || READ_ONCE(rc->pdev->main_failed) ||
+	    READ_ONCE(rc->pdev->spare_failed))
 		return "fail";
 	if (READ_ONCE(rc->pdev->nr_pending) || READ_ONCE(rc->pool->exhausted))
 		return "degraded";

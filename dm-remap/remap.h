@@ -56,6 +56,7 @@ void remap_release_deferred(struct remap_c *rc);
 int remap_force(struct remap_c *rc, u64 block);
 void remap_queue_repair(struct remap_c *rc, struct bio *bio);
 void remap_repair_work(struct work_struct *ws);
+void remap_spare_answers(struct dmr_pdev *pdev, bool write);
 bool remap_medium_error(blk_status_t status);
 
 #endif /* DM_REMAP_REMAP_H */

@@ -708,7 +708,6 @@ struct repair_ctx {
 	struct fixes f;
 	int alive;		/* probe of the main device: 0 not yet, 1 ok, -1 failed */
 	int spare_alive;	/* the same for the spare */
-	bool spare_writes_fail;	/* no new spare block took a relocated block */
 };
 
 /* An error that is not the medium's: pass it through. */
@@ -726,6 +725,36 @@ static blk_status_t wholesale(struct repair_ctx *c, blk_status_t status)
 }
 
 /*
+ * The spare fails (DMR_SPARE_*): stop relocating blocks, pass its errors
+ * through, say so in the device's state and raise a dm event.
+ */
+static void spare_failing(struct repair_ctx *c, u8 how)
+{
+	struct dmr_pdev *pdev = c->rc->pdev;
+	u8 was = READ_ONCE(pdev->spare_failed);
+
+	if (was & how)
+		return;
+	WRITE_ONCE(pdev->spare_failed, was | how);
+	DMERR_LIMIT("dev_id %u: spare %s; passing its errors through",
+		    c->rc->dev_id, how == DMR_SPARE_READS_FAIL ?
+		    "fails reads everywhere" : "takes no writes");
+	dmr_pdev_event(pdev);
+}
+
+/*
+ * An I/O to the spare succeeded while pdev->spare_failed was set (end_io,
+ * any context): a read ends DMR_SPARE_READS_FAIL, a write both.  Racing
+ * the error worker's update at worst keeps or clears a flag one I/O
+ * early or late.
+ */
+void remap_spare_answers(struct dmr_pdev *pdev, bool write)
+{
+	WRITE_ONCE(pdev->spare_failed,
+		   write ? 0 : READ_ONCE(pdev->spare_failed) & ~DMR_SPARE_READS_FAIL);
+}
+
+/*
  * Probe the spare once per batch before relocating a block off a spare
  * block that failed: if the spare fails everywhere (pulled, dead), its
  * errors pass through and no block is retired.
@@ -734,12 +763,13 @@ static bool spare_alive(struct repair_ctx *c)
 {
 	struct remap_c *rc = c->rc;
 
+	if (READ_ONCE(rc->pdev->spare_failed))
+		return false;
 	if (!c->spare_alive) {
 		c->spare_alive = probe_dev(rc, rc->pool->spare.bdev, c->tmp) ?
 				 1 : -1;
 		if (c->spare_alive < 0)
-			DMERR_LIMIT("pool %u: spare fails everywhere; passing its errors through",
-				    rc->pool_id);
+			spare_failing(c, DMR_SPARE_READS_FAIL);
 	}
 	return c->spare_alive > 0;
 }
@@ -812,8 +842,9 @@ static int read_spare_part(struct repair_ctx *c, u32 spare, u64 b,
  * commit, so that a crash leaves one mapping or the other.  If the rest
  * cannot be read, the block becomes PENDING on the new spare block: its
  * data is lost.  Leaves the block's data in c->tmp.
- * Returns 0 (moved with its data), 1 (now PENDING), or -ENOSPC or another
- * error with nothing changed.
+ * Returns 0 (moved with its data), 1 (now PENDING), 2 (not moved: no new
+ * spare block took the write; the data is in c->tmp all the same), or
+ * -ENOSPC or another error with nothing changed.
  */
 static int relocate_block(struct repair_ctx *c, u64 b, u32 old,
 			  unsigned int old_state, unsigned int off,
@@ -826,7 +857,7 @@ static int relocate_block(struct repair_ctx *c, u64 b, u32 old,
 	u32 spare;
 	int r;
 
-	if (c->spare_writes_fail || !spare_alive(c))
+	if (!spare_alive(c))
 		return -EIO;
 	r = start_fix(rc, &c->f, b, &spare);
 	if (r)
@@ -840,11 +871,12 @@ static int relocate_block(struct repair_ctx *c, u64 b, u32 old,
 		if (r) {
 			/*
 			 * No new spare block took it: the old entry stays,
-			 * and this batch relocates no more blocks.
+			 * and no more blocks are relocated until a write to
+			 * the spare succeeds.  The data read is in c->tmp.
 			 */
 			dmr_pdev_ix_set(rc->pdev, b, old, old_state);
-			c->spare_writes_fail = true;
-			return r;
+			spare_failing(c, DMR_SPARE_WRITES_FAIL);
+			return 2;
 		}
 	}
 	ticket = dmr_pool_relocate(rc->pool, old, spare, rc->dev_id, b,
@@ -914,7 +946,7 @@ static int write_where_it_lives(struct repair_ctx *c, struct bio *bio, u64 b,
 	if (fx)
 		return -EIO;
 	r = relocate_block(c, b, spare, state, off, len);
-	if (r > 0)
+	if (r == 1)
 		return -EIO;	/* the rest of the block is lost */
 	if (!r)
 		return 0;
@@ -1000,11 +1032,11 @@ static int read_where_it_lives(struct repair_ctx *c, struct remap_io *io,
 	if (fx)
 		return -EIO;
 	r = relocate_block(c, b, spare, state, 0, 0);
-	if (!r) {
+	if (!r || r == 2) {
 		memcpy(c->buf, c->tmp + off, (be - bs) << SECTOR_SHIFT);
 		return 0;
 	}
-	if (r > 0)
+	if (r == 1)
 		return -EIO;	/* unreadable: now pending */
 	/* Not relocated (as above): read it where it is if it can be. */
 	for (tries = 0; tries < READ_RETRIES; tries++)

@@ -528,8 +528,9 @@ def test_a_spare_block_failing_writes_is_relocated_with_its_data(dm, loopdev, dm
 def test_a_spare_failing_everywhere_retires_nothing(dm, loopdev, dmspare):
     """A spare that fails every I/O (pulled, dead): the I/O of remapped
     blocks fails with EIO, no spare block is retired, nothing is recorded
-    (so no commit fails the pool); when the spare answers again, every
-    block reads as it was."""
+    (so no commit fails the pool), the device's state is `fail`; when the
+    spare answers again, every block reads as it was and the state is
+    `ok` again."""
     mgr, spare, backing, ds = dmspare
     main, dev, base = block_6_remapped(dm, loopdev)
     n = blockdev_sectors(backing)
@@ -543,11 +544,40 @@ def test_a_spare_failing_everywhere_retires_nothing(dm, loopdev, dmspare):
         assert e.value.errno == errno.EIO
         assert pool_attr(4, "blocks_retired") == "0"
         assert dev.remaps() == {6: (0, "mapped")}
+        assert dev.status()["state"] == "fail"
     finally:
         dm.reload(spare, f"0 {n} linear {backing} 0")
     assert pread(dev.path, 0, 64 << 10) == base
     assert pool_attr(4, "state") == "ok"
     assert dev.status()["state"] == "ok"
+
+
+def test_a_spare_taking_no_writes_loses_few_blocks(dm, loopdev, dmspare):
+    """A spare whose data area takes no writes but reads (a read-only view
+    of it): the first failed write tries four new spare blocks, which are
+    retired; then the device's state is `fail` and further failed writes
+    pass their error through without retiring more, until a write to the
+    spare succeeds.  Reads keep working throughout."""
+    mgr, spare, backing, ds = dmspare
+    main, dev, base = block_6_remapped(dm, loopdev)
+    dev.force(7 * BS)
+    n = blockdev_sectors(backing)
+    view = loopdev.read_only_view(backing, ds * 512, (n - ds) * 512)
+    dm.reload(spare, f"0 {ds} linear {backing} 0\n{ds} {n - ds} linear {view} 0")
+    for b in (6, 7, 6):
+        with pytest.raises(OSError) as e:
+            pwrite(dev.path, b * BLOCK, pattern("no", BLOCK))
+        assert e.value.errno == errno.EIO
+    assert pool_attr(4, "blocks_retired") == "4"
+    assert dev.remaps() == {6: (0, "mapped"), 7: (1, "mapped")}
+    assert dev.status()["state"] == "fail"
+    assert pread(dev.path, 0, 64 << 10) == base
+    dm.reload(spare, f"0 {n} linear {backing} 0")
+    pwrite(dev.path, 7 * BLOCK, pattern("yes", BLOCK))
+    assert dev.status()["state"] == "ok"
+    expect = bytearray(base)
+    expect[7 * BLOCK:8 * BLOCK] = pattern("yes", BLOCK)
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
 
 
 def test_fio_verify_while_spare_blocks_fail_writes(dm, loopdev, dmspare, tmp_path):
@@ -565,7 +595,7 @@ def test_fio_verify_while_spare_blocks_fail_writes(dm, loopdev, dmspare, tmp_pat
         ["fio", "--name=sparefail", f"--filename={dev.path}", "--direct=1",
          "--ioengine=libaio", "--iodepth=16", "--rw=randrw", "--bs=2k", "--size=256k",
          "--time_based", "--runtime=20", "--verify=crc32c", "--verify_fatal=1",
-         "--do_verify=1", "--verify_backlog=32"],
+         "--do_verify=1", "--verify_backlog=32", "--serialize_overlap=1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(tmp_path))
     try:
         for step in range(1, 5):
