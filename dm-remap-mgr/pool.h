@@ -6,6 +6,7 @@
 #ifndef DM_REMAP_POOL_H
 #define DM_REMAP_POOL_H
 
+#include <linux/atomic.h>
 #include <linux/bio.h>
 #include <linux/kobject.h>
 #include <linux/list.h>
@@ -259,7 +260,8 @@ struct dmr_pdev {
 	u64 scan_passes;		/* completed passes */
 	time64_t scan_last_pass;	/* end of the last pass, unix s */
 	bool scan_requested;		/* scan_start: a pass now */
-	bool scan_abort;		/* detach waits: finish the chunk early */
+	/* Detaches waiting for scan_lock: finish the chunk early. */
+	atomic_t scan_abort;
 	/*
 	 * Deadlines in boot time (ktime_get_boottime_seconds()), not wall
 	 * time: a clock step must not hold a device off or let it go early.

@@ -24,10 +24,12 @@
  * so a pass resumes where it stopped after suspend, free_spare or reboot.
  *
  * Locking: the worker takes a device's scan_lock for one chunk; the I/O
- * path never takes it.  A detach (suspend, removal) sets scan_abort first,
- * so the chunk stops after the block in hand.  Tunables are whole words
- * read with READ_ONCE.  Control messages and free_spare are serialized
- * by the registry's ops_lock, so no kick races with dmr_scan_exit().
+ * path never takes it.  A detach (suspend, removal) counts itself in
+ * scan_abort first, so the chunk stops after the block in hand.  A count,
+ * not a flag: two tables of a device detaching at once must not clear it
+ * for each other.  Tunables are whole words read with READ_ONCE.  Control
+ * messages and free_spare are serialized by the registry's ops_lock, so
+ * no kick races with dmr_scan_exit().
  */
 #include <linux/hash.h>
 #include <linux/log2.h>
@@ -136,13 +138,13 @@ void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
  */
 void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc)
 {
-	WRITE_ONCE(pdev->scan_abort, true);
+	atomic_inc(&pdev->scan_abort);
 	mutex_lock(&pdev->scan_lock);
 	if (pdev->scan_rc == rc) {
 		pdev->scan_rc = NULL;
 		scan_save(pdev);
 	}
-	WRITE_ONCE(pdev->scan_abort, false);
+	atomic_dec(&pdev->scan_abort);
 	mutex_unlock(&pdev->scan_lock);
 }
 

@@ -652,7 +652,7 @@ int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 	for (; res->done < nr; res->done++) {
 		u64 b = block + res->done;
 
-		if (READ_ONCE(pdev->scan_abort))
+		if (atomic_read(&pdev->scan_abort))
 			return 0;
 		mutex_lock(&pdev->ix_lock);
 		state = block_state(pdev, b, NULL);
