@@ -492,6 +492,13 @@ static noinline int end_io_error(struct remap_c *rc, struct bio *bio,
 
 	if (io->flush)
 		return DM_ENDIO_DONE;	/* nothing to count or repair */
+	/*
+	 * Not errors of a device: a nowait bio that would have had to wait
+	 * (its submitter sends it again) and an operation a device does not
+	 * take (the block layer's callers fall back).
+	 */
+	if (*error == BLK_STS_AGAIN || *error == BLK_STS_NOTSUPP)
+		return DM_ENDIO_DONE;
 	if (op_is_write(bio_op(bio)) || op_is_discard(bio_op(bio)) ||
 	    bio_op(bio) == REQ_OP_WRITE_ZEROES)
 		atomic64_inc(&pdev->write_errors);
