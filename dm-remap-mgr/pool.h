@@ -235,7 +235,7 @@ struct dmr_pdev {
 	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
 	bool main_failed;		/* main device fails everywhere */
-	u8 spare_failed;		/* DMR_SPARE_* (repair.c, spare_alive()) */
+	unsigned long spare_failed;	/* DMR_SPARE_* bits (repair.c) */
 
 	/* Bios held while their block is busy; protected by defer_lock. */
 	spinlock_t defer_lock;
@@ -245,6 +245,7 @@ struct dmr_pdev {
 	spinlock_t err_lock;
 	struct bio_list failed;		/* protected by err_lock */
 	struct work_struct err_work;	/* on pool->err_wq */
+	unsigned long spare_retry_at;	/* jiffies; see DMR_SPARE_* */
 	struct dm_target *event_ti;	/* live table for dm events; pdev_lock */
 
 	/*
@@ -290,13 +291,15 @@ struct dmr_pdev {
 };
 
 /*
- * pdev->spare_failed: blocks are not relocated off failing spare blocks
- * (their errors pass through) while the spare fails reads everywhere (a
- * probe found it; a read or write that succeeds ends it) or no new spare
- * block took a relocated block's write (a write that succeeds ends it).
+ * Bits of pdev->spare_failed: the spare failed reads everywhere (a probe
+ * found it; a read or write of a remapped block that succeeds ends it), or
+ * none of SPARE_TRIES new spare blocks took a block's data (a write that
+ * succeeds ends it).  While one is set the device's state is "fail"; for
+ * 30 s after it was set (pdev->spare_retry_at) no block is moved to or
+ * relocated on the spare (remap_spare_held()).
  */
-#define DMR_SPARE_READS_FAIL	0x1
-#define DMR_SPARE_WRITES_FAIL	0x2
+#define DMR_SPARE_READS_FAIL	0
+#define DMR_SPARE_WRITES_FAIL	1
 
 /* Registry (pool.c). */
 int dmr_pool_registry_init(void);

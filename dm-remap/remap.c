@@ -513,7 +513,7 @@ static noinline int end_io_error(struct remap_c *rc, struct bio *bio,
 	 */
 	if (remap_medium_error(*error) && !READ_ONCE(rc->pool->md_error) &&
 	    ((io->to_main && !READ_ONCE(pdev->main_failed)) ||
-	     (io->to_spare && !READ_ONCE(pdev->spare_failed)))) {
+	     (io->to_spare && !remap_spare_held(pdev)))) {
 		io->status = *error;
 		remap_queue_repair(rc, bio);
 		return DM_ENDIO_INCOMPLETE;

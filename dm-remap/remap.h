@@ -57,6 +57,7 @@ int remap_force(struct remap_c *rc, u64 block);
 void remap_queue_repair(struct remap_c *rc, struct bio *bio);
 void remap_repair_work(struct work_struct *ws);
 void remap_spare_answers(struct dmr_pdev *pdev, bool write);
+bool remap_spare_held(struct dmr_pdev *pdev);
 bool remap_medium_error(blk_status_t status);
 
 #endif /* DM_REMAP_REMAP_H */

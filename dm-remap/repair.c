@@ -324,40 +324,94 @@ static int start_fix(struct remap_c *rc, struct fixes *f, u64 block,
 	return r ? r : start_move(rc, block, spare);
 }
 
+/* ---- A spare failing wholesale ------------------------------------------------------- */
+
+#define SPARE_RETRY_S	30	/* after the spare failed wholesale: next try */
+
+/*
+ * Are moves to the spare held off (DMR_SPARE_* in pool.h)?  Any context.
+ * After SPARE_RETRY_S one move may try again, and hold them off again if
+ * it fails too.
+ */
+bool remap_spare_held(struct dmr_pdev *pdev)
+{
+	return READ_ONCE(pdev->spare_failed) &&
+	       time_before(jiffies, READ_ONCE(pdev->spare_retry_at));
+}
+
+/*
+ * The spare fails wholesale (bit: DMR_SPARE_*): hold moves to it off, pass
+ * its errors through, say so in the device's state and raise a dm event.
+ */
+static void spare_failing(struct remap_c *rc, unsigned int bit)
+{
+	struct dmr_pdev *pdev = rc->pdev;
+
+	WRITE_ONCE(pdev->spare_retry_at, jiffies + SPARE_RETRY_S * HZ);
+	if (test_and_set_bit(bit, &pdev->spare_failed))
+		return;
+	DMERR_LIMIT("dev_id %u: the spare %s; passing its errors through",
+		    rc->dev_id, bit == DMR_SPARE_READS_FAIL ?
+		    "fails reads everywhere" : "takes no writes");
+	dmr_pdev_event(pdev);
+}
+
+/*
+ * An I/O to the spare succeeded while pdev->spare_failed was set (end_io,
+ * any context): a read ends DMR_SPARE_READS_FAIL, a write both.
+ */
+void remap_spare_answers(struct dmr_pdev *pdev, bool write)
+{
+	clear_bit(DMR_SPARE_READS_FAIL, &pdev->spare_failed);
+	if (write)
+		clear_bit(DMR_SPARE_WRITES_FAIL, &pdev->spare_failed);
+}
+
 /*
  * Write a whole block's data to its (reserved) spare block; a spare block
- * that fails is retired and another one takes its place.  *ticket takes
- * the retirements' ticket: the caller waits for it even if nothing else
- * is committed (a spare that fails every write then fails the commit too,
- * and the pool stops before it retires more).  On failure (-EIO) no spare
- * block is reserved any more and the block's index entry is the caller's
- * to undo.
+ * that fails is retired and another one takes its place, up to
+ * SPARE_TRIES blocks: if none takes it, the spare takes no writes and
+ * moves to it are held off (spare_failing()).  *ticket takes the
+ * retirements' ticket: the caller waits for it even if nothing else is
+ * committed (a spare that fails every write then fails the commit too,
+ * and the pool stops before it retires more).  On failure (-EIO, or
+ * -ENOSPC when the pool ran out) no spare block is reserved any more and
+ * the block's index entry is the caller's to undo.
  */
 static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf,
 		       u64 *ticket)
 {
+	struct dmr_pdev *pdev = rc->pdev;
 	unsigned int tries;
 	int r;
 
+	if (remap_spare_held(pdev)) {
+		dmr_pool_unreserve(rc->pool, *spare);
+		return -EIO;
+	}
 	for (tries = 0; ; tries++) {
 		if (!sync_io(rc, rc->pool->spare.bdev, REQ_OP_WRITE, buf,
 			     dmr_pool_spare_sector(rc->pool, *spare),
-			     block_sectors(rc)))
+			     block_sectors(rc))) {
+			if (READ_ONCE(pdev->spare_failed))
+				remap_spare_answers(pdev, true);
 			return 0;
+		}
 		DMERR_LIMIT("dev_id %u: spare block %u failed; retiring it",
 			    rc->dev_id, *spare);
 		*ticket = max(*ticket, dmr_pool_retire(rc->pool, *spare));
-		if (tries + 1 >= SPARE_TRIES)
-			break;
+		if (tries + 1 >= SPARE_TRIES) {
+			spare_failing(rc, DMR_SPARE_WRITES_FAIL);
+			return -EIO;
+		}
 		r = dmr_pool_reserve(rc->pool, spare);
 		if (r) {
 			if (r == -ENOSPC)
 				dmr_pool_exhausted(rc->pool);
-			break;
+			return r;
 		}
-		dmr_pdev_ix_set(rc->pdev, block, *spare, RM_IX_BUSY);
+		dmr_pdev_ix_set(pdev, block, *spare, RM_IX_BUSY);
 	}
-	return -EIO;
 }
 
 /*
@@ -725,36 +779,6 @@ static blk_status_t wholesale(struct repair_ctx *c, blk_status_t status)
 }
 
 /*
- * The spare fails (DMR_SPARE_*): stop relocating blocks, pass its errors
- * through, say so in the device's state and raise a dm event.
- */
-static void spare_failing(struct repair_ctx *c, u8 how)
-{
-	struct dmr_pdev *pdev = c->rc->pdev;
-	u8 was = READ_ONCE(pdev->spare_failed);
-
-	if (was & how)
-		return;
-	WRITE_ONCE(pdev->spare_failed, was | how);
-	DMERR_LIMIT("dev_id %u: spare %s; passing its errors through",
-		    c->rc->dev_id, how == DMR_SPARE_READS_FAIL ?
-		    "fails reads everywhere" : "takes no writes");
-	dmr_pdev_event(pdev);
-}
-
-/*
- * An I/O to the spare succeeded while pdev->spare_failed was set (end_io,
- * any context): a read ends DMR_SPARE_READS_FAIL, a write both.  Racing
- * the error worker's update at worst keeps or clears a flag one I/O
- * early or late.
- */
-void remap_spare_answers(struct dmr_pdev *pdev, bool write)
-{
-	WRITE_ONCE(pdev->spare_failed,
-		   write ? 0 : READ_ONCE(pdev->spare_failed) & ~DMR_SPARE_READS_FAIL);
-}
-
-/*
  * Probe the spare once per batch before relocating a block off a spare
  * block that failed: if the spare fails everywhere (pulled, dead), its
  * errors pass through and no block is retired.
@@ -763,13 +787,15 @@ static bool spare_alive(struct repair_ctx *c)
 {
 	struct remap_c *rc = c->rc;
 
-	if (READ_ONCE(rc->pdev->spare_failed))
+	if (remap_spare_held(rc->pdev))
 		return false;
 	if (!c->spare_alive) {
 		c->spare_alive = probe_dev(rc, rc->pool->spare.bdev, c->tmp) ?
 				 1 : -1;
 		if (c->spare_alive < 0)
-			spare_failing(c, DMR_SPARE_READS_FAIL);
+			spare_failing(rc, DMR_SPARE_READS_FAIL);
+		else
+			clear_bit(DMR_SPARE_READS_FAIL, &rc->pdev->spare_failed);
 	}
 	return c->spare_alive > 0;
 }
@@ -870,12 +896,10 @@ static int relocate_block(struct repair_ctx *c, u64 b, u32 old,
 		r = write_spare(rc, b, &spare, c->tmp, &c->f.ticket);
 		if (r) {
 			/*
-			 * No new spare block took it: the old entry stays,
-			 * and no more blocks are relocated until a write to
-			 * the spare succeeds.  The data read is in c->tmp.
+			 * No new spare block took it: the old entry stays.
+			 * The data read is in c->tmp.
 			 */
 			dmr_pdev_ix_set(rc->pdev, b, old, old_state);
-			spare_failing(c, DMR_SPARE_WRITES_FAIL);
 			return 2;
 		}
 	}

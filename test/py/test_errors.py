@@ -434,10 +434,13 @@ def dmspare(dm, loopdev):
     dm.remove(spare)
 
 
-def block_6_remapped(dm, loopdev):
-    """A device in pool 4 over a new 16 MiB main device, 64 KiB of data
+def block_6_remapped(dm, loopdev, linear=False):
+    """A device in pool 4 over a new 16 MiB main device (with linear, a dm
+    linear device over it, whose table a test may change), 64 KiB of data
     written, block 6 forced to the spare: (main, device, data)."""
     main = loopdev(16)
+    if linear:
+        main = dm.path(dm.create(f"0 {blockdev_sectors(main)} linear {main} 0", hint="main"))
     dev = RemapDev(dm, main, 4)
     base = pattern("base", 64 << 10)
     pwrite(dev.path, 0, base)
@@ -555,29 +558,35 @@ def test_a_spare_failing_everywhere_retires_nothing(dm, loopdev, dmspare):
 def test_a_spare_taking_no_writes_loses_few_blocks(dm, loopdev, dmspare):
     """A spare whose data area takes no writes but reads (a read-only view
     of it): the first failed write tries four new spare blocks, which are
-    retired; then the device's state is `fail` and further failed writes
-    pass their error through without retiring more, until a write to the
-    spare succeeds.  Reads keep working throughout."""
+    retired; then the device's state is `fail` and further failed writes,
+    to remapped blocks or to a bad block of the main device, pass their
+    error through without retiring more, until a write to the spare
+    succeeds.  Reads keep working throughout."""
     mgr, spare, backing, ds = dmspare
-    main, dev, base = block_6_remapped(dm, loopdev)
+    main, dev, base = block_6_remapped(dm, loopdev, linear=True)
     dev.force(7 * BS)
+    # Block 9 of the main device fails writes and reads.
+    main_back = dmsetup("table", os.path.basename(main)).split()[3]
+    dm.reload(os.path.basename(main),
+              segments_table(main_back, blockdev_sectors(main), [(9 * BS, BS)]))
     n = blockdev_sectors(backing)
     view = loopdev.read_only_view(backing, ds * 512, (n - ds) * 512)
     dm.reload(spare, f"0 {ds} linear {backing} 0\n{ds} {n - ds} linear {view} 0")
-    for b in (6, 7, 6):
+    for b in (6, 7, 6, 9):
         with pytest.raises(OSError) as e:
             pwrite(dev.path, b * BLOCK, pattern("no", BLOCK))
         assert e.value.errno == errno.EIO
     assert pool_attr(4, "blocks_retired") == "4"
     assert dev.remaps() == {6: (0, "mapped"), 7: (1, "mapped")}
     assert dev.status()["state"] == "fail"
-    assert pread(dev.path, 0, 64 << 10) == base
+    assert pread(dev.path, 0, 36 << 10) == base[:36 << 10]
+    assert dev.status()["state"] == "fail"     # reads do not end it
     dm.reload(spare, f"0 {n} linear {backing} 0")
     pwrite(dev.path, 7 * BLOCK, pattern("yes", BLOCK))
     assert dev.status()["state"] == "ok"
     expect = bytearray(base)
     expect[7 * BLOCK:8 * BLOCK] = pattern("yes", BLOCK)
-    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+    assert pread(dev.path, 0, 36 << 10) == bytes(expect[:36 << 10])
 
 
 def test_fio_verify_while_spare_blocks_fail_writes(dm, loopdev, dmspare, tmp_path):
