@@ -245,7 +245,8 @@ struct dmr_pdev {
 	spinlock_t err_lock;
 	struct bio_list failed;		/* protected by err_lock */
 	struct work_struct err_work;	/* on pool->err_wq */
-	unsigned long spare_retry_at;	/* jiffies; see DMR_SPARE_* */
+	/* jiffies; see DMR_SPARE_*.  Written under ix_lock, read without. */
+	unsigned long spare_retry_at;
 	struct dm_target *event_ti;	/* live table for dm events; pdev_lock */
 
 	/*

@@ -26,8 +26,8 @@
  * a device that fails everywhere (pulled, dead) must not drain the pool, so
  * its errors pass through and the device's state says "fail".  A block is
  * relocated off a failed spare block only if a probe of the spare
- * succeeds, and a batch stops relocating once no new spare block takes a
- * write.
+ * succeeds; a spare that fails the probe, or of which no new block takes
+ * a block's data, holds moves to it off for SPARE_RETRY_S (spare_failing()).
  */
 #include <linux/bio.h>
 #include <linux/delay.h>
@@ -335,6 +335,10 @@ static int start_fix(struct remap_c *rc, struct fixes *f, u64 block,
  */
 bool remap_spare_held(struct dmr_pdev *pdev)
 {
+	/*
+	 * No ordering against spare_failing(): a reader that sees a new bit
+	 * with the old deadline lets one more move try, which is harmless.
+	 */
 	return READ_ONCE(pdev->spare_failed) &&
 	       time_before(jiffies, READ_ONCE(pdev->spare_retry_at));
 }
@@ -346,6 +350,8 @@ bool remap_spare_held(struct dmr_pdev *pdev)
 static void spare_failing(struct remap_c *rc, unsigned int bit)
 {
 	struct dmr_pdev *pdev = rc->pdev;
+
+	lockdep_assert_held(&pdev->ix_lock);	/* the deadline's one writer */
 
 	WRITE_ONCE(pdev->spare_retry_at, jiffies + SPARE_RETRY_S * HZ);
 	if (test_and_set_bit(bit, &pdev->spare_failed))
