@@ -229,12 +229,19 @@ struct dmr_pdev {
 	 * end_io only touch their own CPU's line; the epoch of a write is
 	 * drained when writes[].started[epoch & 1] == sum of
 	 * writes[].ended[epoch & 1].  epoch changes only under ix_lock.  ix,
-	 * writes, epoch, main_failed and spare_failed are what every bio
-	 * reads: keep them close (one cache line).
+	 * writes, epoch, main_failed, main_write_moves and spare_failed are
+	 * what every bio reads: keep them close (one cache line).
 	 */
 	struct dmr_wcount __percpu *writes;
 	unsigned int epoch;
 	bool main_failed;		/* main device fails everywhere */
+	/*
+	 * Blocks moved to the spare because the main device failed their
+	 * writes, since a write to it last succeeded: the error worker adds,
+	 * end_io and the worker reset it.  DMR_MAIN_WRITE_MOVES: the main
+	 * device takes no writes at all (gone read-only).
+	 */
+	atomic_t main_write_moves;
 	unsigned long spare_failed;	/* DMR_SPARE_* bits (repair.c) */
 
 	/* Bios held while their block is busy; protected by defer_lock. */
@@ -301,6 +308,22 @@ struct dmr_pdev {
  */
 #define DMR_SPARE_READS_FAIL	0
 #define DMR_SPARE_WRITES_FAIL	1
+
+/*
+ * pdev->main_write_moves: after one less than this many blocks moved off
+ * main-device write errors in a row, the next such move first checks that
+ * the main device takes writes elsewhere (repair.c, main_write_may_move());
+ * if not, the count is set to this, the device's write errors pass
+ * through instead of using up the pool, and its state is "fail", until a
+ * write to it succeeds again.
+ */
+#define DMR_MAIN_WRITE_MOVES	8
+
+/* The main device takes no writes (DMR_MAIN_WRITE_MOVES).  Any context. */
+static inline bool dmr_main_writes_fail(struct dmr_pdev *pdev)
+{
+	return atomic_read(&pdev->main_write_moves) >= DMR_MAIN_WRITE_MOVES;
+}
 
 /* Registry (pool.c). */
 int dmr_pool_registry_init(void);

@@ -256,7 +256,7 @@ unsigned int dmr_scan_health(struct dmr_pdev *pdev)
 {
 	unsigned int penalty;
 
-	if (READ_ONCE(pdev->main_failed))
+	if (READ_ONCE(pdev->main_failed) || dmr_main_writes_fail(pdev))
 		return 0;
 	penalty = 10 * fls64(READ_ONCE(pdev->nr_mapped)) +
 		  20 * fls64(READ_ONCE(pdev->nr_pending)) +

@@ -508,11 +508,13 @@ static noinline int end_io_error(struct remap_c *rc, struct bio *bio,
 	 * Take the bio back and let the error worker repair and end it:
 	 * move the block off a failing main block, or relocate it off a
 	 * failing spare block.  Not when the main device fails wholesale
-	 * (then its errors pass through until an I/O to it succeeds again)
-	 * or the metadata failed.
+	 * (then its errors pass through until an I/O to it succeeds again;
+	 * for a main device that takes no writes, its write errors until a
+	 * write succeeds) or the metadata failed.
 	 */
 	if (remap_medium_error(*error) && !READ_ONCE(rc->pool->md_error) &&
-	    ((io->to_main && !READ_ONCE(pdev->main_failed)) ||
+	    ((io->to_main && !READ_ONCE(pdev->main_failed) &&
+	      !(op_is_write(bio_op(bio)) && dmr_main_writes_fail(pdev))) ||
 	     (io->to_spare && !remap_spare_held(pdev)))) {
 		io->status = *error;
 		remap_queue_repair(rc, bio);
@@ -535,6 +537,8 @@ static int remap_end_io(struct dm_target *ti, struct bio *bio,
 		return end_io_error(rc, bio, io, error);
 	if (io->to_main && unlikely(READ_ONCE(pdev->main_failed)))
 		WRITE_ONCE(pdev->main_failed, false);
+	if (io->to_main && op_is_write(bio_op(bio)))
+		remap_main_wrote(pdev);
 	if (io->to_spare && unlikely(READ_ONCE(pdev->spare_failed)))
 		remap_spare_answers(pdev, op_is_write(bio_op(bio)));
 	return DM_ENDIO_DONE;
@@ -574,7 +578,7 @@ void remap_release_deferred(struct remap_c *rc)
 static const char *remap_state(struct remap_c *rc)
 {
 	if (READ_ONCE(rc->pool->md_error) || READ_ONCE(rc->pdev->main_failed) ||
-	    READ_ONCE(rc->pdev->spare_failed))
+	    dmr_main_writes_fail(rc->pdev) || READ_ONCE(rc->pdev->spare_failed))
 		return "fail";
 	if (READ_ONCE(rc->pdev->nr_pending) || READ_ONCE(rc->pool->exhausted))
 		return "degraded";

@@ -60,4 +60,11 @@ void remap_spare_answers(struct dmr_pdev *pdev, bool write);
 bool remap_spare_held(struct dmr_pdev *pdev);
 bool remap_medium_error(blk_status_t status);
 
+/* A write to the main device succeeded. */
+static inline void remap_main_wrote(struct dmr_pdev *pdev)
+{
+	if (unlikely(atomic_read(&pdev->main_write_moves)))
+		atomic_set(&pdev->main_write_moves, 0);
+}
+
 #endif /* DM_REMAP_REMAP_H */

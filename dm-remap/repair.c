@@ -24,7 +24,10 @@
  * failing range was retried block by block (a block that works on retry
  * costs no spare) and a probe of other places of the main device succeeds:
  * a device that fails everywhere (pulled, dead) must not drain the pool, so
- * its errors pass through and the device's state says "fail".  A block is
+ * its errors pass through and the device's state says "fail".  Nor may a
+ * main device that reads but takes no writes: after a run of blocks moved
+ * off write errors, a block elsewhere is rewritten to see whether it takes
+ * writes at all (main_write_may_move()).  A block is
  * relocated off a failed spare block only if a probe of the spare
  * succeeds; a spare that fails the probe, or of which no new block takes
  * a block's data, holds moves to it off for SPARE_RETRY_S (spare_failing()).
@@ -806,6 +809,73 @@ static bool spare_alive(struct repair_ctx *c)
 	return c->spare_alive > 0;
 }
 
+/*
+ * Does the main device still take writes?  Rewrite one block of the
+ * device with its own data, at its start, middle or end (the first block
+ * from there with no index entry), held BUSY meanwhile so that no other
+ * write to it comes between the read and the rewrite.  A block the
+ * device writes settles it; when none of the three can be tried (no free
+ * spare block to hold one with), nothing is known: say yes.
+ */
+static bool main_takes_writes(struct repair_ctx *c)
+{
+	struct remap_c *rc = c->rc;
+	u64 n = rc->whole_blocks;
+	u64 where[3] = { 0, n / 2, n - 1 };
+	unsigned int i, tried = 0;
+	u32 spare;
+	u64 b;
+
+	for (i = 0; i < ARRAY_SIZE(where) && n; i++) {
+		for (b = where[i]; b < n && b < where[i] + 4; b++)
+			if (!block_state(rc->pdev, b, NULL))
+				break;
+		if (b == n || b == where[i] + 4 || start_move(rc, b, &spare))
+			continue;
+		tried++;
+		if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->tmp,
+			     b << rc->shift, block_sectors(rc)) &&
+		    !sync_io(rc, rc->main_dev->bdev, REQ_OP_WRITE, c->tmp,
+			     b << rc->shift, block_sectors(rc))) {
+			dmr_pdev_ix_delete(rc->pdev, b);
+			dmr_pool_unreserve(rc->pool, spare);
+			return true;
+		}
+		dmr_pdev_ix_delete(rc->pdev, b);
+		dmr_pool_unreserve(rc->pool, spare);
+	}
+	return !tried;
+}
+
+/*
+ * May a block whose write failed on the main device move to the spare?
+ * A device gone read-only (a worn-out SSD, a write-protected disk) still
+ * reads, so main_alive() does not see it, and would use a spare block
+ * for each block written.  After DMR_MAIN_WRITE_MOVES - 1 such moves with
+ * no write to the main device succeeding in between, check that it takes
+ * writes elsewhere; if not, its write errors pass through (the count
+ * stays at DMR_MAIN_WRITE_MOVES, dmr_main_writes_fail()) until a write
+ * to it succeeds.
+ */
+static bool main_write_may_move(struct repair_ctx *c)
+{
+	struct dmr_pdev *pdev = c->rc->pdev;
+
+	if (dmr_main_writes_fail(pdev))
+		return false;
+	if (atomic_read(&pdev->main_write_moves) < DMR_MAIN_WRITE_MOVES - 1)
+		return true;
+	if (main_takes_writes(c)) {
+		atomic_set(&pdev->main_write_moves, 0);
+		return true;
+	}
+	atomic_set(&pdev->main_write_moves, DMR_MAIN_WRITE_MOVES);
+	DMERR_LIMIT("dev_id %u: main device takes no writes; passing its write errors through",
+		    c->rc->dev_id);
+	dmr_pdev_event(pdev);
+	return false;
+}
+
 /* Probe the main device once per batch. */
 static bool main_alive(struct repair_ctx *c)
 {
@@ -1019,18 +1089,23 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 		 */
 		if (!sync_io(rc, rc->main_dev->bdev,
 			     REQ_OP_WRITE | (bio->bi_opf & REQ_FUA), c->buf + off,
-			     bs, be - bs))
+			     bs, be - bs)) {
+			remap_main_wrote(rc->pdev);
 			continue;
+		}
 		if (!block_recordable(rc, b)) {
 			unrecordable_error(rc, b, "write");
 			return io->status;
 		}
 		if (!main_alive(c))
 			return wholesale(c, io->status);
+		if (!main_write_may_move(c))
+			return io->status;
 		if (move_block(rc, b, c->buf, off, len, c->tmp, &c->f))
 			return io->status;
 		DMINFO_LIMIT("dev_id %u: write error on block %llu: remapped",
 			     rc->dev_id, (unsigned long long)b);
+		atomic_inc(&rc->pdev->main_write_moves);
 	}
 	return BLK_STS_OK;
 }

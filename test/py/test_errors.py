@@ -174,6 +174,67 @@ def test_wholesale_failure_does_not_drain_the_pool(env):
     assert st["state"] == "fail" and st["write_errors"] >= 8
 
 
+def test_a_main_device_taking_no_writes_does_not_drain_the_pool(env):
+    """A main device that reads but fails every write (gone read-only):
+    a few blocks move, then a rewrite of a block elsewhere fails too, the
+    device's state is `fail` and its write errors pass through until a
+    write to it succeeds.  A long run of bad blocks on a device that takes
+    writes elsewhere moves every one of them."""
+    base = pattern("ro", 1 * MiB)
+    pwrite(env.backing, 0, base)
+    n = blockdev_sectors(env.backing)
+    # Blocks 100-139 fail writes and reads; the rest of the device works.
+    main = bad_main(env, range(100, 140))
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    expect = bytearray(base)
+    for b in range(100, 140):
+        pwrite(dev.path, b * BLOCK, pattern(f"run{b}", BLOCK), sync=False)
+        expect[b * BLOCK:(b + 1) * BLOCK] = pattern(f"run{b}", BLOCK)
+    assert sorted(dev.remaps()) == list(range(100, 140))
+    assert dev.status()["state"] == "ok"
+    pwrite(dev.path, 50 * BLOCK, pattern("w50", BLOCK), sync=False)
+    expect[50 * BLOCK:51 * BLOCK] = pattern("w50", BLOCK)
+    # Now the whole device fails writes (dm-flakey error_writes) but reads.
+    name = os.path.basename(main)
+    env.dm.reload(name, f"0 {n} flakey {env.backing} 0 0 1 1 error_writes")
+    event = event_nr(dev.name)
+    written = []
+    for b in range(0, 48, 2):
+        try:
+            # No O_SYNC: dm-flakey would fail the flush too.
+            pwrite(dev.path, b * BLOCK, pattern(f"w{b}", BLOCK), sync=False)
+            assert len(written) == b // 2, "a write succeeded after one failed"
+            written.append(b)
+        except OSError as e:
+            assert e.errno == errno.EIO
+    assert 0 < len(written) <= 8
+    assert sorted(dev.remaps()) == written + list(range(100, 140))
+    st = dev.status()
+    assert st["state"] == "fail"
+    assert event_nr(dev.name) > event
+    health = f"/sys/module/dm_remap/pools/{env.pool}/devices/{dev.dev_id}/health"
+    with open(health) as f:
+        assert f.read().strip() == "0"
+    for b in written:
+        expect[b * BLOCK:(b + 1) * BLOCK] = pattern(f"w{b}", BLOCK)
+    assert pread(dev.path, 0, 1 * MiB) == bytes(expect)
+    # Reads do not end it; a write that the main device takes does.
+    assert dev.status()["state"] == "fail"
+    env.dm.reload(name, segments_table(env.backing, n, [(b * BS, BS) for b in range(100, 140)]))
+    pwrite(dev.path, 60 * BLOCK, pattern("w60", BLOCK), sync=False)
+    assert dev.status()["state"] == "ok"
+    with open(health) as f:
+        assert int(f.read()) > 0
+    assert 60 not in dev.remaps()
+    # And the next write error moves its block again.
+    env.dm.reload(name, f"0 {n} flakey {env.backing} 0 0 1 1 error_writes")
+    pwrite(dev.path, 62 * BLOCK, pattern("w62", BLOCK), sync=False)
+    assert 62 in dev.remaps()
+    expect[60 * BLOCK:61 * BLOCK] = pattern("w60", BLOCK)
+    expect[62 * BLOCK:63 * BLOCK] = pattern("w62", BLOCK)
+    assert pread(dev.path, 0, 1 * MiB) == bytes(expect)
+
+
 def event_nr(name):
     return int(dmsetup("info", "-c", "--noheadings", "-o", "events", name).strip())
 
