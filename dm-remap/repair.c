@@ -1154,7 +1154,10 @@ static int read_where_it_lives(struct repair_ctx *c, struct remap_io *io,
  * Record block b as pending: its data could not be read.  After the drain
  * no write to it is in flight any more, so it is read once more: a write
  * that landed meanwhile may have made it readable, and then nothing is
- * lost.  Returns 0 if recorded, 1 if it read after all (data in c->buf).
+ * lost.  And the main device is probed again, not trusting the batch's
+ * probe: a device that dropped out since must not have its readable blocks
+ * recorded as lost.  Returns 0 if recorded, 1 if it read after all (data
+ * in c->buf), -ENXIO if the main device fails everywhere now.
  */
 static int record_lost(struct repair_ctx *c, u64 b, sector_t bs, sector_t be)
 {
@@ -1165,10 +1168,16 @@ static int record_lost(struct repair_ctx *c, u64 b, sector_t bs, sector_t be)
 	r = start_fix(rc, &c->f, b, &spare);
 	if (r)
 		return r;
-	if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf, bs, be - bs)) {
+	if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->buf, bs, be - bs))
+		r = 1;
+	else if (!probe_main(rc, c->tmp))
+		r = -ENXIO;
+	if (r) {
+		if (r < 0)
+			c->alive = -1;
 		dmr_pdev_ix_delete(rc->pdev, b);
 		dmr_pool_unreserve(rc->pool, spare);
-		return 1;
+		return r;
 	}
 	fixes_add(&c->f, b, spare, RM_IX_PENDING,
 		  dmr_pool_record(rc->pool, spare, rc->dev_id, b,
@@ -1205,6 +1214,8 @@ static blk_status_t repair_read(struct repair_ctx *c, struct bio *bio)
 			if (!main_alive(c))
 				return wholesale(c, io->status);
 			r = record_lost(c, b, bs, be);
+			if (r == -ENXIO)
+				return wholesale(c, io->status);
 			if (r < 0)
 				return io->status;
 			r = r ? 0 : -EIO;

@@ -4,6 +4,7 @@ pending blocks, healing by overwrite, triage, exhaustion and dm events."""
 import errno
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -172,6 +173,52 @@ def test_wholesale_failure_does_not_drain_the_pool(env):
     assert pool_attr(env.pool, "blocks_used") == "0"
     st = dev.status()
     assert st["state"] == "fail" and st["write_errors"] >= 8
+
+
+def test_a_main_device_dropping_out_during_a_repair_loses_no_block(env, kmsg):
+    """One read over two unreadable blocks, 10 and 20, each failing after
+    3 s: block 10 is recorded pending, then the whole main device drops
+    out while block 20 is being retried.  Block 20 must not be recorded as
+    lost: the device is probed again before it is, and now fails
+    everywhere, so the error passes through."""
+    base = pattern("drop", 128 << 10)
+    pwrite(env.backing, 0, base)
+    n = blockdev_sectors(env.backing)
+    err = env.dm.create(f"0 {n} error", hint="err")
+    slow_bad = segments_table(env.backing, n, [(10 * BS, BS), (20 * BS, BS)],
+                              target="delay",
+                              target_args=env.dm.path(err) + " {start} 3000")
+    main = env.dm.create(slow_bad, hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    result = []
+
+    def read():
+        try:
+            pread(dev.path, 10 * BLOCK, 11 * BLOCK)
+            result.append(0)
+        except OSError as e:
+            result.append(e.errno)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        seen = []
+        assert wait_for(lambda: seen.extend(kmsg.read()) or
+                        any("block 10 is unreadable: now pending" in ln for ln in seen),
+                        timeout=120)
+        env.dm.reload(main, f"0 {n} error")
+    finally:
+        reader.join(timeout=300)
+    assert result == [errno.EIO]
+    assert {b: st for b, (_, st) in dev.remaps().items()} == {10: "pending"}
+    assert dev.status()["state"] == "fail"
+    # Back again: the rest reads (which ends the state), and block 20,
+    # still unreadable, is pending now.
+    set_bad(env, main, [10, 20])
+    assert pread(dev.path, 11 * BLOCK, 9 * BLOCK) == base[11 * BLOCK:20 * BLOCK]
+    with pytest.raises(OSError):
+        pread(dev.path, 20 * BLOCK, BLOCK)
+    assert {b: st for b, (_, st) in dev.remaps().items()} == {10: "pending", 20: "pending"}
+    assert dev.status()["state"] == "degraded"
 
 
 def test_a_main_device_taking_no_writes_does_not_drain_the_pool(env):
