@@ -109,6 +109,11 @@ static int find_pools(struct found **out, const struct pool_info *act,
 				break;
 		if (j < nact || blk_held(k) || is_remap_dm(k, d, nd))
 			continue;
+		if (blk_suspended(k)) {
+			warn("activate", "/dev/%s is suspended: not examined",
+			     k);
+			continue;
+		}
 		if (blk_sectors(dev, &sectors) || sectors < 64)
 			continue;
 		/* sysfs writes '!' for the '/' of names like cciss/c0d0. */

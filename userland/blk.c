@@ -181,6 +181,15 @@ bool blk_held(const char *kname)
 	return held;
 }
 
+bool blk_suspended(const char *kname)
+{
+	char path[PATH_MAX], buf[16];
+
+	snprintf(path, sizeof(path), "/sys/class/block/%s/dm/suspended",
+		 kname);
+	return !sysfs_read(path, buf, sizeof(buf)) && !strcmp(buf, "1");
+}
+
 /* ---- Locators ------------------------------------------------------------ */
 
 static bool locator_ok(const char *s)

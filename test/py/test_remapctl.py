@@ -620,6 +620,32 @@ def test_activate_resumes_pools_and_is_idempotent(ctl, loopdev, dm):
     assert {s for s in range(64) if pool_active(s)} == now
 
 
+def test_activate_does_not_wait_for_a_suspended_device(ctl, dm, loopdev, spare):
+    """A read of a suspended dm device waits until it is resumed: activate
+    (run at boot) must not read one, and says it left it alone."""
+    ctl.ok("pool", "format", spare)
+    name = dm.create(f"0 {blockdev_sectors(spare)} linear {spare} 0", hint="susp")
+    dmsetup("suspend", name)
+    try:
+        p = subprocess.Popen([RC, "activate"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            dmsetup("resume", name)
+            p.communicate()
+            pytest.fail("activate waited for the suspended device")
+    finally:
+        dmsetup("resume", name)
+    kname = dmsetup("info", "-c", "--noheadings", "-o", "blkdevname", name).strip()
+    assert p.returncode == 0, err
+    assert f"/dev/{kname} is suspended: not examined" in err
+    assert "0 pools resumed" in out
+    # Resumed, it is a pool like any other (its loop device is held).
+    out = ctl.ok("activate")
+    assert "1 pool resumed" in out and f"/dev/{kname}" in out
+
+
 def test_activate_reports_a_damaged_pool(ctl, loopdev, spare):
     ctl.ok("pool", "format", spare)
     for copy in range(SB_COPIES):
