@@ -4,8 +4,11 @@
 # (ASan/UBSan), a short fuzz run, then the pytest suite inside a QEMU guest
 # running Debian's kernel (VM=0: directly on this host).
 #
-# Environment: VM (1), KVER, PYTEST_ARGS (extra pytest arguments, e.g. -k),
-# FUZZ_SECONDS (20), VM_TIMEOUT (2400).
+# Then (VM=1, KVER2 not "none") the guest pytest suite again on the second
+# supported kernel, KVER2 (default: Debian 12's 6.12 LTS, installed if missing).
+#
+# Environment: VM (1), KVER, KVER2, PYTEST_ARGS (extra pytest arguments, e.g.
+# -k), FUZZ_SECONDS (20), VM_TIMEOUT (2400).
 set -u
 cd "$(dirname "$0")/.."
 VM=${VM:-1}
@@ -15,7 +18,9 @@ fail() { echo "make check: FAILED: $*" >&2; exit 1; }
 step "dependencies"
 if [ "$VM" = 1 ]; then test/deps.sh build vm lint; else test/deps.sh build lint; fi || fail "missing packages"
 
-# KVER may only be known now that the kernel packages are installed.
+# KVER may only be known now that the kernel packages are installed: the
+# newest 6.1 (Debian 12's kernel) first, else the newest there is.
+KVER=${KVER:-$(test/vm/kver.sh 6.1)}
 KVER=${KVER:-$(test/vm/kver.sh)}
 [ -n "$KVER" ] || fail "no installed kernel with headers"
 export KVER
@@ -64,4 +69,42 @@ if [ "$VM" = 1 ]; then
 		--junitxml=build/results/junit-host.xml test/host
 	rc=$?
 	[ $rc = 0 ] || fail "multi-boot tests (pytest exited $rc)"
+fi
+
+# The second supported kernel: the module and tools built in a copy of the
+# tree (so the first build stays), the guest suite run over it.
+if [ "$VM" = 1 ] && [ "${KVER2:-}" != none ]; then
+	if [ -z "${KVER2:-}" ]; then
+		test/deps.sh kernel612 || fail "missing packages (the 6.12 kernel)"
+		KVER2=$(test/vm/kver.sh 6.12)
+		[ -n "$KVER2" ] || fail "no 6.12 kernel with headers"
+	fi
+	if [ "$KVER2" != "$KVER" ]; then
+		step "build (kernel $KVER2, W=1)"
+		copy=$PWD/build/kernel2
+		rm -rf "$copy" && mkdir -p "$copy" || fail "cannot make $copy"
+		tar --exclude=./build --exclude=./.git --exclude='*.o' --exclude='*.ko' \
+			--exclude='*.mod' --exclude='*.mod.c' --exclude='.*.cmd' \
+			--exclude=Module.symvers --exclude=modules.order -cf - . |
+			tar -C "$copy" -xf - ||
+			fail "cannot copy the tree to $copy"
+		make -C "$copy" -s W=1 KVER="$KVER2" module userland build/mkpool >build.log 2>&1 ||
+			{ cat build.log; fail "build for $KVER2"; }
+		if grep -q 'warning:' build.log; then cat build.log; fail "build warnings ($KVER2)"; fi
+		rm -f build.log
+
+		step "pytest in a QEMU guest (kernel $KVER2)"
+		mkdir -p "$copy/build/results"
+		(cd "$copy" && test/vm/vm-run --kver "$KVER2" --timeout "${VM_TIMEOUT:-2400}" \
+			--out "$copy/build/results" -- /usr/bin/python3 -m pytest -p no:cacheprovider \
+			-v -rfEs --junitxml=/tmp/out/junit.xml ${PYTEST_ARGS:-} test/py)
+		rc=$?
+		cp -f "$copy/build/results/junit.xml" "build/results/junit-$KVER2.xml" 2>/dev/null
+		case $rc in
+		0) ;;
+		124) fail "the guest ($KVER2) crashed or timed out (see the console above)" ;;
+		*) fail "pytest on $KVER2 exited $rc" ;;
+		esac
+		rm -rf "$copy"
+	fi
 fi

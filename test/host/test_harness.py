@@ -18,8 +18,8 @@ def test_exit_code_and_result_files_come_back(tmp_path):
     p = vm("--out", str(tmp_path), "--", "sh", "-c",
            'uname -r > "$VM_OUT/kver"; test "$IN_VM" = 1 || exit 9; exit 7')
     assert p.returncode == 7
-    booted = subprocess.run([os.path.join(ROOT, "test/vm/kver.sh")], capture_output=True,
-                            text=True).stdout.strip()
+    booted = os.environ.get("KVER") or subprocess.run(
+        [os.path.join(ROOT, "test/vm/kver.sh")], capture_output=True, text=True).stdout.strip()
     with open(tmp_path / "kver") as f:
         assert f.read().strip() == booted
 
