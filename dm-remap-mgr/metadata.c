@@ -93,6 +93,8 @@ static int md_io(struct dm_io_client *io, struct block_device *bdev,
 		req.mem.type = DM_IO_KMEM;
 		req.mem.ptr.addr = buf;
 	}
+	/* The spare may share a main device's disk: see dmr_own_io(). */
+	dmr_own_io(bdev, where.count);
 	if (b) {
 		req.notify.fn = md_batch_endio;
 		req.notify.context = b;

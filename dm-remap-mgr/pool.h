@@ -283,10 +283,10 @@ struct dmr_pdev {
 	/*
 	 * Load on the disk that holds the main device, also from I/O that
 	 * does not pass through this target: at each step the disk's
-	 * sectors moved (its I/O statistics) against the module's own on
-	 * that disk (dmr_own_io()).  Under scan_lock.
+	 * sectors moved (its I/O statistics) less the module's own on that
+	 * disk (dmr_disk_foreign()), as last seen.  Under scan_lock.
 	 */
-	u64 disk_seen, own_seen;
+	u64 foreign_seen;
 	/* Counters since the device was attached (read without a lock). */
 	u64 scanned, scan_failed, scan_slow, scan_retried, scan_predictive;
 
@@ -401,6 +401,7 @@ const char *dmr_scan_state_name(struct dmr_pool *pool);
 void dmr_scan_pdev_init(struct dmr_pdev *pdev);
 void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc);
 void dmr_own_io(struct block_device *bdev, sector_t count);
+u64 dmr_disk_foreign(struct block_device *bdev);
 void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc);
 unsigned int dmr_scan_health(struct dmr_pdev *pdev);
 unsigned int dmr_scan_percent(struct dmr_pdev *pdev);

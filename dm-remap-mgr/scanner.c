@@ -127,7 +127,7 @@ void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
 	mutex_lock(&pdev->scan_lock);
 	pdev->scan_rc = rc;
 	/* Another disk (a reload), maybe: its first step counts as busy. */
-	pdev->disk_seen = 0;
+	pdev->foreign_seen = 0;
 	mutex_unlock(&pdev->scan_lock);
 	dmr_scan_kick(pdev->pool);
 }
@@ -174,8 +174,8 @@ static bool scan_due(struct dmr_pool *pool, struct dmr_pdev *pdev,
 
 /*
  * Sectors this module moved itself, per whole disk: the sync I/O of repairs
- * and scanners of every pool and device to the disks that hold main
- * devices.  An open-addressed table keyed by dev_t: a disk takes the first
+ * and scanners of every pool and device, and the metadata I/O of every
+ * pool.  An open-addressed table keyed by dev_t: a disk takes the first
  * free slot from the one its dev_t hashes to, by cmpxchg of the key, and
  * keeps it until the module is unloaded.  Counts only grow and readers
  * only take differences, so a dev_t reused by a new disk may inherit the
@@ -287,21 +287,28 @@ static u64 disk_sectors(struct block_device *disk)
 }
 
 /*
- * Has the disk under pdev's main device moved more sectors since the
- * last step than this module did on it itself?  That is I/O that
- * bypasses the remap devices: a filesystem on the main device's sibling
- * partition, or one opened directly.  A disk without I/O statistics
- * (queue/iostats 0) shows none.  Caller holds scan_lock.
+ * Sectors the disk that holds bdev moved (its I/O statistics) less those
+ * this module moved on it itself.  Of two readings, a later one that is
+ * greater says that something else used the disk in between: a
+ * filesystem on the main device's sibling partition, the main device
+ * opened directly, or I/O through the remap devices.  A disk without I/O
+ * statistics (queue/iostats 0) shows none.
+ */
+u64 dmr_disk_foreign(struct block_device *bdev)
+{
+	return disk_sectors(bdev_whole(bdev)) - atomic64_read(own_counter(bdev));
+}
+
+/*
+ * Has the disk under pdev's main device moved sectors of others since the
+ * last step?  Caller holds scan_lock.
  */
 static bool disk_busy(struct dmr_pdev *pdev)
 {
-	struct block_device *bdev = remap_main_bdev(pdev->scan_rc);
-	u64 own = atomic64_read(own_counter(bdev));
-	u64 disk = disk_sectors(bdev_whole(bdev));
-	bool busy = (s64)((disk - pdev->disk_seen) - (own - pdev->own_seen)) > 0;
+	u64 foreign = dmr_disk_foreign(remap_main_bdev(pdev->scan_rc));
+	bool busy = (s64)(foreign - pdev->foreign_seen) > 0;
 
-	pdev->disk_seen = disk;
-	pdev->own_seen = own;
+	pdev->foreign_seen = foreign;
 	return busy;
 }
 

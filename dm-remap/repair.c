@@ -49,9 +49,9 @@
 /* ---- Helpers ---------------------------------------------------------------- */
 
 /*
- * Synchronous I/O of count sectors at sector of bdev to or from buf.  I/O
- * to the disk that holds the main device is counted as the module's own,
- * so that the scanner can tell it from other I/O to that disk.
+ * Synchronous I/O of count sectors at sector of bdev to or from buf,
+ * counted as the module's own, so that the scanner can tell it from other
+ * I/O to the disk (the spare may share the main device's disk).
  */
 static int io_prio(struct remap_c *rc, struct dm_io_client *io,
 		   struct block_device *bdev, blk_opf_t opf, void *buf,
@@ -69,8 +69,7 @@ static int io_prio(struct remap_c *rc, struct dm_io_client *io,
 		.client = io,
 	};
 
-	if (bdev_whole(bdev) == bdev_whole(rc->main_dev->bdev))
-		dmr_own_io(bdev, count);
+	dmr_own_io(bdev, count);
 	return rm_dm_io_prio(&req, 1, &where, NULL, ioprio);
 }
 
@@ -657,12 +656,15 @@ enum scan_finding { SCAN_OK, SCAN_SLOW, SCAN_RETRIED, SCAN_FAILED };
 /*
  * Look at one block of a chunk that failed or was slow.  Read at normal
  * priority: an idle-class read may wait behind foreground I/O, which says
- * nothing about the medium.  Slow means two reads slower than slow_ms.
+ * nothing about the medium.  Slow means two reads slower than slow_ms, the
+ * second with the disk to itself: one that waited behind other I/O to the
+ * disk says nothing either (the next pass looks again).
  */
 static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
 				    unsigned int slow_ms)
 {
 	unsigned int tries;
+	u64 foreign;
 	s64 ms;
 	int r;
 
@@ -677,10 +679,14 @@ static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
 		return SCAN_RETRIED;
 	if (ms <= slow_ms)
 		return SCAN_OK;
+	foreign = dmr_disk_foreign(rc->main_dev->bdev);
 	r = timed_read(rc, buf, b, &ms);
 	if (r)
 		return SCAN_RETRIED;
-	return ms > slow_ms ? SCAN_SLOW : SCAN_OK;
+	if (ms <= slow_ms ||
+	    (s64)(dmr_disk_foreign(rc->main_dev->bdev) - foreign) > 0)
+		return SCAN_OK;
+	return SCAN_SLOW;
 }
 
 /*

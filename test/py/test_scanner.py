@@ -284,6 +284,94 @@ def test_backs_off_while_the_device_is_busy(env, loopdev, through):
     assert dev_int(7, "scanned") == total
 
 
+def test_blocks_slow_only_under_load_are_not_moved(env):
+    """Blocks 5 and 30 answer in 1.5 s; foreground reads of other blocks
+    keep the disk busy during the whole first pass: a read that waited
+    behind other I/O says nothing about the medium, so nothing is moved.
+    The second pass, on an idle disk, moves both."""
+    n = blockdev_sectors(env.backing)
+    slow = [5, 30]
+    main = env.dm.create(faulty_table(env.backing, n, [], slow, 1500), hint="faulty")
+    dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=4, sectors=64 * BS)
+    stop = threading.Event()
+
+    def foreground():
+        i = 0
+        while not stop.is_set():
+            pread(dev.path, (40 + i % 24) * BLOCK, BLOCK)
+            i += 1
+    t = threading.Thread(target=foreground)
+    t.start()
+    try:
+        run_pass(4, timeout=300)
+    finally:
+        stop.set()
+        t.join()
+    assert dev_int(4, "scanned") == 64
+    assert dev_int(4, "scan_slow") == 0
+    assert dev.remaps() == {}
+    set_attr("scan_enabled", 1)
+    env.mgr.msg("switch_to", SLOT)
+    env.mgr.msg("scan_start")
+    assert wait_for(lambda: dev_int(4, "scan_passes") >= 2, timeout=120)
+    assert dev_int(4, "scan_slow") == len(slow)
+    assert {b: st for b, (_, st) in dev.remaps().items()} == {b: "mapped" for b in slow}
+    for b in slow:
+        assert pread(dev.path, b * BLOCK, BLOCK) == env.data[b * BLOCK:(b + 1) * BLOCK]
+
+
+def test_metadata_commits_of_a_spare_on_the_same_disk_are_not_load(env, loopdev):
+    """The pool's spare is a partition of the disk that holds its main
+    devices.  While device A is scanned, device B's blocks are remapped one
+    by one (a metadata commit to the spare each): those commits are the
+    module's own I/O like its copies, so A's scanner does not back off for
+    them (backing off, one block per 500 ms, its 8192 blocks would take an
+    hour)."""
+    disk = loopdev(130, mbr=dos_table((2048, 65536), (67584, 65536), (133120, 131072)))
+    main_a, main_b, spare = disk + "p1", disk + "p2", disk + "p3"
+    assert wait_for(lambda: all(os.path.exists(p) for p in (main_a, main_b, spare)))
+    slot = SLOT + 2
+    env.mgr.format(spare)
+    env.mgr.resume(slot, spare, scan=True)
+    devs = []
+    stop = threading.Event()
+    forced = []
+
+    def force_remaps():
+        for b in range(8192):
+            if stop.is_set():
+                return
+            devs[1].force(b * BS)
+            forced.append(b)
+    t = threading.Thread(target=force_remaps)
+    try:
+        set_attr("scan_enabled", 0, slot)
+        set_attr("scan_rate", 1 << 20, slot)
+        devs.append(RemapDev(env.dm, main_a, slot, dev_id=21))
+        devs.append(RemapDev(env.dm, main_b, slot, dev_id=22))
+        t.start()
+        assert wait_for(lambda: len(forced) >= 5, timeout=60)
+        set_attr("scan_enabled", 1, slot)
+        at_start = len(forced)
+        done = wait_for(lambda: dev_attr(21, "scan_passes", slot) != "0", timeout=120)
+        scanned = int(dev_attr(21, "scanned", slot))
+        commits = len(forced) - at_start
+        still_forcing = t.is_alive()
+        stop.set()
+        t.join()
+        assert done, f"pass not over in 120 s: scanned {scanned} of 8192 ({commits} remaps)"
+        # The remaps went on for the whole pass.
+        assert still_forcing
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join()
+        for d in devs:
+            d.remove()
+        if pool_active(slot):
+            env.mgr.free(slot)
+
+
 @pytest.mark.parametrize("pools", ["one", "two"])
 def test_scanners_on_one_disk_do_not_take_each_other_for_load(env, loopdev, pools):
     """Two remap devices on two partitions of one disk, in one pool or in
