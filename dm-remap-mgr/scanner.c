@@ -126,6 +126,8 @@ void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
 {
 	mutex_lock(&pdev->scan_lock);
 	pdev->scan_rc = rc;
+	/* Known at once: scan_percent of a pass resumed from the record. */
+	WRITE_ONCE(pdev->scan_end, remap_scan_blocks(rc));
 	/* Another disk (a reload), maybe: its first step counts as busy. */
 	pdev->foreign_seen = 0;
 	mutex_unlock(&pdev->scan_lock);
@@ -340,7 +342,7 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	}
 	if (disk_busy(pdev))
 		busy = true;
-	pdev->scan_end = remap_scan_blocks(pdev->scan_rc);
+	WRITE_ONCE(pdev->scan_end, remap_scan_blocks(pdev->scan_rc));
 	if (pdev->scan_pos >= pdev->scan_end)
 		pdev->scan_pos = 0;	/* the device shrank: start over */
 	if (busy)

@@ -544,7 +544,7 @@ def test_progress_survives_suspend_remove_and_free(env):
     time.sleep(1.5)
     assert dev_int(2, "scan_pos") == pos
     dmsetup("resume", dev.name)
-    assert wait_for(lambda: dev_int(2, "scan_pos") > pos, timeout=30)
+    assert wait_for(lambda: dev_int(2, "scan_pos") > max(pos, 64), timeout=60)
     # Removed mid-pass, the pool freed and resumed: the pass goes on from
     # where it was.
     t0 = time.time()
@@ -558,6 +558,8 @@ def test_progress_survives_suspend_remove_and_free(env):
     saved = dev_int(2, "scan_pos")
     assert saved > pos
     assert dev_int(2, "scan_passes") == 0
+    # The progress of the pass shows before the scanner's next step.
+    assert dev_int(2, "scan_percent") == saved * 100 // ((8 << 20) // BLOCK)
     set_attr("scan_rate", 1 << 20)
     run_pass(2)
     # It finished the pass without starting over.
