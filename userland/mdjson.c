@@ -104,6 +104,7 @@ static const char *const md_what_names[] = {
 	[MD_DIGEST] = "digest_mismatch",
 	[MD_SEQ_END] = "seq_exhausted",
 	[MD_RECORD] = "record",
+	[MD_DEV_SECTOR] = "sector_above_block_size",
 };
 
 static void md_json_record(struct js *j, const struct rm_problem *r)

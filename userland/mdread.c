@@ -51,11 +51,16 @@ int md_open(struct md_image *img, const char *path, int flags)
 		return -errno;
 	if (fstat(img->fd, &st))
 		goto err;
+	img->sector = 1U << RM_SECTOR_SHIFT;
 	if (S_ISBLK(st.st_mode)) {
+		int ssz;
+
 		img->blockdev = true;
 		img->dev = st.st_rdev;
-		if (ioctl(img->fd, BLKGETSIZE64, &img->bytes))
+		if (ioctl(img->fd, BLKGETSIZE64, &img->bytes) ||
+		    ioctl(img->fd, BLKSSZGET, &ssz))
 			goto err;
+		img->sector = (unsigned int)ssz;
 	} else if (S_ISREG(st.st_mode)) {
 		img->dev = st.st_dev;
 		img->ino = st.st_ino;
@@ -549,6 +554,11 @@ void md_problem_text(const struct md_problem *p, char *buf, size_t len)
 	case MD_RECORD:
 		md_record_text(&p->rec, buf, len);
 		break;
+	case MD_DEV_SECTOR:
+		snprintf(buf, len, "device has %" PRIu64
+			 "-byte logical blocks, above the pool's %" PRIu64
+			 "-byte blocks", p->seq, p->expect);
+		break;
 	}
 }
 
@@ -1008,6 +1018,20 @@ int md_load(struct md_image *img, struct md_pool *pool, unsigned int flags)
 		/* The kernel stops here; so do we (nr_blocks is untrusted). */
 		md_add(pool, &p);
 		return 0;
+	}
+	if (g->block_size < img->sector) {
+		struct md_problem p = {
+			.what = MD_DEV_SECTOR, .sev = MD_FATAL,
+			.err = RM_E_GEOMETRY,
+			.seq = img->sector, .expect = g->block_size,
+		};
+
+		/*
+		 * The kernel refuses such a pool (a copy of it on a 4Kn
+		 * disk, say); its table still reads here, for a repair onto
+		 * a device the pool fits.
+		 */
+		md_add(pool, &p);
 	}
 	r = md_load_table(img, pool, flags);
 	if (!r)

@@ -33,6 +33,7 @@ struct md_image {
 	int fd;
 	uint64_t bytes;		/* size */
 	bool blockdev;
+	unsigned int sector;	/* logical block size (512 for a file) */
 	bool direct;		/* O_DIRECT: md_pread() aligns for it */
 	dev_t dev;		/* st_dev, or st_rdev of a block device */
 	ino_t ino;		/* 0 for a block device */
@@ -102,6 +103,7 @@ enum md_what {
 	MD_DIGEST,		/* table digest mismatch */
 	MD_SEQ_END,		/* a seq of RM_SEQ_LAST or above */
 	MD_RECORD,		/* rm_pool_check() or a record decoder: rec */
+	MD_DEV_SECTOR,		/* logical block size `seq` above geo.block_size */
 };
 
 /* Not an RM_E_* code: the block could not be read. */

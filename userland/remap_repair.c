@@ -133,6 +133,9 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 			    " sectors, the pool needs %" PRIu64, path,
 			    rp->dst.bytes >> RM_SECTOR_SHIFT,
 			    rp->sb.geo.dev_sectors);
+	if (rp->dst.sector > rp->sb.geo.block_size)
+		return fail(MD_EXIT_USAGE, "%s: %u-byte logical blocks, above the pool's %u-byte blocks (the module would refuse it)",
+			    path, rp->dst.sector, rp->sb.geo.block_size);
 	posix_fadvise(rp->dst.fd, 0, 0, POSIX_FADV_DONTNEED);
 	r = md_probe(&rp->dst, &old);
 	if (r < 0)

@@ -184,6 +184,45 @@ def test_repaired_copy_loads_in_the_module(env, dm, loopdev):
         env.mgr.free(env.pool)
 
 
+def test_a_pool_of_blocks_below_the_devices_sector_size(env, dm, loopdev):
+    """A pool of 1024-byte blocks copied onto a device with 4096-byte
+    logical blocks (a 4Kn disk): the module refuses it, and so does
+    remap_check (fatal); remap_repair will not write a copy onto such a
+    device, but repairs from one onto a device the pool fits."""
+    small = loopdev(64)
+    env.mgr.format(small, "block_size=1024")
+    back = run("losetup", "-n", "-O", "BACK-FILE", small).strip()
+    copy, empty = back + ".4kn", back + ".4kn-empty"
+    run("cp", "--sparse=always", back, copy)
+    run("truncate", "-s", str(64 << 20), empty)
+    kn = [run("losetup", "-b", "4096", "-f", "--show", f).strip() for f in (copy, empty)]
+    try:
+        p = tool("remap_check", kn[0])
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert (f"{kn[0]}: fatal: device has 4096-byte logical blocks, "
+                "above the pool's 1024-byte blocks") in p.stdout
+        with pytest.raises(CmdError):
+            env.mgr.resume(9, kn[0])
+        assert not pool_active(9)
+        p = tool("remap_repair", small, kn[1])
+        assert p.returncode == 3, p.stdout + p.stderr
+        assert p.stderr == (f"remap_repair: {kn[1]}: 4096-byte logical blocks, above the "
+                            "pool's 1024-byte blocks (the module would refuse it)\n")
+        assert tool("remap_check", kn[1]).returncode == 2      # nothing written
+        new = loopdev(64)
+        p = tool("remap_repair", kn[0], new)
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert tool("remap_check", new).returncode == 0
+        env.mgr.resume(9, new)
+        assert pool_attr(9, "block_size") == "1024"
+        env.mgr.free(9)
+    finally:
+        for d in kn:
+            run("losetup", "-d", d)
+        os.unlink(copy)
+        os.unlink(empty)
+
+
 def test_a_spare_under_a_dm_device_is_warned_about(env, dm):
     """The check looks in sysfs (an O_EXCL probe would make a mount or a
     resume_spare at that instant fail): a spare held by a dm table is in
