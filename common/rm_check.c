@@ -49,9 +49,12 @@ void rm_check_keys_sort(struct rm_check_key *keys, uint64_t n)
 
 	if (n < 2)
 		return;
-	for (i = n / 2; i-- > 0;)
+	for (i = n / 2; i-- > 0;) {
+		RM_YIELD(i);
 		rm_sift_down(keys, i, n);
+	}
 	for (i = n - 1; i > 0; i--) {
+		RM_YIELD(i);
 		rm_key_swap(&keys[0], &keys[i]);
 		rm_sift_down(keys, 0, i);
 	}
@@ -137,6 +140,7 @@ static void rm_check_dups(struct rm_check_key *k, uint64_t n,
 
 	rm_check_keys_sort(k, n);
 	for (i = 1; i < n; i++) {
+		RM_YIELD(i);
 		if (k[i].dev_id != k[first].dev_id ||
 		    k[i].main_block != k[first].main_block) {
 			first = i;
@@ -173,6 +177,7 @@ int64_t rm_pool_check(const struct rm_sb *sb,
 
 	rm_check_devs(devs, &r);
 	for (i = 0; i < nr_entries; i++) {
+		RM_YIELD(i);
 		if (!rm_check_entry(&entries[i], i, devs, shift, &r) ||
 		    !scratch)
 			continue;

@@ -15,11 +15,16 @@
  *   RM_LOAD_ACQUIRE(p)      load *p; later loads are not reordered before it
  *   RM_STORE_RELEASE(p, v)  store v; earlier stores are visible before it
  *   RM_READ_ONCE(x), RM_WRITE_ONCE(x, v)  single, untorn access
+ *
+ * RM_YIELD(i) in a loop over millions of items (i the counter): in the
+ * kernel, a scheduling point every 65536 iterations, for callers that may
+ * sleep (the pool check runs in resume_spare, under a mutex at most).
  */
 #ifdef __KERNEL__
 #include <linux/types.h>
 #include <linux/string.h>
 #include <linux/crc32c.h>
+#include <linux/sched.h>
 #include <asm/barrier.h>
 
 static inline uint32_t rm_crc32c(uint32_t seed, const void *buf, size_t len)
@@ -33,6 +38,7 @@ static inline uint32_t rm_crc32c(uint32_t seed, const void *buf, size_t len)
 #define RM_STORE_RELEASE(p, v)		smp_store_release(p, v)
 #define RM_READ_ONCE(x)			READ_ONCE(x)
 #define RM_WRITE_ONCE(x, v)		WRITE_ONCE(x, v)
+#define RM_YIELD(i)	do { if (!((i) & 0xffff)) cond_resched(); } while (0)
 #else
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +51,7 @@ uint32_t rm_crc32c(uint32_t seed, const void *buf, size_t len);
 #define RM_STORE_RELEASE(p, v)		__atomic_store_n(p, v, __ATOMIC_RELEASE)
 #define RM_READ_ONCE(x)			__atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define RM_WRITE_ONCE(x, v)		__atomic_store_n(&(x), v, __ATOMIC_RELAXED)
+#define RM_YIELD(i)			((void)(i))
 #endif
 
 #endif /* RM_PLATFORM_H */
