@@ -631,12 +631,31 @@ void dmr_md_release(struct dmr_pool *pool)
 
 /* ---- Commit --------------------------------------------------------------- */
 
-/* Commit buffer i, allocated on first use and kept; NULL if out of memory. */
+/*
+ * Commit buffer i, allocated on first use; NULL if out of memory.  A
+ * commit of n table blocks uses table buffers 0..2n-1; those up to
+ * MD_CBUFS_KEPT stay for the next commit, the rest are freed after it
+ * (md_cbufs_trim()): a big commit (every table block of a large pool, when
+ * a copy region was lost) must not pin its buffers for the pool's life.
+ */
+#define MD_CBUFS_KEPT	256
+
 static void *md_cbuf(struct dmr_pool *pool, u64 i)
 {
 	if (!pool->cbufs[i])
 		pool->cbufs[i] = kmalloc(RM_MD_BLOCK_SIZE, GFP_NOIO);
 	return pool->cbufs[i];
+}
+
+/* After a commit that used nb table buffers (or failed trying). */
+static void md_cbufs_trim(struct dmr_pool *pool, u64 nb)
+{
+	u64 i;
+
+	for (i = MD_CBUFS_KEPT; i < nb; i++) {
+		kfree(pool->cbufs[i]);
+		pool->cbufs[i] = NULL;
+	}
 }
 
 static int md_encode_logical(struct dmr_pool *pool, u32 l, void *blk0,
@@ -856,6 +875,7 @@ static int md_commit_once(struct dmr_pool *pool)
 	 * worker, so the writes need no lock.
 	 */
 	r = md_write_snapshot(pool, nb);
+	md_cbufs_trim(pool, nb);
 	if (r) {
 		md_fail(pool, r, "write");
 		return r;

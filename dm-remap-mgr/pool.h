@@ -104,7 +104,7 @@ struct dmr_pool {
 	unsigned long *dirty;		/* logicals changed since last commit */
 	/* Commit worker only: logicals of the commit in flight, buffers. */
 	unsigned long *committing;
-	void **cbufs;			/* 2 per logical + RM_SB_COPIES */
+	void **cbufs;			/* 2 per logical + RM_SB_COPIES (metadata.c) */
 	bool lost_copy;			/* a table copy write failed */
 	/*
 	 * An inactive table slot was unreadable at load: the first commit

@@ -410,6 +410,28 @@ def test_resume_survives_any_single_table_block_damage(mgr, spare):
         mgr.free(0)
 
 
+def test_resume_rewrites_a_lost_copy_region(mgr, loopdev):
+    """Every table block's copy 0 damaged (its whole copy region, say):
+    resume_spare rewrites all of them in its first commit, one of more
+    table blocks than the commit buffers kept between commits, and the
+    pool is whole again."""
+    spare = loopdev(256)
+    mgr.format(spare)
+    table_start, nr_logical = table_geometry(spare)
+    assert nr_logical > 128
+    for l in range(nr_logical):
+        corrupt_block(spare, table_start + 2 * l)
+    mgr.resume(0, spare)
+    seq = int(pool_attr(0, "metadata_seq"))
+    mgr.free(0)
+    # Copy 1 of the first table blocks lost now: copy 0, rewritten, holds.
+    for l in range(0, nr_logical, 7):
+        corrupt_block(spare, table_start + 2 * nr_logical + 2 * l + 1)
+    mgr.resume(0, spare)
+    assert int(pool_attr(0, "metadata_seq")) > seq
+    mgr.free(0)
+
+
 def test_resume_refuses_lost_table_block(mgr, spare, kmsg):
     mgr.format(spare)
     table_start, nr_logical = table_geometry(spare)
