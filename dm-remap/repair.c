@@ -428,6 +428,30 @@ static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf,
  * If data covers only [off, off + len) of the block, the rest is read from
  * the main device first.
  */
+/*
+ * Block is BUSY with spare block reserved: write buf (a whole block) to
+ * it and record it MAPPED, or without buf record it PENDING.  On failure
+ * the index entry is gone and write_spare() has released or retired the
+ * spare block.
+ */
+static int keep_on_spare(struct remap_c *rc, struct fixes *f, u64 block,
+			 u32 spare, void *buf)
+{
+	int r;
+
+	if (buf) {
+		r = write_spare(rc, block, &spare, buf, &f->ticket);
+		if (r) {
+			dmr_pdev_ix_delete(rc->pdev, block);
+			return r;
+		}
+	}
+	fixes_add(f, block, spare, buf ? RM_IX_MAPPED : RM_IX_PENDING,
+		  dmr_pool_record(rc->pool, spare, rc->dev_id, block,
+				  buf ? RM_ENTRY_MAPPED : RM_ENTRY_PENDING));
+	return 0;
+}
+
 static int move_block(struct remap_c *rc, u64 block, void *buf,
 		      unsigned int off, unsigned int len, void *tmp,
 		      struct fixes *f)
@@ -466,16 +490,8 @@ static int move_block(struct remap_c *rc, u64 block, void *buf,
 			memcpy(tmp + off, buf + off, len);
 			buf = tmp;
 		}
-		r = write_spare(rc, block, &spare, buf, &f->ticket);
-		if (r) {
-			dmr_pdev_ix_delete(rc->pdev, block);
-			return r;
-		}
 	}
-	fixes_add(f, block, spare, buf ? RM_IX_MAPPED : RM_IX_PENDING,
-		  dmr_pool_record(pool, spare, rc->dev_id, block,
-				  buf ? RM_ENTRY_MAPPED : RM_ENTRY_PENDING));
-	return 0;
+	return keep_on_spare(rc, f, block, spare, buf);
 }
 
 /*
@@ -819,14 +835,18 @@ static bool spare_alive(struct repair_ctx *c)
  * Does the main device still take writes?  Rewrite one block of the
  * device with its own data, at its start, middle or end (the first block
  * from there with no index entry), held BUSY meanwhile so that no other
- * write to it comes between the read and the rewrite.  A block the
- * device writes settles it; when none of the three can be tried (no free
- * spare block to hold one with), nothing is known: say yes.
+ * write to it comes between the read and the rewrite.  A block the device
+ * writes settles it.  A block that does not read says nothing (the next
+ * place is tried); one that reads but is not written back moves to its
+ * reserved spare block with the data just read, as the failed write may
+ * have left it unreadable.  When no block could be tried (none readable,
+ * or no free spare block to hold one with), nothing is known: say yes.
  */
 static bool main_takes_writes(struct repair_ctx *c)
 {
 	struct remap_c *rc = c->rc;
-	u64 n = rc->whole_blocks;
+	struct block_device *bdev = rc->main_dev->bdev;
+	u64 n = min(rc->whole_blocks, remap_scan_blocks(rc));
 	u64 where[3] = { 0, n / 2, n - 1 };
 	unsigned int i, tried = 0;
 	u32 spare;
@@ -834,21 +854,28 @@ static bool main_takes_writes(struct repair_ctx *c)
 
 	for (i = 0; i < ARRAY_SIZE(where) && n; i++) {
 		for (b = where[i]; b < n && b < where[i] + 4; b++)
-			if (!block_state(rc->pdev, b, NULL))
+			if (block_recordable(rc, b) &&
+			    !block_state(rc->pdev, b, NULL))
 				break;
-		if (b == n || b == where[i] + 4 || start_move(rc, b, &spare))
+		if (b == n || b == where[i] + 4 ||
+		    start_fix(rc, &c->f, b, &spare))
 			continue;
-		tried++;
-		if (!sync_io(rc, rc->main_dev->bdev, REQ_OP_READ, c->tmp,
-			     b << rc->shift, block_sectors(rc)) &&
-		    !sync_io(rc, rc->main_dev->bdev, REQ_OP_WRITE, c->tmp,
-			     b << rc->shift, block_sectors(rc))) {
+		if (sync_io(rc, bdev, REQ_OP_READ, c->tmp, b << rc->shift,
+			    block_sectors(rc))) {
+			dmr_pdev_ix_delete(rc->pdev, b);
+			dmr_pool_unreserve(rc->pool, spare);
+			continue;
+		}
+		if (!sync_io(rc, bdev, REQ_OP_WRITE, c->tmp, b << rc->shift,
+			     block_sectors(rc))) {
 			dmr_pdev_ix_delete(rc->pdev, b);
 			dmr_pool_unreserve(rc->pool, spare);
 			return true;
 		}
-		dmr_pdev_ix_delete(rc->pdev, b);
-		dmr_pool_unreserve(rc->pool, spare);
+		tried++;
+		if (!keep_on_spare(rc, &c->f, b, spare, c->tmp))
+			DMINFO_LIMIT("dev_id %u: block %llu did not take a rewrite: remapped",
+				     rc->dev_id, (unsigned long long)b);
 	}
 	return !tried;
 }
@@ -871,11 +898,13 @@ static bool main_write_may_move(struct repair_ctx *c)
 		return false;
 	if (atomic_read(&pdev->main_write_moves) < DMR_MAIN_WRITE_MOVES - 1)
 		return true;
-	if (main_takes_writes(c)) {
+	/* A write that succeeded meanwhile reset the count: go on. */
+	if (main_takes_writes(c) ||
+	    atomic_cmpxchg(&pdev->main_write_moves, DMR_MAIN_WRITE_MOVES - 1,
+			   DMR_MAIN_WRITE_MOVES) != DMR_MAIN_WRITE_MOVES - 1) {
 		atomic_set(&pdev->main_write_moves, 0);
 		return true;
 	}
-	atomic_set(&pdev->main_write_moves, DMR_MAIN_WRITE_MOVES);
 	DMERR_LIMIT("dev_id %u: main device takes no writes; passing its write errors through",
 		    c->rc->dev_id);
 	dmr_pdev_event(pdev);

@@ -86,8 +86,8 @@ if [ "$VM" = 1 ] && [ "${KVER2:-}" != none ]; then
 		tar --exclude=./build --exclude=./.git --exclude='*.o' --exclude='*.ko' \
 			--exclude='*.mod' --exclude='*.mod.c' --exclude='.*.cmd' \
 			--exclude=Module.symvers --exclude=modules.order -cf - . |
-			tar -C "$copy" -xf - ||
-			fail "cannot copy the tree to $copy"
+			tar -C "$copy" -xf -
+		[ "${PIPESTATUS[*]}" = "0 0" ] || fail "cannot copy the tree to $copy"
 		make -C "$copy" -s W=1 KVER="$KVER2" module userland build/mkpool >build.log 2>&1 ||
 			{ cat build.log; fail "build for $KVER2"; }
 		if grep -q 'warning:' build.log; then cat build.log; fail "build warnings ($KVER2)"; fi
@@ -102,6 +102,7 @@ if [ "$VM" = 1 ] && [ "${KVER2:-}" != none ]; then
 		cp -f "$copy/build/results/junit.xml" "build/results/junit-$KVER2.xml" 2>/dev/null
 		case $rc in
 		0) ;;
+		5) fail "pytest on $KVER2 collected no tests" ;;
 		124) fail "the guest ($KVER2) crashed or timed out (see the console above)" ;;
 		*) fail "pytest on $KVER2 exited $rc" ;;
 		esac

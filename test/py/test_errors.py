@@ -223,10 +223,11 @@ def test_a_main_device_dropping_out_during_a_repair_loses_no_block(env, kmsg):
 
 def test_a_main_device_taking_no_writes_does_not_drain_the_pool(env):
     """A main device that reads but fails every write (gone read-only):
-    a few blocks move, then a rewrite of a block elsewhere fails too, the
-    device's state is `fail` and its write errors pass through until a
-    write to it succeeds.  A long run of bad blocks on a device that takes
-    writes elsewhere moves every one of them."""
+    a few blocks move, then a rewrite of a block elsewhere fails too (that
+    block moves with its data), the device's state is `fail` and its write
+    errors pass through until a write to it succeeds.  A long run of bad
+    blocks on a device that takes writes elsewhere moves every one of
+    them."""
     base = pattern("ro", 1 * MiB)
     pwrite(env.backing, 0, base)
     n = blockdev_sectors(env.backing)
@@ -255,7 +256,9 @@ def test_a_main_device_taking_no_writes_does_not_drain_the_pool(env):
         except OSError as e:
             assert e.errno == errno.EIO
     assert 0 < len(written) <= 8
-    assert sorted(dev.remaps()) == written + list(range(100, 140))
+    # The blocks the check rewrote without success moved with their data.
+    probed = set(dev.remaps()) - set(written) - set(range(100, 140))
+    assert set(written) <= set(dev.remaps()) and 0 < len(probed) <= 3
     st = dev.status()
     assert st["state"] == "fail"
     assert event_nr(dev.name) > event
