@@ -423,12 +423,6 @@ static int write_spare(struct remap_c *rc, u64 block, u32 *spare, void *buf,
 }
 
 /*
- * Move block to the spare with the data in buf (a whole block), recording
- * it as MAPPED, or record it as PENDING (buf NULL: its data is lost).
- * If data covers only [off, off + len) of the block, the rest is read from
- * the main device first.
- */
-/*
  * Block is BUSY with spare block reserved: write buf (a whole block) to
  * it and record it MAPPED, or without buf record it PENDING.  On failure
  * the index entry is gone and write_spare() has released or retired the
@@ -452,6 +446,12 @@ static int keep_on_spare(struct remap_c *rc, struct fixes *f, u64 block,
 	return 0;
 }
 
+/*
+ * Move block to the spare with the data in buf (a whole block), recording
+ * it as MAPPED, or record it as PENDING (buf NULL: its data is lost).
+ * If data covers only [off, off + len) of the block, the rest is read from
+ * the main device first.
+ */
 static int move_block(struct remap_c *rc, u64 block, void *buf,
 		      unsigned int off, unsigned int len, void *tmp,
 		      struct fixes *f)
@@ -834,7 +834,8 @@ static bool spare_alive(struct repair_ctx *c)
 /*
  * Does the main device still take writes?  Rewrite one block of the
  * device with its own data, at its start, middle or end (the first block
- * from there with no index entry), held BUSY meanwhile so that no other
+ * from there with no index entry, other than the block in repair, which
+ * has none yet and gets its own move), held BUSY meanwhile so that no other
  * write to it comes between the read and the rewrite.  A block the device
  * writes settles it.  A block that does not read says nothing (the next
  * place is tried); one that reads but is not written back moves to its
@@ -842,7 +843,7 @@ static bool spare_alive(struct repair_ctx *c)
  * have left it unreadable.  When no block could be tried (none readable,
  * or no free spare block to hold one with), nothing is known: say yes.
  */
-static bool main_takes_writes(struct repair_ctx *c)
+static bool main_takes_writes(struct repair_ctx *c, u64 in_repair)
 {
 	struct remap_c *rc = c->rc;
 	struct block_device *bdev = rc->main_dev->bdev;
@@ -854,7 +855,7 @@ static bool main_takes_writes(struct repair_ctx *c)
 
 	for (i = 0; i < ARRAY_SIZE(where) && n; i++) {
 		for (b = where[i]; b < n && b < where[i] + 4; b++)
-			if (block_recordable(rc, b) &&
+			if (b != in_repair && block_recordable(rc, b) &&
 			    !block_state(rc->pdev, b, NULL))
 				break;
 		if (b == n || b == where[i] + 4 ||
@@ -881,7 +882,7 @@ static bool main_takes_writes(struct repair_ctx *c)
 }
 
 /*
- * May a block whose write failed on the main device move to the spare?
+ * May block, whose write failed on the main device, move to the spare?
  * A device gone read-only (a worn-out SSD, a write-protected disk) still
  * reads, so main_alive() does not see it, and would use a spare block
  * for each block written.  After DMR_MAIN_WRITE_MOVES - 1 such moves with
@@ -890,7 +891,7 @@ static bool main_takes_writes(struct repair_ctx *c)
  * stays at DMR_MAIN_WRITE_MOVES, dmr_main_writes_fail()) until a write
  * to it succeeds.
  */
-static bool main_write_may_move(struct repair_ctx *c)
+static bool main_write_may_move(struct repair_ctx *c, u64 block)
 {
 	struct dmr_pdev *pdev = c->rc->pdev;
 
@@ -899,7 +900,7 @@ static bool main_write_may_move(struct repair_ctx *c)
 	if (atomic_read(&pdev->main_write_moves) < DMR_MAIN_WRITE_MOVES - 1)
 		return true;
 	/* A write that succeeded meanwhile reset the count: go on. */
-	if (main_takes_writes(c) ||
+	if (main_takes_writes(c, block) ||
 	    atomic_cmpxchg(&pdev->main_write_moves, DMR_MAIN_WRITE_MOVES - 1,
 			   DMR_MAIN_WRITE_MOVES) != DMR_MAIN_WRITE_MOVES - 1) {
 		atomic_set(&pdev->main_write_moves, 0);
@@ -1134,7 +1135,7 @@ static blk_status_t repair_write(struct repair_ctx *c, struct bio *bio)
 		}
 		if (!main_alive(c))
 			return wholesale(c, io->status);
-		if (!main_write_may_move(c))
+		if (!main_write_may_move(c, b))
 			return io->status;
 		if (move_block(rc, b, c->buf, off, len, c->tmp, &c->f))
 			return io->status;

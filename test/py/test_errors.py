@@ -285,6 +285,39 @@ def test_a_main_device_taking_no_writes_does_not_drain_the_pool(env):
     assert pread(dev.path, 0, 1 * MiB) == bytes(expect)
 
 
+def test_the_write_check_leaves_the_block_in_repair_alone(env):
+    """Blocks 0, 2, ..., 14 fail writes (but read); the rest of the device
+    works.  The eighth write error in a row, on block 0, makes dm-remap
+    check that the device takes writes elsewhere, starting at block 0:
+    that check must pass over block 0, the block being repaired, and the
+    write of it must succeed on the spare like the seven before."""
+    base = pattern("probe", 64 << 10)
+    pwrite(env.backing, 0, base)
+    n = blockdev_sectors(env.backing)
+    bad = list(range(2, 16, 2)) + [0]
+    main = env.dm.create(segments_table(env.backing, n, [(b * BS, BS) for b in bad],
+                                        target="flakey",
+                                        target_args="{dev} {start} 0 1 1 error_writes"),
+                         hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    expect = bytearray(base)
+    for b in bad:
+        # No O_SYNC: dm-flakey would fail the flush too.
+        pwrite(dev.path, b * BLOCK, pattern(f"p{b}", BLOCK), sync=False)
+        expect[b * BLOCK:(b + 1) * BLOCK] = pattern(f"p{b}", BLOCK)
+    assert sorted(dev.remaps()) == sorted(bad)
+    assert dev.status()["state"] == "ok"
+    assert pool_attr(env.pool, "blocks_used") == str(len(bad))
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+    # What the pool recorded loads again: one mapping per block.
+    dev.remove()
+    env.mgr.free(env.pool)
+    env.mgr.resume(env.pool, env.spare)
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    assert sorted(dev.remaps()) == sorted(bad)
+    assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+
+
 def event_nr(name):
     return int(dmsetup("info", "-c", "--noheadings", "-o", "events", name).strip())
 
