@@ -8,15 +8,27 @@
 #                     on Debian 12's 6.1 kernel, then its guest part on 6.12 too
 #   make demo         the demonstration, in a QEMU guest
 #   make bench        benchmarks (not part of check)
-#   make install      module (into /lib/modules/$(KVER)/updates) and tools
-#   make KVER=...     build for another installed kernel
+#   make install      module (into /lib/modules/$(KVER)/updates), tools, man pages,
+#                     the boot-time unit remapctl-activate.service
+#   make dkms-install the module through DKMS (rebuilt for every new kernel), tools...
+#   make uninstall    removes what either put there
+#   make KVER=...     build for another installed kernel (default: the running
+#                     kernel if its headers are installed, else the newest that has them)
 
-KVER    ?= $(shell test/vm/kver.sh)
+KVER    ?= $(shell k=$$(uname -r); if [ -d /lib/modules/$$k/build ]; then echo $$k; \
+		   else test/vm/kver.sh; fi)
 KDIR    ?= /lib/modules/$(KVER)/build
 VM      ?= 1
 PREFIX  ?= /usr/local
 DESTDIR ?=
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   := build
+# One version for the module (modinfo), DKMS and remapctl --version.
+VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf)
+# What DKMS builds the module from: Kbuild, dkms.conf and these sources.
+KSRC    := $(wildcard dm-remap/*.[ch] dm-remap-mgr/*.[ch] common/*.[ch])
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -31,7 +43,8 @@ TOOLS      := remap_check remap_dump remap_repair
 TOOLS_SRC  := userland/mdread.c userland/mdjson.c userland/mdwrite.c
 TOOLS_HDR  := $(wildcard userland/md*.h) userland/jsonstr.h
 
-.PHONY: all module userland unit fuzz check demo bench bench-index install clean lint
+.PHONY: all module userland unit fuzz check demo bench bench-index install install-tools \
+	dkms-src dkms-install uninstall clean lint
 
 all: module userland unit $(BUILD)/mkpool
 
@@ -51,8 +64,8 @@ userland: $(BUILD)/remapctl $(addprefix $(BUILD)/,$(TOOLS))
 
 REMAPCTL_SRC := $(wildcard userland/remapctl.c userland/dm.c userland/blk.c \
 		  userland/json.c userland/activate.c)
-$(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h userland/jsonstr.h $(BUILD)/libremap-common.a $(COMMON_HDR)
-	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -Icommon $(REMAPCTL_SRC) $(BUILD)/libremap-common.a \
+$(BUILD)/remapctl: $(REMAPCTL_SRC) userland/remapctl.h userland/jsonstr.h $(BUILD)/libremap-common.a $(COMMON_HDR) dkms.conf
+	$(CC) -std=gnu11 $(CFLAGS) $(WARN) -DRM_VERSION='"$(VERSION)"' -Icommon $(REMAPCTL_SRC) $(BUILD)/libremap-common.a \
 		$(shell pkg-config --cflags --libs devmapper 2>/dev/null || echo -ldevmapper) -o $@
 
 $(BUILD)/remap_%: userland/remap_%.c $(TOOLS_SRC) $(TOOLS_HDR) $(BUILD)/libremap-common.a $(COMMON_HDR)
@@ -116,15 +129,54 @@ lint:
 	@test/lint.sh
 
 # --- installation ---------------------------------------------------------
-install: module userland
-	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates modules_install
-	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(PREFIX)/sbin/remapctl
-	install -D -m 0644 man/remapctl.8 $(DESTDIR)$(PREFIX)/share/man/man8/remapctl.8
-	for t in $(TOOLS); do \
-		install -D -m 0755 $(BUILD)/$$t $(DESTDIR)$(PREFIX)/sbin/$$t && \
-		install -D -m 0644 man/$$t.8 $(DESTDIR)$(PREFIX)/share/man/man8/$$t.8 || exit 1; \
-	done
+# DESTDIR stages everything (the module too) under another root: no depmod,
+# no DKMS then; a package's scripts do that.
+install: module install-tools
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates \
+		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
 	test -n "$(DESTDIR)" || depmod -a $(KVER)
+
+install-tools: userland
+	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(SBINDIR)/remapctl
+	install -D -m 0644 man/remapctl.8 $(DESTDIR)$(MANDIR)/man8/remapctl.8
+	for t in $(TOOLS); do \
+		install -D -m 0755 $(BUILD)/$$t $(DESTDIR)$(SBINDIR)/$$t && \
+		install -D -m 0644 man/$$t.8 $(DESTDIR)$(MANDIR)/man8/$$t.8 || exit 1; \
+	done
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' userland/remapctl-activate.service.in \
+		> $(DESTDIR)$(UNITDIR)/remapctl-activate.service
+
+# The module's sources where DKMS expects them: $(DESTDIR)/usr/src/dm-remap-$(VERSION).
+dkms-src:
+	@test -n "$(VERSION)" || { echo "no PACKAGE_VERSION in dkms.conf"; exit 1; }
+	rm -rf $(DESTDIR)/usr/src/dm-remap-$(VERSION)
+	for f in Kbuild dkms.conf $(KSRC); do \
+		install -D -m 0644 $$f $(DESTDIR)/usr/src/dm-remap-$(VERSION)/$$f || exit 1; \
+	done
+
+# Registered with DKMS, built and installed for $(KVER); DKMS rebuilds it for
+# every kernel installed from now on.
+dkms-install: dkms-src install-tools
+	@command -v dkms >/dev/null || { echo "dkms is not installed (apt-get install dkms)"; exit 1; }
+	-dkms remove -m dm-remap -v $(VERSION) --all >/dev/null 2>&1
+	dkms add -m dm-remap -v $(VERSION)
+	dkms install -m dm-remap -v $(VERSION) -k $(KVER)
+
+uninstall:
+	if [ -z "$(DESTDIR)" ] && command -v dkms >/dev/null && \
+	   [ -n "$$(dkms status -m dm-remap -v $(VERSION) 2>/dev/null)" ]; then \
+		dkms remove -m dm-remap -v $(VERSION) --all || exit 1; \
+	fi
+	rm -rf $(DESTDIR)/usr/src/dm-remap-$(VERSION)
+	rm -f $(DESTDIR)/lib/modules/$(KVER)/updates/dm-remap.ko
+	test -n "$(DESTDIR)" || depmod -a $(KVER)
+	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \
+		systemctl disable remapctl-activate.service 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(UNITDIR)/remapctl-activate.service
+	rm -f $(DESTDIR)$(SBINDIR)/remapctl $(DESTDIR)$(MANDIR)/man8/remapctl.8
+	for t in $(TOOLS); do rm -f $(DESTDIR)$(SBINDIR)/$$t $(DESTDIR)$(MANDIR)/man8/$$t.8; done
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null

@@ -38,3 +38,4 @@ module_exit(dm_remap_exit);
 MODULE_DESCRIPTION("device-mapper bad block remapping onto a spare device");
 MODULE_AUTHOR("dm-remap developers");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(RM_VERSION);

@@ -16,7 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 fail() { echo "make check: FAILED: $*" >&2; exit 1; }
 
 step "dependencies"
-if [ "$VM" = 1 ]; then test/deps.sh build vm lint; else test/deps.sh build lint; fi || fail "missing packages"
+if [ "$VM" = 1 ]; then test/deps.sh build vm lint install; else test/deps.sh build lint; fi || fail "missing packages"
 
 # KVER may only be known now that the kernel packages are installed: the
 # newest 6.1 (Debian 12's kernel) first, else the newest there is.
@@ -64,7 +64,7 @@ case $rc in
 esac
 
 if [ "$VM" = 1 ]; then
-	step "multi-boot tests: reboot and kill -9 of the guest (pytest on the host)"
+	step "multi-boot and install tests: reboot, kill -9 of the guest, make install, DKMS (pytest on the host)"
 	/usr/bin/python3 -m pytest -p no:cacheprovider -v -rfEs \
 		--junitxml=build/results/junit-host.xml test/host
 	rc=$?

@@ -18,7 +18,8 @@
 
 #include "rm_format.h"
 
-#define REMAPCTL_VERSION	"0.2"
+/* From dkms.conf, by the Makefile: one version for the module and tools. */
+#define REMAPCTL_VERSION	RM_VERSION
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 

@@ -2,10 +2,11 @@
 """Module load/unload and the bare life cycle of both targets."""
 import errno
 import os
+import re
 
 import pytest
 
-from conftest import load_module, module_loaded, module_refcnt, unload_module
+from conftest import ROOT, load_module, module_loaded, module_refcnt, unload_module
 from dmtools import CmdError, dmsetup, pattern, pread, pwrite, run
 from pools import Manager, free_pool
 
@@ -17,6 +18,14 @@ def targets():
 def test_module_registers_both_targets():
     t = targets()
     assert "remap-mgr" in t and "remap" in t
+
+
+def test_module_reports_its_version():
+    """The version DKMS builds under (dkms.conf), also in modinfo."""
+    with open(os.path.join(ROOT, "dkms.conf")) as f:
+        want = re.search(r'^PACKAGE_VERSION="([^"]+)"$', f.read(), re.M).group(1)
+    with open("/sys/module/dm_remap/version") as f:
+        assert f.read().strip() == want
 
 
 def test_unload_and_reload_twice():
