@@ -891,7 +891,12 @@ static int md_commit_once(struct dmr_pool *pool)
 	}
 	pool->lost_copy = false;
 	pool->unread_slot = false;
-	pool->sb = sb;
+	/*
+	 * Only these two change (md_snapshot()): the geometry and uuid are
+	 * read without md_lock (map, ctr, sysfs), so they are not rewritten.
+	 */
+	WRITE_ONCE(pool->sb.seq, sb.seq);
+	pool->sb.table_digest = sb.table_digest;
 	pool->next_seq = sb.seq + 1;
 	atomic64_set(&pool->durable_gen, target);
 	md_release_limbo(pool, target);

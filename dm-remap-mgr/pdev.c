@@ -515,8 +515,9 @@ static ssize_t pdev_show_dev(struct dmr_pdev *pdev, char *buf)
 
 static ssize_t pdev_show_main_dev(struct dmr_pdev *pdev, char *buf)
 {
-	return sysfs_emit(buf, "%u:%u\n", MAJOR(pdev->main_dev),
-			  MINOR(pdev->main_dev));
+	dev_t dev = READ_ONCE(pdev->main_dev);
+
+	return sysfs_emit(buf, "%u:%u\n", MAJOR(dev), MINOR(dev));
 }
 
 /* Counters written under ix_lock, read here without it. */
@@ -807,8 +808,8 @@ static struct dmr_pdev *__pdev_find(struct dmr_pool *pool, u32 dev_id)
  * tables.  Who owns dev_id is settled, and the identity record checked
  * for a main device of size sectors (force: see __dmr_pool_identity()),
  * before the pdev is made; it is on pool->pdevs before pdev_lock is
- * dropped.  The record is changed at preresume, not here
- * (dmr_pdev_resume_identity()).
+ * dropped.  The record, and main_dev of a pdev that exists, are changed
+ * at preresume, not here (dmr_pdev_resume_identity()).
  */
 struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct dm_table *table, dev_t main_dev,
@@ -836,7 +837,6 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 	}
 	if (pdev) {
 		pdev->users++;
-		pdev->main_dev = main_dev;
 		pdev->tables[slot] = table;
 		goto out;
 	}
@@ -853,15 +853,17 @@ out:
 }
 
 /*
- * At preresume of a table whose main device has size sectors: bring
- * dev_id's identity record in line with it (checked again: the live table
- * may have remapped blocks since the load) and wait until it is durable.
+ * At preresume of a table whose main device is main_dev, of size sectors:
+ * bring dev_id's identity record (and main_dev in sysfs) in line with it
+ * (checked again: the live table may have remapped blocks since the load)
+ * and wait until it is durable.
  * If force drops the old device's remaps, the index loses them in the
  * same step, under ix_lock: no table of this pdev has gone live, so no bio
  * has used the index, and a message to a table left bound by a failed
  * preresume holds ix_lock to change it.
  */
-int dmr_pdev_resume_identity(struct dmr_pdev *pdev, u64 size, bool force)
+int dmr_pdev_resume_identity(struct dmr_pdev *pdev, dev_t main_dev, u64 size,
+			     bool force)
 {
 	struct dmr_pool *pool = pdev->pool;
 	struct dmr_ix *empty = NULL, *old;
@@ -879,8 +881,10 @@ again:
 	if (pdev->went_live)
 		flags |= DMR_ID_LIVE;
 	r = __dmr_pool_identity(pool, pdev->dev_id, size, flags, &ticket, &error);
-	if (r >= 0)
+	if (r >= 0) {
 		WRITE_ONCE(pdev->went_live, true);
+		WRITE_ONCE(pdev->main_dev, main_dev);
+	}
 	mutex_unlock(&pool->pdev_lock);
 	if (r > 0 && (r & DMR_ID_DROPPED)) {
 		old = rcu_dereference_protected(pdev->ix,

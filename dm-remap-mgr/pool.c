@@ -62,7 +62,7 @@ POOL_U64_ATTR(blocks_free, pool->nr_free);
 POOL_U64_ATTR(blocks_used, pool->nr_mapped);
 POOL_U64_ATTR(blocks_pending, pool->nr_pending);
 POOL_U64_ATTR(blocks_retired, pool->nr_retired);
-POOL_U64_ATTR(metadata_seq, pool->sb.seq);
+POOL_U64_ATTR(metadata_seq, READ_ONCE(pool->sb.seq));
 POOL_U64_ATTR(commits, pool->commits);
 
 static ssize_t pool_show_spare_device(struct dmr_pool *pool, char *buf)
@@ -343,16 +343,36 @@ static struct dmr_pool *pool_alloc(unsigned int id)
 	return pool;
 }
 
+/*
+ * Open a spare for reading and writing, exclusively: -EBUSY if someone
+ * else has it, -EROFS if it is read-only, -ENODEV for anything else.
+ */
+static int spare_open(const char *op, const char *path, void *holder,
+		      struct rm_bdev *b)
+{
+	int r = rm_bdev_open(path, holder, b);
+
+	if (!r)
+		return 0;
+	b->bdev = NULL;
+	if (r == -EBUSY) {
+		DMERR_LIMIT("%s: cannot open %s exclusively: it is in use", op, path);
+		return r;
+	}
+	if (r == -EACCES || r == -EROFS) {
+		DMERR_LIMIT("%s: %s is read-only", op, path);
+		return -EROFS;
+	}
+	DMERR_LIMIT("%s: cannot open %s (%d)", op, path, r);
+	return -ENODEV;
+}
+
 static int pool_open(struct dmr_pool *pool, const char *path)
 {
-	int r = rm_bdev_open(path, pool, &pool->spare);
+	int r = spare_open("resume_spare", path, pool, &pool->spare);
 
-	if (r) {
-		pool->spare.bdev = NULL;
-		DMERR_LIMIT("resume_spare: cannot open %s exclusively (%d); is it in use?",
-			    path, r);
-		return r == -EBUSY ? -EBUSY : -ENODEV;
-	}
+	if (r)
+		return r;
 	pool->spare_dev = pool->spare.bdev->bd_dev;
 	snprintf(pool->spare_name, sizeof(pool->spare_name), "%pg",
 		 pool->spare.bdev);
@@ -503,13 +523,9 @@ int dmr_pool_format(const char *path, u32 block_size, bool force)
 	r = lookup_spare("format_spare", path, &dev);
 	if (r)
 		goto out;
-	r = rm_bdev_open(path, &format_holder, &b);
-	if (r) {
-		DMERR_LIMIT("format_spare: cannot open %s exclusively (%d); is it in use?",
-			    path, r);
-		r = r == -EBUSY ? -EBUSY : -ENODEV;
+	r = spare_open("format_spare", path, &format_holder, &b);
+	if (r)
 		goto out;
-	}
 	io = dm_io_client_create();
 	if (IS_ERR(io)) {
 		r = PTR_ERR(io);
@@ -928,6 +944,12 @@ int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
 		ticket = dmr_md_dirty(pool, rm_name_logical(i));
 	}
 	mutex_unlock(&pool->md_lock);
+	if (r == -EIO)
+		DMERR_LIMIT("set_label: pool %u: its metadata cannot be written",
+			    pool->id);
+	else if (r)
+		DMERR_LIMIT("set_label: pool %u has no record of dev_id %u",
+			    pool->id, dev_id);
 	if (!ticket)
 		return r;
 	dmr_md_kick(pool);

@@ -203,7 +203,7 @@ struct dmr_pdev {
 	 */
 	struct dm_table *tables[DMR_PDEV_TABLES];
 	struct mapped_device *md;	/* the dm device that owns dev_id */
-	dev_t main_dev;			/* main device of the latest table */
+	dev_t main_dev;			/* main device of the table last resumed */
 	bool linked;			/* sysfs link "dm" made; pdev_lock */
 	/*
 	 * A table passed the identity step of its preresume (the device may
@@ -364,7 +364,8 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 			      struct dm_table *table, dev_t main_dev,
 			      u64 size, bool force, work_func_t repair,
 			      char **error);
-int dmr_pdev_resume_identity(struct dmr_pdev *pdev, u64 size, bool force);
+int dmr_pdev_resume_identity(struct dmr_pdev *pdev, dev_t main_dev, u64 size,
+			     bool force);
 void dmr_pdev_set_event_target(struct dmr_pdev *pdev, struct dm_target *ti,
 			       bool live);
 void dmr_pdev_event(struct dmr_pdev *pdev);

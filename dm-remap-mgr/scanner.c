@@ -125,7 +125,7 @@ static void scan_save(struct dmr_pdev *pdev)
 void dmr_scan_attach(struct dmr_pdev *pdev, struct remap_c *rc)
 {
 	mutex_lock(&pdev->scan_lock);
-	pdev->scan_rc = rc;
+	WRITE_ONCE(pdev->scan_rc, rc);
 	/* Known at once: scan_percent of a pass resumed from the record. */
 	WRITE_ONCE(pdev->scan_end, remap_scan_blocks(rc));
 	/* Another disk (a reload), maybe: its first step counts as busy. */
@@ -143,7 +143,7 @@ void dmr_scan_detach(struct dmr_pdev *pdev, struct remap_c *rc)
 	atomic_inc(&pdev->scan_abort);
 	mutex_lock(&pdev->scan_lock);
 	if (pdev->scan_rc == rc) {
-		pdev->scan_rc = NULL;
+		WRITE_ONCE(pdev->scan_rc, NULL);
 		scan_save(pdev);
 	}
 	atomic_dec(&pdev->scan_abort);
@@ -344,7 +344,7 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		busy = true;
 	WRITE_ONCE(pdev->scan_end, remap_scan_blocks(pdev->scan_rc));
 	if (pdev->scan_pos >= pdev->scan_end)
-		pdev->scan_pos = 0;	/* the device shrank: start over */
+		WRITE_ONCE(pdev->scan_pos, 0);	/* the device shrank: start over */
 	if (busy)
 		pdev->scan_chunk = 1;
 	else

@@ -138,6 +138,15 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	rc->main_sectors = bdev_nr_sectors(rc->main_dev->bdev);
 	rc->whole_blocks = rc->main_sectors >> rc->shift;
+	/*
+	 * dm takes a device of size 0 for one of unknown size: its record
+	 * would say 0 sectors, as if the device had shrunk to nothing.
+	 */
+	if (!rc->whole_blocks) {
+		ti->error = "Main device is empty or smaller than one pool block";
+		r = -EINVAL;
+		goto bad_register;
+	}
 	pdev = dmr_pdev_get(rc->pool, rc->dev_id, ti->table,
 			    rc->main_dev->bdev->bd_dev, rc->main_sectors,
 			    rc->force, remap_repair_work, &ti->error);
@@ -203,7 +212,8 @@ static int remap_preresume(struct dm_target *ti)
 	struct remap_c *rc = ti->private;
 	int r;
 
-	r = dmr_pdev_resume_identity(rc->pdev, rc->main_sectors, rc->force);
+	r = dmr_pdev_resume_identity(rc->pdev, rc->main_dev->bdev->bd_dev,
+				     rc->main_sectors, rc->force);
 	if (r)
 		return r;
 	dmr_pdev_link(rc->pdev);

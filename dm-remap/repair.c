@@ -619,6 +619,9 @@ int remap_force(struct remap_c *rc, u64 block)
 		if (r == -ENOSPC)
 			DMERR_LIMIT("force_remap: pool %u has no free spare block",
 				    rc->pool_id);
+		else if (r == -EIO && READ_ONCE(rc->pool->md_error))
+			DMERR_LIMIT("force_remap: pool %u: its metadata cannot be written",
+				    rc->pool_id);
 		else if (r == -EIO)
 			DMERR_LIMIT("force_remap: block %llu: cannot read it or write the spare",
 				    (unsigned long long)block);

@@ -76,7 +76,7 @@ static int find_pools(struct found **out, const struct pool_info *act,
 	struct found *f = NULL;
 	struct dmdev *d;
 	struct pool_sb sb;
-	char path[PATH_MAX], buf[32];
+	char path[PATH_MAX], buf[32], susp[NAME_MAX + 1];
 	uint64_t sectors;
 	int i, j, n, nd, nf = 0;
 	dev_t dev, adev;
@@ -109,9 +109,13 @@ static int find_pools(struct found **out, const struct pool_info *act,
 				break;
 		if (j < nact || blk_held(k) || is_remap_dm(k, d, nd))
 			continue;
-		if (blk_suspended(k)) {
-			warn("activate", "/dev/%s is suspended: not examined",
-			     k);
+		if (blk_suspended(k, susp, sizeof(susp))) {
+			if (!strcmp(susp, k))
+				warn("activate", "/dev/%s is suspended: not examined",
+				     k);
+			else
+				warn("activate", "/dev/%s is built on /dev/%s, which is suspended: not examined",
+				     k, susp);
 			continue;
 		}
 		if (blk_sectors(dev, &sectors) || sectors < 64)

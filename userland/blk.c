@@ -181,13 +181,54 @@ bool blk_held(const char *kname)
 	return held;
 }
 
-bool blk_suspended(const char *kname)
+/*
+ * Is kname, or a device it is built on (its slaves, a partition's disk,
+ * down to the bottom), a suspended dm device?  A read of it would wait
+ * until that one is resumed.  The first found is named in which.
+ */
+static bool suspended_below(const char *kname, char *which, size_t len,
+			    int depth)
 {
-	char path[PATH_MAX], buf[16];
+	char path[PATH_MAX], real[PATH_MAX], buf[16], *slash;
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
 
 	snprintf(path, sizeof(path), "/sys/class/block/%s/dm/suspended",
 		 kname);
-	return !sysfs_read(path, buf, sizeof(buf)) && !strcmp(buf, "1");
+	if (!sysfs_read(path, buf, sizeof(buf)) && !strcmp(buf, "1")) {
+		snprintf(which, len, "%s", kname);
+		return true;
+	}
+	if (depth >= 16)	/* no stack is that deep; a loop is no reason to hang */
+		return false;
+	/* A partition: its disk is the directory above it. */
+	snprintf(path, sizeof(path), "/sys/class/block/%s/partition", kname);
+	if (!access(path, F_OK)) {
+		snprintf(path, sizeof(path), "/sys/class/block/%s", kname);
+		if (realpath(path, real) && (slash = strrchr(real, '/'))) {
+			*slash = '\0';
+			slash = strrchr(real, '/');
+			if (slash && suspended_below(slash + 1, which, len,
+						     depth + 1))
+				return true;
+		}
+	}
+	snprintf(path, sizeof(path), "/sys/class/block/%s/slaves", kname);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			found = suspended_below(de->d_name, which, len,
+						depth + 1);
+	closedir(d);
+	return found;
+}
+
+bool blk_suspended(const char *kname, char *which, size_t len)
+{
+	return suspended_below(kname, which, len, 0);
 }
 
 /* ---- Locators ------------------------------------------------------------ */

@@ -114,6 +114,7 @@ static const struct errmsg msgs_format[] = {
 	{ EBUSY,
 	  "the device is busy (in use, or the spare of an active pool)" },
 	{ ENOSPC, "the device is too small for a pool" },
+	{ EROFS, "the device is read-only" },
 	{ EINVAL, "the kernel refused the arguments (see the kernel log)" },
 	{ 0, NULL }
 };
@@ -123,6 +124,7 @@ static const struct errmsg msgs_resume[] = {
 	  "busy: the slot is taken, the pool is already active, or the device is in use" },
 	{ EBADMSG,
 	  "the pool metadata cannot be trusted (see the kernel log; remap_check can examine it)" },
+	{ EROFS, "the device is read-only" },
 	{ EINVAL,
 	  "the pool does not fit the device (smaller than when formatted?) or a bad argument" },
 	{ 0, NULL }
@@ -781,10 +783,13 @@ static int pool_free(int argc, char **argv)
 		goto out;
 	}
 	r = mgr_msg(slot, "free_spare", NULL);
-	if (r) {
+	if (r && r != -EIO) {
 		r = fail(what, "cannot free: %s", why(REQ_FREE, r));
 		goto out;
 	}
+	/* EIO: the module released the pool all the same. */
+	if (r)
+		warn(what, "warning: the last metadata commit failed (see the kernel log): what was not committed yet, such as scanner progress, is lost; the spare may be failing");
 	printf("pool %d: freed (spare %s)\n", slot, buf);
 	r = EXIT_OK;
 out:

@@ -167,7 +167,7 @@ void uuid_str(const uint8_t uuid[16], char *buf);
 /* Does the device have holders (another dm table, md...)? */
 bool blk_held(const char *kname);
 /* A suspended dm device (a read of it would wait until it is resumed)? */
-bool blk_suspended(const char *kname);
+bool blk_suspended(const char *kname, char *which, size_t len);
 
 /* ---- pools, devices (remapctl.c) ------------------------------------------------ */
 

@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Device identity records: written durably on attach, group-committed."""
 import concurrent.futures
+import os
 
 import pytest
 
-from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite
+from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
 from pools import (Manager, RemapDev, data_start, devices, free_pool, labels, pool_active,
                    pool_attr)
+
+
+def devno(path):
+    rdev = os.stat(path).st_rdev
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
 
 
 @pytest.fixture
@@ -137,6 +143,31 @@ def test_bad_table_lines_are_refused(mgr, pool, dm, loopdev, kmsg, args, reason)
     assert int(pool_attr(pool, "commits")) == commits
 
 
+@pytest.mark.parametrize("sectors", [0, 4])
+def test_a_main_device_smaller_than_a_block_is_refused(mgr, pool, dm, kmsg, loopdev, sectors):
+    """dm takes a device of size 0 for one of unknown size: an empty main
+    device (a loop device with no file) or one below a block would be
+    recorded as a device shrunk to nothing, dropping its record's label."""
+    main = loopdev(1)
+    if sectors:
+        tiny = dm.path(dm.create(f"0 {sectors} linear {main} 0", hint="tiny"))
+    else:
+        tiny = run("losetup", "-f").strip()         # unbound: size 0
+        assert blockdev_sectors(tiny) == 0
+    other = RemapDev(dm, main, pool, dev_id=7)
+    other.msg("set_label", "data7", "/dev/disk/by-id/seven")
+    other.remove()
+    before, names = devices(mgr, pool), labels(mgr, pool)
+    commits = int(pool_attr(pool, "commits"))
+    kmsg.read()
+    with pytest.raises(CmdError):
+        dm.create(f"0 8 remap 7 {tiny} {pool}", hint="d")
+    assert any("Main device is empty or smaller than one pool block" in ln
+               for ln in kmsg.read())
+    assert devices(mgr, pool) == before and labels(mgr, pool) == names
+    assert int(pool_attr(pool, "commits")) == commits
+
+
 def test_force_option_accepted(mgr, pool, dm, loopdev):
     main = loopdev(1)
     dm.remove(dm.create(f"0 8 remap 1 {main} {pool} 1 force", hint="d"))
@@ -253,6 +284,10 @@ def test_a_cleared_load_changes_no_record(mgr, pool, dm, loopdev):
     dmsetup("clear", empty)
     assert devices(mgr, pool) == before and labels(mgr, pool) == names
     assert int(pool_attr(pool, "commits")) == commits
+    # sysfs names the main device of the live table, not of the one cleared.
+    for d, m in ((dev, main), (other, main)):
+        with open(f"/sys/module/dm_remap/pools/{pool}/devices/{d.dev_id}/main_dev") as f:
+            assert f.read().strip() == devno(m)
     # The real disk comes back without force, its remap kept.
     dev.remove()
     dev = RemapDev(dm, main, pool, dev_id=7)
@@ -342,7 +377,7 @@ def test_loads_of_new_dev_ids_count_the_records_others_will_take(mgr, pool, dm, 
     assert set(devices(mgr, pool)) == set(range(62)) | {102}
 
 
-def test_a_device_of_a_failed_pool_still_resumes(mgr, dm, loopdev):
+def test_a_device_of_a_failed_pool_still_resumes(mgr, dm, loopdev, kmsg):
     """When the pool's metadata cannot be written (state fail), a table
     that would change a record is refused, but the device can still be
     suspended, resumed and reloaded as it is: its I/O must not hang in a
@@ -365,6 +400,15 @@ def test_a_device_of_a_failed_pool_still_resumes(mgr, dm, loopdev):
     assert pread(dev.path, 0, 4096) == pattern("before", 4096)
     with pytest.raises(CmdError):
         dmsetup("load", dev.name, "--table", f"0 64 remap 2 {bigger} 3")
+    # Refusals that the pool's state explains say so in the kernel log.
+    kmsg.read()
+    with pytest.raises(CmdError):
+        dev.msg("set_label", "data2", "/dev/disk/by-id/two")
+    with pytest.raises(CmdError):
+        dev.force(8)
+    log = kmsg.read()
+    for what in ("set_label", "force_remap"):
+        assert any(f"{what}: pool 3: its metadata cannot be written" in ln for ln in log), log
     dev.remove()
     with pytest.raises(CmdError):
         mgr.free(3)                     # released, but its last commit failed

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from conftest import ROOT
-from dmtools import (blockdev_sectors, dm_names, dmsetup, pattern, pread, pwrite, run,
+from dmtools import (CmdError, blockdev_sectors, dm_names, dmsetup, pattern, pread, pwrite, run,
                      segments_table, wait_for)
-from pools import SB_COPIES, Manager, corrupt_block, pool_active, pool_attr
+from pools import SB_COPIES, Manager, corrupt_block, data_start, pool_active, pool_attr
 
 RC = os.path.join(ROOT, "build", "remapctl")
 LOCK = "/run/remapctl/lock"
@@ -48,15 +48,9 @@ class Ctl:
         return p.stdout
 
     def create(self, *args):
-        """remapctl create; until the module records labels (set_label),
-        the one warning that says so is expected on stderr."""
-        p = self("create", *args)
-        assert p.returncode == 0, p.stderr
-        if p.stderr:
-            slot = int(args[args.index("--pool") + 1])
-            assert p.stderr.count("\n") == 1 and "set_label failed" in p.stderr, p.stderr
-            assert not labels_supported(slot), "labels work, yet create warned"
-        return p.stdout
+        """remapctl create: the device and its label (set_label), with
+        nothing on stderr."""
+        return self.ok("create", *args)
 
     def err(self, code, *args):
         """The command must fail with exit code `code` and exactly one line
@@ -127,11 +121,6 @@ def list_devices(slot):
         f = line.split()
         out[int(f[0])] = dict(x.split("=", 1) for x in f[1:])
     return out
-
-
-def labels_supported(slot):
-    """Does this module record names and locators (format v2)?"""
-    return all("name" in d for d in list_devices(slot).values())
 
 
 # ---- help, usage errors, version ------------------------------------------
@@ -231,6 +220,46 @@ def test_pool_format_resume_list_free(ctl, spare):
     assert not pool_active(slot)
     line = ctl.err(1, "pool", "free", slot)
     assert "no active pool" in line
+
+
+def test_a_read_only_spare_is_named_so(ctl, spare):
+    """format and resume of a read-only device say so (before: "no such
+    device"), and change nothing."""
+    run("blockdev", "--setro", spare)
+    try:
+        assert "the device is read-only" in ctl.err(1, "pool", "format", spare)
+        run("blockdev", "--setrw", spare)
+        ctl.ok("pool", "format", spare)
+        run("blockdev", "--setro", spare)
+        assert "the device is read-only" in ctl.err(1, "pool", "resume", spare)
+        assert not any(pool_active(s) for s in range(64) if s not in ctl.pools_before)
+    finally:
+        run("blockdev", "--setrw", spare)
+    ctl.ok("pool", "resume", spare)
+
+
+def test_free_of_a_failed_pool_says_it_is_freed(ctl, dm, loopdev):
+    """free_spare releases a pool whose metadata cannot be written, with
+    EIO: remapctl reports the pool freed, with a warning, not a failure."""
+    backing = loopdev(64)
+    n = blockdev_sectors(backing)
+    lin = dm.create(f"0 {n} linear {backing} 0", hint="spare")
+    ctl.ok("pool", "format", dm.path(lin))
+    slot = int(ctl.ok("pool", "resume", dm.path(lin)).split()[1].rstrip(":"))
+    scan_off(ctl, slot)
+    ctl.create("rc-failed", loopdev(8), "--pool", slot)
+    ds = data_start(dm.path(lin))                # metadata fails, data not
+    dm.reload(lin, f"0 {ds} error\n{ds} {n - ds} linear {backing} {ds}")
+    with pytest.raises(CmdError):
+        dmsetup("message", "rc-failed", "0", "force_remap", "0")    # its commit fails
+    assert pool_attr(slot, "state") == "fail"
+    ctl.ok("remove", "rc-failed")
+    p = ctl("pool", "free", slot)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"pool {slot}: freed")
+    (line,) = p.stderr.splitlines()
+    assert line.startswith(f"remapctl: pool {slot}: warning: the last metadata commit failed")
+    assert not pool_active(slot)
 
 
 def test_pool_block_size_and_slot(ctl, spare):
@@ -443,11 +472,10 @@ def test_create_picks_lowest_unused_dev_id(ctl, loopdev, pool):
     ctl.create("rc-d", m[3], "--pool", pool)
     ids = {d["name"]: d["dev_id"] for d in ctl.json("status", "--pool", pool)["devices"]}
     assert ids["rc-d"] == 2
-    if labels_supported(pool):
-        # ... and a recorded main device gets its old id (and remaps) back.
-        ctl.create("rc-a", m[0], "--pool", pool)
-        ids = {d["name"]: d["dev_id"] for d in ctl.json("status")["devices"]}
-        assert ids["rc-a"] == 0
+    # ... and a recorded main device gets its old id (and remaps) back.
+    ctl.create("rc-a", m[0], "--pool", pool)
+    ids = {d["name"]: d["dev_id"] for d in ctl.json("status")["devices"]}
+    assert ids["rc-a"] == 0
 
 
 def test_create_refusals(ctl, dm, loopdev, pool):
@@ -621,29 +649,41 @@ def test_activate_resumes_pools_and_is_idempotent(ctl, loopdev, dm):
 
 
 def test_activate_does_not_wait_for_a_suspended_device(ctl, dm, loopdev, spare):
-    """A read of a suspended dm device waits until it is resumed: activate
-    (run at boot) must not read one, and says it left it alone."""
+    """A read of a suspended dm device, or of one built on it, waits until
+    it is resumed: activate (run at boot) must read neither, and says which
+    it left alone and why."""
     ctl.ok("pool", "format", spare)
     name = dm.create(f"0 {blockdev_sectors(spare)} linear {spare} 0", hint="susp")
-    dmsetup("suspend", name)
+    other = loopdev(16)
+    bottom = dm.create(f"0 {blockdev_sectors(other)} linear {other} 0", hint="bottom")
+    top = dm.create(f"0 {blockdev_sectors(other)} linear {dm.path(bottom)} 0", hint="top")
+
+    def kname(n):
+        return dmsetup("info", "-c", "--noheadings", "-o", "blkdevname", n).strip()
+
+    for n in (name, bottom):
+        dmsetup("suspend", n)
     try:
         p = subprocess.Popen([RC, "activate"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         try:
             out, err = p.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            dmsetup("resume", name)
+            for n in (name, bottom):
+                dmsetup("resume", n)
             p.communicate()
-            pytest.fail("activate waited for the suspended device")
+            pytest.fail("activate waited for a suspended device")
     finally:
-        dmsetup("resume", name)
-    kname = dmsetup("info", "-c", "--noheadings", "-o", "blkdevname", name).strip()
+        for n in (name, bottom):
+            dmsetup("resume", n)
     assert p.returncode == 0, err
-    assert f"/dev/{kname} is suspended: not examined" in err
+    assert f"/dev/{kname(name)} is suspended: not examined" in err
+    assert f"/dev/{kname(top)} is built on /dev/{kname(bottom)}, which is suspended: " \
+        "not examined" in err
     assert "0 pools resumed" in out
     # Resumed, it is a pool like any other (its loop device is held).
     out = ctl.ok("activate")
-    assert "1 pool resumed" in out and f"/dev/{kname}" in out
+    assert "1 pool resumed" in out and f"/dev/{kname(name)}" in out
 
 
 def test_activate_reports_a_damaged_pool(ctl, loopdev, spare):
@@ -666,13 +706,7 @@ def test_activate_recreates_labelled_devices(ctl, dm, loopdev, spare):
     backing = loopdev(16)
     bad = dm.create(segments_table(backing, blockdev_sectors(backing), [(3 * BS, BS)]),
                     hint="bad")
-    p = ctl("create", "rc-l0", mains[0], "--pool", slot)
-    assert p.returncode == 0
-    if not labels_supported(slot):
-        assert "set_label" in p.stderr and "activate" in p.stderr
-        pytest.skip("this dm-remap module cannot record names (set_label, format v2): "
-                    "the re-creation part of activate is not testable")
-    assert p.stderr == ""
+    ctl.create("rc-l0", mains[0], "--pool", slot)
     ctl.create("rc-l1", mains[1], "--pool", slot)
     ctl.create("rc-lbad", f"/dev/mapper/{bad}", "--pool", slot)
     recs = list_devices(slot)
