@@ -134,7 +134,7 @@ def kernel_log_guard(request):
 
 @pytest.fixture(autouse=True)
 def leak_guard():
-    dm_before, loop_before = dm_names(), loop_devices()
+    dm_before, loop_before, pools_before = dm_names(), loop_devices(), active_pools()
     yield
     dm_leak = dm_names() - dm_before
     loop_leak = loop_devices() - loop_before
@@ -143,6 +143,9 @@ def leak_guard():
         msgs.append(f"dm devices left behind: {sorted(dm_leak)}")
     if loop_leak:
         msgs.append(f"loop devices left behind: {sorted(loop_leak)}")
+    pools = active_pools() - pools_before
+    if pools:
+        msgs.append(f"pools left active: {sorted(pools)}")
     if module_loaded() and not dm_before and module_refcnt() != 0:
         msgs.append(f"dm_remap module refcount is {module_refcnt()} with no devices")
     if msgs:
@@ -236,6 +239,7 @@ class DmFactory:
         self.tag = tag
         self.names = []
         self.made = 0
+        self.pools_before = active_pools()
 
     def name(self, hint="dev"):
         """A name never given before (not the count of live devices: after
@@ -269,16 +273,55 @@ class DmFactory:
         """The test removed the device itself."""
         self.names.remove(name)
 
-    def cleanup(self):
-        errors = []
-        for name in reversed(list(self.names)):
+    def _remove(self, names, errors):
+        for name in names:
             try:
                 dmsetup("resume", name, check=False)
                 dmsetup("remove", "--retry", name)
             except CmdError as e:
                 errors.append(str(e))
-        self.names.clear()
+            self.names.remove(name)
+
+    def cleanup(self):
+        """Removes the test's devices; a pool the test left active (it
+        failed half-way) is freed after its remap devices are gone and
+        before the devices below it, and reported, so that the tests after
+        it do not inherit a busy slot and a module reference."""
+        errors = []
+        left = active_pools() - self.pools_before
+        if left:
+            self._remove([n for n in reversed(self.names) if is_remap_device(n)], errors)
+            for slot in sorted(left):
+                errors.append(f"pool {slot} left active: {free_slot(slot)}")
+        self._remove(list(reversed(self.names)), errors)
         return errors
+
+
+def active_pools():
+    try:
+        return {int(s) for s in os.listdir("/sys/module/dm_remap/pools")}
+    except FileNotFoundError:
+        return set()
+
+
+def is_remap_device(name):
+    t = dmsetup("table", name, check=False).stdout.split()
+    return len(t) > 2 and t[2] == "remap"
+
+
+def free_slot(slot):
+    """free_spare of slot through a manager device of its own."""
+    mgr = f"rmt-cleanup-mgr-{slot}"
+    try:
+        dmsetup("create", mgr, "--table", "0 1 remap-mgr")
+        try:
+            dmsetup("message", mgr, "0", "switch_to", str(slot))
+            dmsetup("message", mgr, "0", "free_spare", check=False)
+        finally:
+            dmsetup("remove", "--retry", mgr)
+    except CmdError as e:
+        return f"cannot free it: {e}"
+    return "freed" if slot not in active_pools() else "still active"
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 import os
 import struct
 
-from dmtools import CmdError, dmsetup
+from dmtools import CmdError, blockdev_sectors, dmsetup, run
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MD_BLOCK = 4096
 SB_COPIES = 8
 SYSFS_POOLS = "/sys/module/dm_remap/pools"
@@ -150,7 +151,6 @@ class RemapDev:
     """A remap device in a pool, with its messages and status."""
 
     def __init__(self, dm, main, pool, dev_id=1, sectors=None, opts=""):
-        from dmtools import blockdev_sectors
         self.dm, self.main, self.pool, self.dev_id = dm, main, pool, dev_id
         self.sectors = sectors or blockdev_sectors(main)
         self.name = dm.create(f"0 {self.sectors} remap {dev_id} {main} {pool} {opts}".rstrip(),
@@ -200,3 +200,18 @@ class PoolEnv:
 
     def close(self):
         free_pool(self.mgr, self.dm, self.pool)
+
+
+def mkpool(spare, main, dev_id, seed, n, tmp_path):
+    """A pool on spare holding n remaps of dev_id over main, written by
+    build/mkpool (forcing them one commit at a time would take too long
+    here): {main block: (spare block, state)}."""
+    listfile = tmp_path / "remaps"
+    run(os.path.join(ROOT, "build", "mkpool"), "-d", str(dev_id), "-s", str(seed),
+        "-l", str(listfile), spare, str(blockdev_sectors(main)), str(n))
+    remaps = {}
+    for line in listfile.read_text().splitlines():
+        b, s, st = line.split()
+        remaps[int(b)] = (int(s), st)
+    assert len(remaps) == n
+    return remaps

@@ -221,6 +221,45 @@ def test_a_main_device_dropping_out_during_a_repair_loses_no_block(env, kmsg):
     assert dev.status()["state"] == "degraded"
 
 
+def test_a_read_that_succeeds_on_retry_returns_the_data(env):
+    """Block 10 fails its first read (after 3 s); while that read is held
+    the fault goes away.  The retry reads it: the caller gets the data, no
+    error, and nothing is recorded or moved."""
+    base = pattern("retry", 64 << 10)
+    pwrite(env.backing, 0, base)
+    n = blockdev_sectors(env.backing)
+    err = env.dm.create(f"0 {n} error", hint="err")
+    main = env.dm.create(segments_table(env.backing, n, [(10 * BS, BS)], target="delay",
+                                        target_args=env.dm.path(err) + " {start} 3000"),
+                         hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    result = []
+
+    def read():
+        try:
+            result.append(pread(dev.path, 8 * BLOCK, 4 * BLOCK))
+        except OSError as e:
+            result.append(e.errno)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        def reading():
+            """dm-delay's status: reads, writes and flushes it holds."""
+            (held,) = [ln.split()[3] for ln in dmsetup("status", main).splitlines()
+                       if ln.split()[2] == "delay"]
+            return int(held) > 0
+        assert wait_for(reading, timeout=60)    # the read waits in dm-delay
+        env.dm.reload(main, f"0 {n} linear {env.backing} 0")
+    finally:
+        reader.join(timeout=300)
+    assert result == [base[8 * BLOCK:12 * BLOCK]]
+    st = dev.status()
+    assert st["read_errors"] == 1 and st["remaps"] == 0 and st["pending"] == 0, st
+    assert st["state"] == "ok"
+    assert dev.remaps() == {}
+    assert pool_attr(env.pool, "blocks_used") == "0"
+
+
 def test_a_main_device_taking_no_writes_does_not_drain_the_pool(env):
     """A main device that reads but fails every write (gone read-only):
     a few blocks move, then a rewrite of a block elsewhere fails too (that
@@ -340,9 +379,15 @@ def test_exhaustion_passes_errors_and_raises_an_event(env, loopdev):
         bad = list(range(10, 10 + total + 3))
         main = bad_main(env, bad)
         dev = RemapDev(env.dm, env.dm.path(main), 9)
+        # No low-water event: the one waited for is exhaustion's.
+        with open("/sys/module/dm_remap/pools/9/low_water", "w") as f:
+            f.write("0")
+        for b in bad[:total]:
+            pwrite(dev.path, b * BLOCK, pattern(f"e{b}", BLOCK))
+        assert pool_attr(9, "blocks_free") == "0"
         waiter = wait_event_in_background(dev.name)
         failed = 0
-        for b in bad:
+        for b in bad[total:]:
             try:
                 pwrite(dev.path, b * BLOCK, pattern(f"e{b}", BLOCK))
             except OSError as e:
@@ -369,20 +414,28 @@ def test_exhaustion_passes_errors_and_raises_an_event(env, loopdev):
 
 
 def test_low_water_mark_raises_an_event(env):
+    """Bad values are refused and change nothing; a block taken that
+    leaves low_water free raises no event, the one that leaves fewer does."""
     total = int(pool_attr(env.pool, "blocks_total"))
-    with pytest.raises(OSError):
-        with open(f"/sys/module/dm_remap/pools/{env.pool}/low_water", "w") as f:
-            f.write(str(total + 1))
-    with pytest.raises(OSError):
-        with open(f"/sys/module/dm_remap/pools/{env.pool}/low_water", "w") as f:
-            f.write("many")
-    with open(f"/sys/module/dm_remap/pools/{env.pool}/low_water", "w") as f:
-        f.write(str(total))
-    assert pool_attr(env.pool, "low_water") == str(total)
+    lw = f"/sys/module/dm_remap/pools/{env.pool}/low_water"
+    before = pool_attr(env.pool, "low_water")
+    for bad in (str(total + 1), "many", "-1"):
+        with pytest.raises(OSError) as e:
+            with open(lw, "w") as f:
+                f.write(bad)
+        assert e.value.errno == errno.EINVAL
+        assert pool_attr(env.pool, "low_water") == before
+    free = int(pool_attr(env.pool, "blocks_free"))
+    with open(lw, "w") as f:
+        f.write(str(free - 1))
+    assert pool_attr(env.pool, "low_water") == str(free - 1)
     main = bad_main(env, [4, 5])
     dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    events = event_nr(dev.name)
+    pwrite(dev.path, 4 * BLOCK, pattern("lw4", BLOCK))      # free - 1 left: at the mark
+    assert event_nr(dev.name) == events
     waiter = wait_event_in_background(dev.name)
-    pwrite(dev.path, 4 * BLOCK, pattern("lw", BLOCK))
+    pwrite(dev.path, 5 * BLOCK, pattern("lw5", BLOCK))      # free - 2: below it
     assert waiter.wait(timeout=30) == 0
 
 
