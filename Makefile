@@ -43,8 +43,8 @@ TOOLS      := remap_check remap_dump remap_repair
 TOOLS_SRC  := userland/mdread.c userland/mdjson.c userland/mdwrite.c
 TOOLS_HDR  := $(wildcard userland/md*.h) userland/jsonstr.h
 
-.PHONY: all module userland unit fuzz check demo bench bench-index install install-tools \
-	dkms-src dkms-install uninstall clean lint
+.PHONY: all module userland unit fuzz check demo bench bench-index install install-check \
+	install-tools dkms-src dkms-install uninstall clean lint
 
 all: module userland unit $(BUILD)/mkpool
 
@@ -131,52 +131,77 @@ lint:
 # --- installation ---------------------------------------------------------
 # DESTDIR stages everything (the module too) under another root: no depmod,
 # no DKMS then; a package's scripts do that.
-install: module install-tools
+
+# Every version of dm-remap that DKMS has registered.
+DKMS_VERSIONS = $$(dkms status -m dm-remap 2>/dev/null | \
+		  sed -n 's|^dm-remap/\([^,:]*\)[,:].*|\1|p' | sort -u)
+# Removes "$$k", a module file /lib/modules/<version>/..., then runs depmod
+# for that kernel (not under DESTDIR).
+RM_KO = rm -f "$$k" && if [ -z "$(DESTDIR)" ]; then d=$${k\#/lib/modules/}; \
+	depmod -a "$${d%%/*}"; fi
+
+install: install-check module install-tools
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates \
-		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
+		$(if $(DESTDIR),INSTALL_MOD_PATH="$(DESTDIR)") modules_install
 	test -n "$(DESTDIR)" || depmod -a $(KVER)
 
+# Two copies of the module, DKMS's and this one, would leave it to chance
+# which one loads.
+install-check:
+	@if [ -z "$(DESTDIR)" ] && command -v dkms >/dev/null && \
+	    [ -n "$(DKMS_VERSIONS)" ]; then \
+		echo "dm-remap is installed through DKMS: make dkms-install, or make uninstall first"; \
+		exit 1; \
+	fi
+
 install-tools: userland
-	install -D -m 0755 $(BUILD)/remapctl $(DESTDIR)$(SBINDIR)/remapctl
-	install -D -m 0644 man/remapctl.8 $(DESTDIR)$(MANDIR)/man8/remapctl.8
+	install -D -m 0755 $(BUILD)/remapctl "$(DESTDIR)$(SBINDIR)/remapctl"
+	install -D -m 0644 man/remapctl.8 "$(DESTDIR)$(MANDIR)/man8/remapctl.8"
 	for t in $(TOOLS); do \
-		install -D -m 0755 $(BUILD)/$$t $(DESTDIR)$(SBINDIR)/$$t && \
-		install -D -m 0644 man/$$t.8 $(DESTDIR)$(MANDIR)/man8/$$t.8 || exit 1; \
+		install -D -m 0755 $(BUILD)/$$t "$(DESTDIR)$(SBINDIR)/$$t" && \
+		install -D -m 0644 man/$$t.8 "$(DESTDIR)$(MANDIR)/man8/$$t.8" || exit 1; \
 	done
-	install -d $(DESTDIR)$(UNITDIR)
+	install -d "$(DESTDIR)$(UNITDIR)"
 	sed 's|@SBINDIR@|$(SBINDIR)|g' userland/remapctl-activate.service.in \
-		> $(DESTDIR)$(UNITDIR)/remapctl-activate.service
+		> "$(DESTDIR)$(UNITDIR)/remapctl-activate.service"
 
 # The module's sources where DKMS expects them: $(DESTDIR)/usr/src/dm-remap-$(VERSION).
 dkms-src:
 	@test -n "$(VERSION)" || { echo "no PACKAGE_VERSION in dkms.conf"; exit 1; }
-	rm -rf $(DESTDIR)/usr/src/dm-remap-$(VERSION)
+	rm -rf "$(DESTDIR)/usr/src/dm-remap-$(VERSION)"
 	for f in Kbuild dkms.conf $(KSRC); do \
-		install -D -m 0644 $$f $(DESTDIR)/usr/src/dm-remap-$(VERSION)/$$f || exit 1; \
+		install -D -m 0644 $$f "$(DESTDIR)/usr/src/dm-remap-$(VERSION)/$$f" || exit 1; \
 	done
 
-# Registered with DKMS, built and installed for $(KVER); DKMS rebuilds it for
-# every kernel installed from now on.
+# Registered with DKMS (in place of any version registered before, and of a
+# module make install put there), built and installed for $(KVER); DKMS
+# rebuilds it for every kernel installed from now on.
 dkms-install: dkms-src install-tools
 	@command -v dkms >/dev/null || { echo "dkms is not installed (apt-get install dkms)"; exit 1; }
-	-dkms remove -m dm-remap -v $(VERSION) --all >/dev/null 2>&1
+	for v in $(DKMS_VERSIONS); do dkms remove -m dm-remap -v $$v --all || exit 1; done
+	for k in /lib/modules/*/updates/dm-remap.ko*; do \
+		[ ! -e "$$k" ] || { $(RM_KO); } || exit 1; \
+	done
 	dkms add -m dm-remap -v $(VERSION)
 	dkms install -m dm-remap -v $(VERSION) -k $(KVER)
 
+# Everything make install or make dkms-install put there, for every kernel.
 uninstall:
-	if [ -z "$(DESTDIR)" ] && command -v dkms >/dev/null && \
-	   [ -n "$$(dkms status -m dm-remap -v $(VERSION) 2>/dev/null)" ]; then \
-		dkms remove -m dm-remap -v $(VERSION) --all || exit 1; \
+	if [ -z "$(DESTDIR)" ] && command -v dkms >/dev/null; then \
+		for v in $(DKMS_VERSIONS); do dkms remove -m dm-remap -v $$v --all || exit 1; done; \
 	fi
-	rm -rf $(DESTDIR)/usr/src/dm-remap-$(VERSION)
-	rm -f $(DESTDIR)/lib/modules/$(KVER)/updates/dm-remap.ko
-	test -n "$(DESTDIR)" || depmod -a $(KVER)
+	rm -rf "$(DESTDIR)"/usr/src/dm-remap-*
+	for k in "$(DESTDIR)"/lib/modules/*/updates/dm-remap.ko*; do \
+		[ ! -e "$$k" ] || { $(RM_KO); } || exit 1; \
+	done
 	if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null; then \
 		systemctl disable remapctl-activate.service 2>/dev/null || true; \
 	fi
-	rm -f $(DESTDIR)$(UNITDIR)/remapctl-activate.service
-	rm -f $(DESTDIR)$(SBINDIR)/remapctl $(DESTDIR)$(MANDIR)/man8/remapctl.8
-	for t in $(TOOLS); do rm -f $(DESTDIR)$(SBINDIR)/$$t $(DESTDIR)$(MANDIR)/man8/$$t.8; done
+	rm -f "$(DESTDIR)$(UNITDIR)/remapctl-activate.service"
+	rm -f "$(DESTDIR)$(SBINDIR)/remapctl" "$(DESTDIR)$(MANDIR)/man8/remapctl.8"
+	for t in $(TOOLS); do \
+		rm -f "$(DESTDIR)$(SBINDIR)/$$t" "$(DESTDIR)$(MANDIR)/man8/$$t.8"; \
+	done
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null

@@ -222,16 +222,21 @@ def test_a_main_device_dropping_out_during_a_repair_loses_no_block(env, kmsg):
 
 
 def test_a_read_that_succeeds_on_retry_returns_the_data(env):
-    """Block 10 fails its first read (after 3 s); while that read is held
-    the fault goes away.  The retry reads it: the caller gets the data, no
-    error, and nothing is recorded or moved."""
+    """Block 10 fails its first read (after 3 s); the fault is gone before
+    the retries.  The caller gets the data, no error, and nothing is
+    recorded or moved.  Block 10 of the main device goes through `mid`, a
+    linear device over a 3 s delay over an error device: `mid` is suspended
+    while the first read is held below it (the suspend waits for that read,
+    which then fails), so the retries wait in `mid` until it is resumed
+    over the good data."""
     base = pattern("retry", 64 << 10)
     pwrite(env.backing, 0, base)
     n = blockdev_sectors(env.backing)
-    err = env.dm.create(f"0 {n} error", hint="err")
-    main = env.dm.create(segments_table(env.backing, n, [(10 * BS, BS)], target="delay",
-                                        target_args=env.dm.path(err) + " {start} 3000"),
-                         hint="bad")
+    err = env.dm.create(f"0 {BS} error", hint="err")
+    slow = env.dm.create(f"0 {BS} delay {env.dm.path(err)} 0 3000", hint="slow")
+    mid = env.dm.create(f"0 {BS} linear {env.dm.path(slow)} 0", hint="mid")
+    main = env.dm.create(segments_table(env.backing, n, [(10 * BS, BS)], target="linear",
+                                        target_args=env.dm.path(mid) + " 0"), hint="bad")
     dev = RemapDev(env.dm, env.dm.path(main), env.pool)
     result = []
 
@@ -243,13 +248,11 @@ def test_a_read_that_succeeds_on_retry_returns_the_data(env):
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        def reading():
-            """dm-delay's status: reads, writes and flushes it holds."""
-            (held,) = [ln.split()[3] for ln in dmsetup("status", main).splitlines()
-                       if ln.split()[2] == "delay"]
-            return int(held) > 0
-        assert wait_for(reading, timeout=60)    # the read waits in dm-delay
-        env.dm.reload(main, f"0 {n} linear {env.backing} 0")
+        def held():
+            """dm-delay's status: the reads, writes and flushes it holds."""
+            return int(dmsetup("status", slow).split()[3]) > 0
+        assert wait_for(held, timeout=60)
+        env.dm.reload(mid, f"0 {BS} linear {env.backing} {10 * BS}")
     finally:
         reader.join(timeout=300)
     assert result == [base[8 * BLOCK:12 * BLOCK]]
