@@ -18,6 +18,9 @@ torn in half, the pool must:
 
 At every fourth mark the module itself resumes a copy of the replayed
 spare and lists the same remaps.
+
+A second test logs both devices: a synchronous write is durable on its
+device (main, or the spare for a remapped block) when it returns.
 """
 import json
 import os
@@ -209,3 +212,50 @@ def test_power_loss_at_any_point_of_a_burst_of_remaps(dm, loopdev, bad_disk, tmp
     final = replay.check("the whole log", required)
     assert required == frozenset(acked) and set(final) == acked
     assert replay.runs > 2 * OPS
+
+
+def test_a_synchronous_write_is_durable_when_it_returns(dm, loopdev):
+    """An O_SYNC write (FUA, or a flush after it where the devices have no
+    FUA) must be durable when it returns, on whichever device holds its
+    block.  Both devices are under dm-log-writes; after each write returns
+    a mark goes into both logs, and the write must be in its device's log
+    before that mark: for blocks on the main device and for remapped
+    blocks on the spare."""
+    run("modprobe", "dm-log-writes")
+    main, spare = loopdev(16), loopdev(16)
+    logs = {"main": loopdev(32), "spare": loopdev(32)}
+    mgr = Manager(dm)
+    mgr.format(spare)
+    lw = {"main": dm.create(f"0 {blockdev_sectors(main)} log-writes {main} {logs['main']}",
+                            hint="lwmain"),
+          "spare": dm.create(f"0 {blockdev_sectors(spare)} log-writes {spare} {logs['spare']}",
+                             hint="lwspare")}
+    mgr.resume(5, dm.path(lw["spare"]))
+    dev = RemapDev(dm, dm.path(lw["main"]), 5, dev_id=1)
+    for b in (3, 7):
+        dev.force(b * BS)
+    ds = data_start(spare)
+    where = {b: ("main", b * BLOCK) for b in (2, 8)}
+    where.update({b: ("spare", (ds + spare_b * BS) * SECTOR)
+                  for b, (spare_b, _) in dev.remaps().items()})
+    for b in sorted(where):
+        pwrite(dev.path, b * BLOCK, pattern(f"b{b}v1", BLOCK), sync=True)
+        for name in lw.values():
+            dmsetup("message", name, "0", "mark", f"w{b}")
+    dev.remove()
+    mgr.free(5)
+    for name in lw.values():
+        dm.remove(name)
+    for side in ("main", "spare"):
+        entries = parse_log(logs[side])
+        marks = {e[2]: i for i, e in enumerate(entries) if e[0] & MARK}
+        for b, (s, off) in where.items():
+            if s != side:
+                continue
+            written = [i for i, (flags, o, data) in enumerate(entries)
+                       if not flags & MARK and o <= off < o + len(data) and
+                       data[off - o:off - o + BLOCK] == pattern(f"b{b}v1", BLOCK)]
+            assert written, f"block {b}: its write never reached the {side} device's log"
+            assert written[0] < marks[f"w{b}"], \
+                f"block {b}: written to the {side} device, but durable only after the write returned"
+

@@ -396,7 +396,7 @@ def test_bios_are_split_only_at_remapped_blocks(env, dm):
     in as many requests as the same write through dm-linear over it (it is
     not cut at block boundaries).  One over a remapped block is cut only
     there: the spare gets that block as one request, the main device the
-    two pieces around it."""
+    pieces around it in at most one request more."""
     def writes(dev):
         return diskstat(dev, 4)         # write requests completed
 
@@ -411,7 +411,9 @@ def test_bios_are_split_only_at_remapped_blocks(env, dm):
         counts.append((writes(env.main) - m, writes(env.spare) - s))
     (lin_main, lin_spare), far, over = counts
     assert lin_spare == 0 and far == (lin_main, 0), counts
-    assert over[1] == 1 and lin_main < over[0] <= lin_main + 1, counts
+    # Cut once at most: how many requests the pieces take depends on the
+    # main device's request size (a loop device's varies with its file).
+    assert over[1] == 1 and over[0] <= lin_main + 1, counts
     assert pread(dev.path, 900 * BLOCK, 1 << 20) == data
 
 
