@@ -3,7 +3,8 @@
 # deps.sh [group...]: install the Debian packages dm-remap's build, tests,
 # demo and benchmarks need, if any is missing.  Groups: build (module, tools,
 # unit tests), vm (QEMU harness and guest tools), bench, lint, install (DKMS
-# and the boot unit's check, for the install tests), kernel612
+# (and openssl, which signs the module it builds) and the boot unit's check,
+# for the install tests), kernel612
 # (Debian 12's 6.12 LTS kernel and headers, the second supported kernel).
 set -eu
 
@@ -17,7 +18,7 @@ for g in $groups; do
 		   fio e2fsprogs util-linux procps xz-utils zstd file) ;;
 	bench) pkgs+=(fio valgrind linux-perf patch) ;;
 	lint) pkgs+=(sparse linux-source-6.1 perl python3-pyflakes) ;;
-	install) pkgs+=(dkms systemd man-db) ;;
+	install) pkgs+=(dkms openssl systemd man-db) ;;
 	kernel612) pkgs+=(linux-image-6.12-amd64 linux-headers-6.12-amd64) ;;
 	*) echo "deps.sh: unknown group $g" >&2; exit 2 ;;
 	esac

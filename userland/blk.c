@@ -200,7 +200,7 @@ static bool suspended_below(const char *kname, char *which, size_t len,
 		snprintf(which, len, "%s", kname);
 		return true;
 	}
-	if (depth >= 16)	/* no stack is that deep; a loop is no reason to hang */
+	if (depth >= 16)	/* no real stack is this deep: stop rather than loop */
 		return false;
 	/* A partition: its disk is the directory above it. */
 	snprintf(path, sizeof(path), "/sys/class/block/%s/partition", kname);
