@@ -6,19 +6,21 @@ blocks (dm-error segments) change as the run goes.  A random sequence of
 operations runs on them:
   * reads, writes, BLKZEROOUT and BLKDISCARD at random offsets and lengths;
   * forced remaps;
-  * new sets of bad blocks;
+  * new sets of bad blocks on the main devices, and of bad spare blocks;
   * reloads, suspends with writes held across them, removals and
     re-creations of a device;
   * freeing and resuming the whole pool.
 A model in Python knows, for every sector, what a read must return, and
 for every block whether it is on the main device, remapped (`mapped`) or
 lost (`pending`), following the rules of admin-guide.md "When the main
-device fails".  After each operation, the devices' remap lists and
-counters must match the model.  Now and then every readable block is read
-back, through the device and straight from the main device or the spare.
+device fails" and "A spare block that fails".  After each operation, the
+devices' remap lists and counters must match the model.  Now and then
+every readable block is read back, through the device and straight from
+the main device or the spare.
 
 The seed is random and printed when the test fails.  RM_MODEL_SEED sets it
-and RM_MODEL_OPS the number of operations (default 250).
+and RM_MODEL_OPS the number of operations (default 250; 150 with the
+scanner).
 """
 import errno
 import fcntl
@@ -30,8 +32,8 @@ import time
 
 import pytest
 
-from dmtools import CmdError, dmsetup, pattern, pread, pwrite, segments_table
-from pools import Manager, RemapDev, data_start, free_pool
+from dmtools import CmdError, dmsetup, pattern, pread, pwrite, segments_table, wait_for
+from pools import SYSFS_POOLS, Manager, RemapDev, data_start, free_pool, pool_attr
 
 BLOCK = 4096
 BS = BLOCK // 512
@@ -46,17 +48,24 @@ pytestmark = pytest.mark.allow_kmsg(r"I/O error|Buffer I/O error")
 class DevModel:
     """What one remap device must show."""
 
-    def __init__(self, dev_id, backing, rng):
+    def __init__(self, dev_id, backing, rng, bad_spare):
         self.dev_id, self.backing, self.rng = dev_id, backing, rng
+        self.bad_spare = bad_spare                  # the pool's, shared
+        self.spare_of = {}                          # as last listed
         self.data = bytearray(NBLOCKS * BLOCK)     # the backing starts zeroed
         self.unknown = bytearray(NBLOCKS * BS)     # 1: any content is right
         self.mapped, self.pending, self.bad = set(), set(), set()
         self.bad_name = None
         self.dev = None
 
+    def on_bad_spare(self, b):
+        return b in self.mapped and self.spare_of.get(b) in self.bad_spare
+
     def unreadable(self, b):
-        """A read of block b fails (and records it pending if it is bad)."""
-        return b in self.pending or (b in self.bad and b not in self.mapped)
+        """A read of block b fails, and makes it pending: its data is lost
+        (pending already, on a bad main block, or on a bad spare block)."""
+        return (b in self.pending or (b in self.bad and b not in self.mapped) or
+                self.on_bad_spare(b))
 
     def fragile(self, b):
         """Block b takes only whole-block writes (a partial write fails)."""
@@ -80,23 +89,39 @@ class DevModel:
 
 
 class Run:
-    def __init__(self, dm, loopdev, rng):
-        self.dm, self.rng = dm, rng
+    def __init__(self, dm, loopdev, rng, scan=False):
+        self.dm, self.rng, self.scan = dm, rng, scan
         self.log = []
         self.lock = threading.Lock()    # the dm factory is not thread-safe
         self.mgr = Manager(dm)
-        self.spare = loopdev(64)
+        # The spare is a dm device, so that spare blocks can fail.
+        self.spare_backing = loopdev(64)
+        self.spare_sectors = 64 << 11
+        self.bad_spare = set()
+        self.spare_name = dm.create(self.spare_table(), hint="sparedev")
+        self.spare = dm.path(self.spare_name)
         self.mgr.format(self.spare)
-        self.mgr.resume(SLOT, self.spare)
+        self.ds = data_start(self.spare_backing)
+        self.resume_pool()
         self.devs = []
         for dev_id in (1, 2):
             m = DevModel(dev_id, loopdev(NBLOCKS * BLOCK >> 20),
-                         random.Random(rng.randrange(1 << 32)))
+                         random.Random(rng.randrange(1 << 32)), self.bad_spare)
             m.bad_name = dm.create(self.bad_table(m), hint="bad")
             self.devs.append(m)
             self.attach(m)
 
     # ---- helpers ----------------------------------------------------------
+
+    def resume_pool(self):
+        """Resume the pool; with the scanner, make it pass over the devices
+        every second and take no read for slow (this emulated machine's
+        reads are slow now and then; only unreadable blocks are modelled)."""
+        self.mgr.resume(SLOT, self.spare, scan=self.scan)
+        if self.scan:
+            for name, value in (("scan_slow_ms", 600000), ("scan_interval", 1)):
+                with open(os.path.join(SYSFS_POOLS, str(SLOT), name), "w") as f:
+                    f.write(str(value))
 
     def fail(self, msg):
         pytest.fail(f"{msg}\n{self.log[0]} (RM_MODEL_SEED replays it); last operations:\n  "
@@ -104,6 +129,11 @@ class Run:
 
     def bad_table(self, m):
         return segments_table(m.backing, NBLOCKS * BS, [(b * BS, BS) for b in m.bad])
+
+    def spare_table(self):
+        ds = getattr(self, "ds", 0)
+        return segments_table(self.spare_backing, self.spare_sectors,
+                              [(ds + s * BS, BS) for s in self.bad_spare])
 
     def table(self, m):
         return f"0 {NBLOCKS * BS} remap {m.dev_id} {self.dm.path(m.bad_name)} {SLOT}"
@@ -163,6 +193,13 @@ class Run:
                 m.mapped.add(b)
             elif b in m.bad and b not in m.mapped:
                 m.mapped.add(b)
+            # A block on a bad spare block moves to a new one: still mapped.
+
+    def read_effect(self, m, bad):
+        """A read over the unreadable blocks bad failed: they are pending."""
+        for b in bad:
+            m.mapped.discard(b)
+            m.pending.add(b)
 
     # ---- operations ---------------------------------------------------------
 
@@ -221,7 +258,7 @@ class Run:
         if bad:
             self.expect_eio(f"read over unreadable blocks {bad}", pread, m.dev.path,
                             start, length)
-            m.pending.update(b for b in bad if b not in m.pending)
+            self.read_effect(m, bad)
             return
         got = self.expect_ok("read", pread, m.dev.path, start, length)
         wrong = m.matches(start, got)
@@ -237,6 +274,8 @@ class Run:
             if b in m.mapped or b in m.pending:
                 if "File exists" not in e.err and "EEXIST" not in e.err:
                     self.fail(f"force_remap of remapped block {b}: {e.err}")
+            elif self.scan and b in m.bad and "File exists" in e.err:
+                m.pending.add(b)        # the scanner found it first
             elif b in m.bad:
                 if "Input/output error" not in e.err:
                     self.fail(f"force_remap of unreadable block {b}: {e.err}")
@@ -252,7 +291,9 @@ class Run:
         Its first, middle and last blocks stay good (the wholesale-failure
         probe reads them)."""
         rng = m.rng
-        keep = {b for b in m.bad if rng.random() < 0.6}
+        # With the scanner, blocks do not recover: one that failed its read
+        # could be recorded pending after the reload made it good again.
+        keep = {b for b in m.bad if self.scan or rng.random() < 0.6}
         spots = [b for b in range(1, NBLOCKS - 1) if b != NBLOCKS // 2]
         if rng.random() < 0.5:
             new = set(rng.sample(spots, rng.randrange(1, 6)))
@@ -262,6 +303,28 @@ class Run:
         m.bad = keep | new
         self.log.append(f"dev {m.dev_id}: bad blocks now {sorted(m.bad)}")
         self.dm.reload(m.bad_name, self.bad_table(m))
+
+    def op_spare_faults(self, _m):
+        """Some spare blocks fail reads and writes from now on, others
+        recover: blocks that live on them, and blocks moved to the spare
+        next.  Single blocks, never two side by side, so that a move finds
+        a good spare block within its four tries; the spare's first, middle
+        and last blocks (the wholesale-failure probe) are metadata or far
+        beyond the blocks in use."""
+        rng = self.rng
+        used = sorted(s for m in self.devs for s in m.spare_of.values())
+        top = used[-1] + 1 if used else 0
+        keep = {s for s in self.bad_spare if rng.random() < 0.5}
+        pick = rng.sample(used, min(len(used), rng.randrange(1, 5)))
+        pick += [top + rng.randrange(24) for _ in range(rng.randrange(0, 3))]
+        new = set(keep)
+        for s in pick:
+            if s - 1 not in new and s + 1 not in new:
+                new.add(s)
+        self.bad_spare.clear()
+        self.bad_spare.update(new)
+        self.log.append(f"bad spare blocks now {sorted(self.bad_spare)}")
+        self.dm.reload(self.spare_name, self.spare_table())
 
     def op_reload(self, m):
         self.log.append(f"dev {m.dev_id}: reload")
@@ -298,6 +361,11 @@ class Run:
         self.write_effect(m, start, length)
         m.set_data(start, data)
 
+    def op_idle(self, _m):
+        """No I/O for a while: the scanner reads whole chunks."""
+        self.log.append("idle")
+        time.sleep(1.5)
+
     def op_recreate(self, m):
         self.log.append(f"dev {m.dev_id}: remove and create again")
         self.detach(m)
@@ -308,7 +376,7 @@ class Run:
         for m in self.devs:
             self.detach(m)
         self.mgr.free(SLOT)
-        self.mgr.resume(SLOT, self.spare)
+        self.resume_pool()
         for m in self.devs:
             self.attach(m)
 
@@ -319,7 +387,11 @@ class Run:
         model; with all of them, no spare block is given twice."""
         spares = {}
         for m in devs or self.devs:
-            got = m.dev.remaps()
+            for _ in range(5):
+                got = self.adopt(m, m.dev.remaps())
+                st = m.dev.status()
+                if not self.scan or self.adopt(m, m.dev.remaps()) == got:
+                    break       # no block found by the scanner in between
             want = {b: "mapped" for b in m.mapped}
             want.update({b: "pending" for b in m.pending})
             have = {b: st for b, (_, st) in got.items()}
@@ -328,19 +400,58 @@ class Run:
                 missing = sorted(set(want.items()) - set(have.items()))
                 self.fail(f"dev {m.dev_id}: remaps differ: unexpected {extra[:10]}, "
                           f"missing {missing[:10]}")
-            st = m.dev.status()
             if (st["remaps"], st["pending"]) != (len(m.mapped), len(m.pending)):
                 self.fail(f"dev {m.dev_id}: status {st}, model {len(m.mapped)} "
                           f"mapped, {len(m.pending)} pending")
+            # Data moved to the spare since the last look is never left on
+            # a spare block that fails (one found bad is retired and another
+            # one used).  A block recorded pending has no data written.
+            for b, (s, state) in got.items():
+                if state == "mapped" and m.spare_of.get(b) != s and s in self.bad_spare:
+                    self.fail(f"dev {m.dev_id}: block {b} ({state}) moved to bad "
+                              f"spare block {s}")
+            m.spare_of = {b: s for b, (s, _) in got.items()}
             for b, (s, _) in got.items():
                 if s in spares:
                     self.fail(f"spare block {s} given to {spares[s]} and "
                               f"to dev {m.dev_id} block {b}")
                 spares[s] = (m.dev_id, b)
 
+    def adopt(self, m, got):
+        """With the scanner running, an unreadable block of the main device
+        may have become pending by itself: take that into the model."""
+        if self.scan:
+            for b, (_, state) in got.items():
+                if state == "pending" and b in m.bad and b not in m.mapped:
+                    m.pending.add(b)
+        return got
+
+    def scanner_sweep(self):
+        """Two more passes of the scanner, with the devices idle: every
+        block that does not read on the main device must then be pending."""
+        self.log.append("scanner sweep")
+        base = os.path.join(SYSFS_POOLS, str(SLOT), "devices")
+
+        def passes(m):
+            with open(os.path.join(base, str(m.dev_id), "scan_passes")) as f:
+                return int(f.read())
+
+        before = {m.dev_id: passes(m) for m in self.devs}
+        self.mgr.msg("switch_to", SLOT)
+        self.mgr.msg("scan_start")
+        if not wait_for(lambda: all(passes(m) >= before[m.dev_id] + 2 for m in self.devs),
+                        timeout=120, step=0.5):
+            self.fail("the scanner did not make two passes in 120 s")
+        self.check_lists()
+        for m in self.devs:
+            missed = sorted(b for b in m.bad if b not in m.mapped and b not in m.pending)
+            if missed:
+                self.fail(f"dev {m.dev_id}: unreadable blocks {missed[:10]} not pending "
+                          f"after two passes of the scanner")
+
     def check_all_data(self):
         """Every readable block, through the device, and where it lives."""
-        ds = data_start(self.spare)
+        ds = self.ds
         for m in self.devs:
             got = bytearray(NBLOCKS * BLOCK)
             b = 0
@@ -371,21 +482,22 @@ class Run:
                     self.fail(f"dev {m.dev_id}: block {b} is not right on the {side}")
 
     def close(self):
-        free_pool(self.mgr, self.dm, SLOT)
+        free_pool(self.mgr, self.dm, SLOT, keep=(self.spare_name,))
+        self.dm.remove(self.spare_name)
 
 
 OPS = [
     ("op_write", 30), ("op_read", 22), ("op_force", 10), ("op_zeroout", 5),
     ("op_discard", 4), ("op_new_bad_set", 8), ("op_partial_write_to_pending", 3),
     ("op_reload", 4), ("op_suspend_with_write", 4), ("op_recreate", 4),
-    ("op_free_resume", 2), ("check_all_data", 4),
+    ("op_free_resume", 2), ("check_all_data", 4), ("op_spare_faults", 3),
 ]
-POOL_WIDE = ("op_free_resume", "check_all_data")
+POOL_WIDE = ("op_free_resume", "check_all_data", "op_spare_faults")
 
 
-def settings():
+def settings(nops=250):
     seed = int(os.environ.get("RM_MODEL_SEED", random.randrange(1 << 32)))
-    return seed, int(os.environ.get("RM_MODEL_OPS", "250"))
+    return seed, int(os.environ.get("RM_MODEL_OPS", nops))
 
 
 def run_ops(r, m, nops, ops, stop=None):
@@ -413,10 +525,12 @@ def finish(r, seed, nops, t0):
     r.op_free_resume(None)
     r.check_lists()
     r.check_all_data()
-    kinds = {k: sum(1 for line in r.log if k in line) for k in ("write", "read", "force")}
+    kinds = {k: sum(1 for line in r.log if k in line)
+             for k in ("write", "read", "force", "bad spare")}
     print(f"seed {seed}: {nops} operations in {time.monotonic() - t0:.0f} s; "
           f"{sum(len(m.mapped) for m in r.devs)} mapped, "
-          f"{sum(len(m.pending) for m in r.devs)} pending; {kinds}")
+          f"{sum(len(m.pending) for m in r.devs)} pending, "
+          f"{pool_attr(SLOT, 'blocks_retired')} spare blocks retired; {kinds}")
 
 
 def test_random_operations_match_the_model(dm, loopdev):
@@ -426,6 +540,23 @@ def test_random_operations_match_the_model(dm, loopdev):
     t0 = time.monotonic()
     try:
         run_ops(r, None, nops, OPS)
+        finish(r, seed, nops, t0)
+    finally:
+        r.close()
+
+
+def test_random_operations_with_the_scanner_running(dm, loopdev):
+    """The same, with the pool's scanner passing over the devices every
+    second (blocks go bad and stay bad): an unreadable block may turn
+    pending by itself at any time, and after two last passes every one
+    must be."""
+    seed, nops = settings(150)
+    r = Run(dm, loopdev, random.Random(seed), scan=True)
+    r.log.append(f"seed {seed} (scanner)")
+    t0 = time.monotonic()
+    try:
+        run_ops(r, None, nops, OPS + [("op_idle", 6)])
+        r.scanner_sweep()
         finish(r, seed, nops, t0)
     finally:
         r.close()
