@@ -766,8 +766,9 @@ int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 			res->predictive++;
 			DMINFO_LIMIT("dev_id %u: scanner: block %llu %s: remapped with its data",
 				     rc->dev_id, (unsigned long long)b,
+				     found == SCAN_SLOW ? "is slow" :
 				     found == SCAN_RETRIED ? "read only after retries" :
-							     "is slow");
+							     "failed, then read on the move");
 			break;
 		case 1:
 			res->pending++;

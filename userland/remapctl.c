@@ -1066,7 +1066,6 @@ static int cmd_create(int argc, char **argv)
 	       reused ? ", as recorded" : "", (unsigned long long)sectors);
 	if (r)
 		warn(what, "warning: set_label failed (%s): the pool has no name and main device for it, 'remapctl activate' will not re-create it",
-		     r == -EINVAL ? "not supported by this dm-remap module" :
 		     why(REQ_DEVMSG, r));
 	return EXIT_OK;
 }
