@@ -22,6 +22,7 @@ The seed is random and printed when the test fails.  RM_MODEL_SEED sets it
 and RM_MODEL_OPS the number of operations (default 250; 150 with the
 scanner).
 """
+import contextlib
 import errno
 import fcntl
 import os
@@ -29,6 +30,7 @@ import random
 import struct
 import threading
 import time
+import traceback
 
 import pytest
 
@@ -43,6 +45,12 @@ BLKDISCARD = 0x1277
 BLKZEROOUT = 0x127f
 
 pytestmark = pytest.mark.allow_kmsg(r"I/O error|Buffer I/O error")
+
+
+def task_state(thread):
+    """The scheduler state letter (R, S, D...) of a thread of this process."""
+    with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 class DevModel:
@@ -122,6 +130,15 @@ class Run:
             for name, value in (("scan_slow_ms", 600000), ("scan_interval", 1)):
                 with open(os.path.join(SYSFS_POOLS, str(SLOT), name), "w") as f:
                     f.write(str(value))
+
+    @contextlib.contextmanager
+    def reporting(self):
+        """Any other error (an EIO the model did not expect, a dmsetup
+        that failed) is reported with the seed and the last operations."""
+        try:
+            yield
+        except Exception as e:
+            self.fail(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
 
     def fail(self, msg):
         pytest.fail(f"{msg}\n{self.log[0]} (RM_MODEL_SEED replays it); last operations:\n  "
@@ -344,20 +361,21 @@ class Run:
             except OSError as e:
                 err.append(e)
 
-        t = threading.Thread(target=writer)
+        t = threading.Thread(target=writer, daemon=True)
         try:
             t.start()
-            t.join(0.3)
-            held = t.is_alive()
+            # Held: the writer sleeps in the kernel (D) until the resume.
+            held = wait_for(lambda: not t.is_alive() or task_state(t) == "D", timeout=30)
+            held = held and t.is_alive()
         finally:
             dmsetup("resume", m.dev.name)
         t.join(60)
         if t.is_alive():
             self.fail("a write held by a suspend did not complete after resume")
-        if not held:
-            self.fail("a write to a suspended device completed")
         if err:
             self.fail(f"held write failed: {err[0]}")
+        if not held:
+            self.fail("a write to a suspended device was not held")
         self.write_effect(m, start, length)
         m.set_data(start, data)
 
@@ -387,7 +405,7 @@ class Run:
         model; with all of them, no spare block is given twice."""
         spares = {}
         for m in devs or self.devs:
-            for _ in range(5):
+            for _ in range(50):        # until no scanner finding comes between
                 got = self.adopt(m, m.dev.remaps())
                 st = m.dev.status()
                 if not self.scan or self.adopt(m, m.dev.remaps()) == got:
@@ -481,9 +499,20 @@ class Run:
                 if m.matches(off, direct):
                     self.fail(f"dev {m.dev_id}: block {b} is not right on the {side}")
 
-    def close(self):
-        free_pool(self.mgr, self.dm, SLOT, keep=(self.spare_name,))
-        self.dm.remove(self.spare_name)
+    def close(self, failing=False):
+        """Remove the devices and free the pool; if the test is failing
+        already, a failure here is logged but does not hide that one."""
+        locked = self.lock.acquire(timeout=60)   # a stuck thread may hold it
+        try:
+            free_pool(self.mgr, self.dm, SLOT, keep=(self.spare_name,))
+            self.dm.remove(self.spare_name)
+        except Exception as e:
+            if not failing:
+                raise
+            print(f"clean-up after the failure: {e}")
+        finally:
+            if locked:
+                self.lock.release()
 
 
 OPS = [
@@ -511,20 +540,22 @@ def run_ops(r, m, nops, ops, stop=None):
             return
         name = rng.choices(names, weights)[0]
         dev = m or rng.choice(r.devs)
-        if name == "check_all_data":
-            r.log.append("check all data")
-            r.check_all_data()
-        else:
-            getattr(r, name)(dev)
-        # Only this device's list, but all of them after pool-wide operations.
-        r.check_lists(None if name in POOL_WIDE else [dev])
+        with r.reporting():
+            if name == "check_all_data":
+                r.log.append("check all data")
+                r.check_all_data()
+            else:
+                getattr(r, name)(dev)
+            # Only this device's list, but all of them after pool-wide operations.
+            r.check_lists(None if name in POOL_WIDE else [dev])
 
 
 def finish(r, seed, nops, t0):
     """A last free/resume, then everything is checked."""
-    r.op_free_resume(None)
-    r.check_lists()
-    r.check_all_data()
+    with r.reporting():
+        r.op_free_resume(None)
+        r.check_lists()
+        r.check_all_data()
     kinds = {k: sum(1 for line in r.log if k in line)
              for k in ("write", "read", "force", "bad spare")}
     print(f"seed {seed}: {nops} operations in {time.monotonic() - t0:.0f} s; "
@@ -533,16 +564,26 @@ def finish(r, seed, nops, t0):
           f"{pool_attr(SLOT, 'blocks_retired')} spare blocks retired; {kinds}")
 
 
-def test_random_operations_match_the_model(dm, loopdev):
-    seed, nops = settings()
-    r = Run(dm, loopdev, random.Random(seed))
-    r.log.append(f"seed {seed}")
-    t0 = time.monotonic()
+@contextlib.contextmanager
+def model_run(dm, loopdev, what, scan=False, nops=250):
+    """A Run, its seed and number of operations; its devices go away at the
+    end, without hiding the test's own failure."""
+    seed, nops = settings(nops)
+    r = Run(dm, loopdev, random.Random(seed), scan=scan)
+    r.log.append(f"seed {seed}{what}")
+    ok = False
     try:
+        yield r, seed, nops
+        ok = True
+    finally:
+        r.close(failing=not ok)
+
+
+def test_random_operations_match_the_model(dm, loopdev):
+    with model_run(dm, loopdev, "") as (r, seed, nops):
+        t0 = time.monotonic()
         run_ops(r, None, nops, OPS)
         finish(r, seed, nops, t0)
-    finally:
-        r.close()
 
 
 def test_random_operations_with_the_scanner_running(dm, loopdev):
@@ -550,46 +591,40 @@ def test_random_operations_with_the_scanner_running(dm, loopdev):
     second (blocks go bad and stay bad): an unreadable block may turn
     pending by itself at any time, and after two last passes every one
     must be."""
-    seed, nops = settings(150)
-    r = Run(dm, loopdev, random.Random(seed), scan=True)
-    r.log.append(f"seed {seed} (scanner)")
-    t0 = time.monotonic()
-    try:
+    with model_run(dm, loopdev, " (scanner)", scan=True, nops=150) as (r, seed, nops):
+        t0 = time.monotonic()
         run_ops(r, None, nops, OPS + [("op_idle", 6)])
-        r.scanner_sweep()
+        with r.reporting():
+            r.scanner_sweep()
         finish(r, seed, nops, t0)
-    finally:
-        r.close()
 
 
 def test_random_operations_on_both_devices_at_once(dm, loopdev):
     """The same, with each device driven by a thread of its own: repairs,
     forced remaps and commits of the two devices overlap in the pool."""
-    seed, nops = settings()
-    r = Run(dm, loopdev, random.Random(seed))
-    r.log.append(f"seed {seed} (two threads)")
-    ops = [(n, w) for n, w in OPS if n not in POOL_WIDE]
-    stop, failed = threading.Event(), []
+    with model_run(dm, loopdev, " (two threads)") as (r, seed, nops):
+        ops = [(n, w) for n, w in OPS if n not in POOL_WIDE]
+        stop, failed = threading.Event(), []
 
-    def drive(m):
-        try:
-            run_ops(r, m, nops // 2, ops, stop)
-        except BaseException as e:      # pytest.fail raises a BaseException
-            failed.append(e)
-            stop.set()
+        def drive(m):
+            try:
+                run_ops(r, m, nops // 2, ops, stop)
+            except BaseException as e:      # pytest.fail raises a BaseException
+                failed.append(e)
+                stop.set()
 
-    t0 = time.monotonic()
-    try:
-        threads = [threading.Thread(target=drive, args=(m,)) for m in r.devs]
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=drive, args=(m,), daemon=True) for m in r.devs]
         for t in threads:
             t.start()
+        deadline = t0 + 600
         for t in threads:
-            t.join(600)
-            if t.is_alive():
-                stop.set()
-                pytest.fail("an operation did not finish in 10 minutes", pytrace=False)
+            t.join(max(0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            stop.set()
+            for t in threads:
+                t.join(60)      # the operation in hand, then they stop
+            r.fail("the operations did not finish in 10 minutes")
         if failed:
             raise failed[0]
         finish(r, seed, nops, t0)
-    finally:
-        r.close()
