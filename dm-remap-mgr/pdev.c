@@ -269,6 +269,49 @@ u64 dmr_pool_relocate(struct dmr_pool *pool, u32 old, u32 spare, u32 dev_id,
 	return ticket;
 }
 
+/*
+ * The commit of a change to (dev_id, block) failed, so the pool's metadata
+ * is read-only for good: put entries[] back as the device's index is put
+ * back, so that an index built from it again (the device removed and
+ * created anew) sees what the running device saw, not a change the disk
+ * never got.  The change put the block on spare; before it, the block was
+ * on old in old_state (RM_ENTRY_*), or on no spare block (RM_ENTRY_FREE).
+ * A spare block the change took is freed, in memory only.
+ */
+void dmr_pool_undo(struct dmr_pool *pool, u32 spare, u32 old,
+		   unsigned int old_state, u32 dev_id, u64 block)
+{
+	struct rm_entry *e = &pool->entries[spare];
+
+	mutex_lock(&pool->md_lock);
+	WARN_ON(!pool->md_error);
+	if (e->state == RM_ENTRY_MAPPED)
+		pool->nr_mapped--;
+	else if (e->state == RM_ENTRY_PENDING)
+		pool->nr_pending--;
+	if (old_state && old == spare) {
+		e->state = old_state;		/* a heal */
+	} else {
+		memset(e, 0, sizeof(*e));
+		__clear_bit(spare, pool->taken);
+		pool->nr_free++;
+		__dmr_pool_blocks_freed(pool);
+	}
+	if (old_state && old != spare) {
+		/* A relocation: old was retired by it. */
+		e = &pool->entries[old];
+		if (!WARN_ON(e->state != RM_ENTRY_RETIRED))
+			pool->nr_retired--;
+		*e = (struct rm_entry){ .main_block = block, .dev_id = dev_id,
+					.state = old_state };
+	}
+	if (old_state == RM_ENTRY_MAPPED)
+		pool->nr_mapped++;
+	else if (old_state == RM_ENTRY_PENDING)
+		pool->nr_pending++;
+	mutex_unlock(&pool->md_lock);
+}
+
 /* ---- The index -------------------------------------------------------------- */
 
 /*
@@ -702,6 +745,7 @@ static void pdev_release(struct kobject *kobj)
 
 	ix_free(rcu_dereference_protected(pdev->ix, 1));
 	free_percpu(pdev->writes);
+	kvfree(pdev->repair_buf);
 	kfree(pdev);
 }
 
@@ -739,8 +783,10 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	dmr_scan_pdev_init(pdev);
 
 	pdev->writes = alloc_percpu(struct dmr_wcount);
-	if (!pdev->writes) {
-		*error = "Cannot allocate write counters";
+	pdev->repair_buf = kvmalloc(2 << (dmr_pool_block_shift(pool) + SECTOR_SHIFT),
+				    GFP_KERNEL);
+	if (!pdev->writes || !pdev->repair_buf) {
+		*error = "Cannot allocate device state";
 		r = -ENOMEM;
 		goto bad;
 	}

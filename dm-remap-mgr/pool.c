@@ -942,6 +942,13 @@ int dmr_pool_set_label(struct dmr_pool *pool, u32 dev_id, const char *name,
 	} else if (memcmp(&pool->names[i], &n, sizeof(n))) {
 		pool->names[i] = n;
 		ticket = dmr_md_dirty(pool, rm_name_logical(i));
+	} else {
+		/*
+		 * Unchanged, but the change that set it may not be durable
+		 * yet (a set_label killed while it waited, or one racing
+		 * this one): wait for every change made so far.
+		 */
+		ticket = pool->change_gen;
 	}
 	mutex_unlock(&pool->md_lock);
 	if (r == -EIO)

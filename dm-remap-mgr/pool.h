@@ -252,6 +252,13 @@ struct dmr_pdev {
 	spinlock_t err_lock;
 	struct bio_list failed;		/* protected by err_lock */
 	struct work_struct err_work;	/* on pool->err_wq */
+	/*
+	 * Two blocks of memory for err_work, made with the pdev so that a
+	 * repair under memory pressure needs no large allocation.  Only
+	 * err_work uses them (one at a time: a work item does not run twice
+	 * at once).
+	 */
+	void *repair_buf;
 	/* jiffies; see DMR_SPARE_*.  Written under ix_lock, read without. */
 	unsigned long spare_retry_at;
 	struct dm_target *event_ti;	/* live table for dm events; pdev_lock */
@@ -389,6 +396,8 @@ u64 dmr_pool_record(struct dmr_pool *pool, u32 spare, u32 dev_id, u64 block,
 		    unsigned int state);
 u64 dmr_pool_relocate(struct dmr_pool *pool, u32 old, u32 spare, u32 dev_id,
 		      u64 block, unsigned int state);
+void dmr_pool_undo(struct dmr_pool *pool, u32 spare, u32 old,
+		   unsigned int old_state, u32 dev_id, u64 block);
 sector_t dmr_pool_spare_sector(struct dmr_pool *pool, u32 spare);
 unsigned int dmr_pool_block_shift(struct dmr_pool *pool);
 

@@ -649,15 +649,26 @@ static int list_remaps(struct remap_c *rc, char *result, unsigned int maxlen)
 	struct dmr_ix *x;
 	u32 pos = 0;
 
-	/* Allocate before taking ix_lock; entries added meanwhile may be missed. */
+	/*
+	 * Allocated before taking ix_lock (a repair may hold it for long);
+	 * if entries were added meanwhile beyond the slack, again.
+	 */
 	rcu_read_lock();
 	cap = rcu_dereference(pdev->ix)->ix.live + 64;
 	rcu_read_unlock();
-	lines = kvmalloc_array(cap, sizeof(*lines), GFP_KERNEL);
-	if (!lines)
-		return -ENOMEM;
-	mutex_lock(&pdev->ix_lock);
-	x = rcu_dereference_protected(pdev->ix, lockdep_is_held(&pdev->ix_lock));
+	for (;;) {
+		lines = kvmalloc_array(cap, sizeof(*lines), GFP_KERNEL);
+		if (!lines)
+			return -ENOMEM;
+		mutex_lock(&pdev->ix_lock);
+		x = rcu_dereference_protected(pdev->ix,
+					      lockdep_is_held(&pdev->ix_lock));
+		if (x->ix.live <= cap)
+			break;
+		cap = x->ix.live + 64;
+		mutex_unlock(&pdev->ix_lock);
+		kvfree(lines);
+	}
 	while (n < cap && rm_index_next(&x->ix, &pos, &lines[n].block,
 					&lines[n].spare, &state)) {
 		lines[n].state = state;

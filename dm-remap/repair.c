@@ -200,6 +200,8 @@ static bool probe_main(struct remap_c *rc, void *buf)
  */
 struct fix {
 	u64 block;
+	u64 ticket;		/* commit that makes this one durable */
+	u64 first;		/* ticket of its first change (its record) */
 	u32 spare;
 	u32 old_spare;		/* old_state set: the entry before the batch */
 	u8 state;		/* RM_IX_MAPPED or RM_IX_PENDING */
@@ -238,7 +240,8 @@ static void fixes_add(struct fixes *f, u64 block, u32 spare,
 		      unsigned int state, u64 ticket)
 {
 	f->v[f->n++] = (struct fix){ .block = block, .spare = spare,
-				     .state = state };
+				     .state = state, .ticket = ticket,
+				     .first = ticket };
 	f->ticket = max(f->ticket, ticket);
 }
 
@@ -261,20 +264,45 @@ static void count_entry(struct dmr_pdev *pdev, unsigned int state, int d)
 		WRITE_ONCE(pdev->nr_pending, pdev->nr_pending + d);
 }
 
+/* The pool's entry state (RM_ENTRY_*) of an index state (0: none). */
+static unsigned int entry_state(unsigned int ix_state)
+{
+	switch (ix_state) {
+	case RM_IX_MAPPED:
+		return RM_ENTRY_MAPPED;
+	case RM_IX_PENDING:
+		return RM_ENTRY_PENDING;
+	default:
+		return RM_ENTRY_FREE;
+	}
+}
+
 /*
  * The fixes' commit is durable (r == 0) or failed: publish them, or put
- * the index back as the medium still has it.  Setting an entry that is in
- * the index already cannot fail (no table grows).
+ * the index and the pool's entries back as the medium still has them.
+ * A fix made durable by an earlier commit than the one that failed is
+ * published all the same.  Setting an entry that is in the index already
+ * cannot fail (no table grows).
  */
 static void fixes_finish(struct remap_c *rc, struct fixes *f, int r)
 {
 	struct dmr_pdev *pdev = rc->pdev;
+	u64 durable = atomic64_read(&rc->pool->durable_gen);
 	unsigned int i;
 
 	for (i = 0; i < f->n; i++) {
 		struct fix *x = &f->v[i];
 
-		if (r) {
+		if (r && x->ticket > durable) {
+			if (x->first <= durable) {
+				/* Recorded pending, healed in this batch. */
+				x->old_spare = x->spare;
+				x->old_state = RM_IX_PENDING;
+				count_entry(pdev, RM_IX_PENDING, 1);
+			}
+			dmr_pool_undo(rc->pool, x->spare, x->old_spare,
+				      entry_state(x->old_state), rc->dev_id,
+				      x->block);
 			if (x->old_state)
 				dmr_pdev_ix_set(pdev, x->block, x->old_spare,
 						x->old_state);
@@ -1020,8 +1048,7 @@ static int relocate_block(struct repair_ctx *c, u64 b, u32 old,
 		}
 	}
 	ticket = dmr_pool_relocate(rc->pool, old, spare, rc->dev_id, b,
-				   state == RM_IX_MAPPED ? RM_ENTRY_MAPPED :
-							   RM_ENTRY_PENDING);
+				   entry_state(state));
 	fixes_replace(&c->f, b, spare, state, old, old_state, ticket);
 	DMERR_LIMIT("dev_id %u: block %llu: spare block %u failed, retired; %s spare block %u",
 		    rc->dev_id, (unsigned long long)b, old,
@@ -1070,7 +1097,8 @@ static int write_where_it_lives(struct repair_ctx *c, struct bio *bio, u64 b,
 		}
 		if (fx) {
 			fx->state = RM_IX_MAPPED;	/* pending since this batch */
-			c->f.ticket = max(c->f.ticket, dmr_pool_heal(rc->pool, spare));
+			fx->ticket = dmr_pool_heal(rc->pool, spare);
+			c->f.ticket = max(c->f.ticket, fx->ticket);
 		} else {
 			fixes_replace(&c->f, b, spare, RM_IX_MAPPED, spare,
 				      RM_IX_PENDING, dmr_pool_heal(rc->pool, spare));
@@ -1290,6 +1318,9 @@ void remap_repair_work(struct work_struct *ws)
 	if (bio_list_empty(&bios))
 		return;
 
+	c.buf = pdev->repair_buf;
+	c.tmp = c.buf + ((size_t)1 << (dmr_pool_block_shift(pdev->pool) +
+				       SECTOR_SHIFT));
 	noio = memalloc_noio_save();
 	bio_list_init(&done);
 	mutex_lock(&pdev->ix_lock);
@@ -1299,16 +1330,10 @@ void remap_repair_work(struct work_struct *ws)
 
 		if (c.rc != io->rc) {
 			c.rc = io->rc;
-			vfree(c.buf);
-			vfree(c.tmp);
-			c.buf = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
-			c.tmp = vmalloc(block_sectors(c.rc) << SECTOR_SHIFT);
 			c.alive = 0;
 			c.spare_alive = 0;
 		}
-		if (!c.buf || !c.tmp)
-			st = io->status;
-		else if (op_is_write(bio_op(bio)))
+		if (op_is_write(bio_op(bio)))
 			st = repair_write(&c, bio);
 		else
 			st = repair_read(&c, bio);
@@ -1332,8 +1357,6 @@ void remap_repair_work(struct work_struct *ws)
 		bio_endio(bio);
 	}
 	kfree(c.f.v);
-	vfree(c.buf);
-	vfree(c.tmp);
 }
 
 /* Called from end_io (any context): hand the bio to the error worker. */

@@ -69,7 +69,12 @@ def free_pool(mgr, dm, slot, keep=()):
         if name != mgr.name and name not in keep:
             dm.remove(name)
     if pool_active(slot):
-        mgr.free(slot)
+        try:
+            mgr.free(slot)
+        except CmdError:
+            # A pool whose metadata failed is released with EIO.
+            if pool_active(slot):
+                raise
 
 
 def refused(fn, *args):

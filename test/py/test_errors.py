@@ -11,7 +11,7 @@ import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run,
                      segments_table, wait_for)
-from pools import Manager, PoolEnv, RemapDev, pool_attr
+from pools import Manager, PoolEnv, RemapDev, pool_active, pool_attr, refused
 
 BLOCK = 4096
 BS = BLOCK // 512
@@ -726,6 +726,52 @@ def test_a_spare_block_failing_writes_is_relocated_with_its_data(dm, loopdev, dm
     dev = RemapDev(dm, main, 4)
     assert dev.remaps() == {6: (1, "mapped")}
     assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+
+
+@pytest.mark.parametrize("change", ["record", "relocation"])
+def test_a_change_whose_commit_failed_is_taken_back(dm, loopdev, dmspare, change):
+    """A commit fails (the spare's metadata area takes no writes): the
+    change it carried is taken back in the pool as in the device's index,
+    so the pool's counts are as before and a device created again on the
+    failed pool finds what the disk has, not a remap the disk never got.
+    record: a forced remap of block 2, which is then written on the main
+    device; relocation: block 6 moving off its spare block, which fails."""
+    mgr, spare, backing, ds = dmspare
+    main, dev, base = block_6_remapped(dm, loopdev)
+    keys = ("blocks_free", "blocks_used", "blocks_pending", "blocks_retired")
+    counts = {k: pool_attr(4, k) for k in keys}
+    remaps = dev.remaps()
+    assert remaps == {6: (0, "mapped")}
+    # The metadata fails, and with relocation spare block 0 (block 6's) too.
+    bad = ds + BS if change == "relocation" else ds
+    n = blockdev_sectors(backing)
+    dm.reload(spare, f"0 {bad} error\n{bad} {n - bad} linear {backing} {bad}")
+    expect = bytearray(base)
+    if change == "record":
+        refused(dev.force, 2 * BS)
+        expect[2 * BLOCK:3 * BLOCK] = pattern("new", BLOCK)
+        pwrite(dev.path, 2 * BLOCK, expect[2 * BLOCK:3 * BLOCK])
+    else:
+        with pytest.raises(OSError) as e:
+            pwrite(dev.path, 6 * BLOCK, pattern("new", BLOCK))
+        assert e.value.errno == errno.EIO
+    assert pool_attr(4, "state") == "fail"
+
+    def check():
+        assert dev.remaps() == remaps
+        assert {k: pool_attr(4, k) for k in keys} == counts
+        if change == "record":
+            assert pread(dev.path, 0, 64 << 10) == bytes(expect)
+        else:
+            assert pread(dev.path, 0, 6 * BLOCK) == bytes(expect[:6 * BLOCK])
+            assert pread(dev.path, 7 * BLOCK, 9 * BLOCK) == bytes(expect[7 * BLOCK:])
+    check()
+    dev.remove()
+    dev = RemapDev(dm, main, 4)
+    check()
+    dev.remove()
+    refused(mgr.free, 4)                # released, but its last commit failed
+    assert not pool_active(4)
 
 
 def test_a_spare_failing_everywhere_retires_nothing(dm, loopdev, dmspare):

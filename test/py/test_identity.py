@@ -2,10 +2,12 @@
 """Device identity records: written durably on attach, group-committed."""
 import concurrent.futures
 import os
+import subprocess
 
 import pytest
 
-from dmtools import CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run
+from dmtools import (CmdError, blockdev_sectors, dmsetup, pattern, pread, pwrite, run,
+                     wait_for)
 from pools import (Manager, RemapDev, data_start, devices, free_pool, labels, pool_active,
                    pool_attr)
 
@@ -229,6 +231,32 @@ def test_label_is_durable_and_listed(mgr, pool, dm, loopdev):
     mgr.free(pool)
     mgr.resume(pool, spare)
     assert labels(mgr, pool) == {7: (name, locator)}
+
+
+def test_a_label_sent_again_returns_once_it_is_durable(mgr, dm, loopdev):
+    """set_label killed while its commit is in flight, then sent again:
+    the label is already in memory, but the second message too returns
+    only once it is durable."""
+    backing, main = loopdev(64), loopdev(8)
+    n = blockdev_sectors(backing)
+    spare = dm.create(f"0 {n} linear {backing} 0", hint="spare")
+    mgr.format(dm.path(spare))
+    mgr.resume(3, dm.path(spare))
+    dev = RemapDev(dm, main, 3, dev_id=5)
+    # Every write to the spare takes 500 ms: a commit takes seconds.
+    dm.reload(spare, f"0 {n} delay {backing} 0 0 {backing} 0 500")
+    seq = int(pool_attr(3, "metadata_seq"))
+    first = subprocess.Popen(["dmsetup", "message", dev.name, "0", "set_label", "lab5",
+                              "/dev/lab5"])
+    try:
+        assert wait_for(lambda: labels(mgr, 3)[5] == ("lab5", "/dev/lab5"))
+    finally:
+        first.kill()
+        first.wait()
+    dev.msg("set_label", "lab5", "/dev/lab5")
+    assert int(pool_attr(3, "metadata_seq")) > seq, "set_label returned before the commit"
+    dm.reload(spare, f"0 {n} linear {backing} 0")
+    free_pool(mgr, dm, 3, keep=[spare])
 
 
 @pytest.mark.parametrize("args", [
