@@ -91,4 +91,21 @@ static inline int rm_dm_io(struct dm_io_request *req, unsigned int nr,
 	return rm_dm_io_prio(req, nr, where, errbits, IOPRIO_DEFAULT);
 }
 
+/*
+ * A spare that needs its pages stable while they are written (it checks
+ * integrity or checksums data) makes the remap device need that too.
+ * Before 6.11 dm sets the queue flag only from the devices that
+ * iterate_devices reports (the main device) and ti->needs_stable_writes;
+ * since, it is a queue limit feature, which io_hints' stacking of the
+ * spare's limits passes on.
+ */
+static inline void rm_stable_writes_for(struct dm_target *ti,
+					struct block_device *spare)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 11, 0)
+	if (bdev_stable_writes(spare))
+		ti->needs_stable_writes = true;
+#endif
+}
+
 #endif /* DM_REMAP_COMPAT_H */

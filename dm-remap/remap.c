@@ -171,6 +171,7 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	 * writes to remapped blocks left in the spare's cache.
 	 */
 	ti->flush_supported = true;
+	rm_stable_writes_for(ti, rc->pool->spare.bdev);
 	ti->num_discard_bios = 1;
 	ti->num_write_zeroes_bios = 1;
 	ti->per_io_data_size = sizeof(struct remap_io);

@@ -446,6 +446,44 @@ def test_flush_reaches_the_spare_when_the_main_disk_has_no_write_cache(env):
             f.write(was)
 
 
+def test_a_spare_that_needs_stable_pages_makes_the_device_need_them(dm, loopdev):
+    """zram compresses pages as it writes them, so they must not change
+    meanwhile (stable writes).  The main device, a loop device, has no
+    such need; the remap device over a zram spare asks for stable pages
+    too, or a page changed during a write to a remapped block would reach
+    the spare torn."""
+    def stable(dev):
+        rdev = os.stat(dev).st_rdev
+        with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/queue/stable_writes") as f:
+            return f.read().strip()
+
+    run("modprobe", "zram")
+    with open("/sys/class/zram-control/hot_add") as f:
+        idx = int(f.read())
+    zram = f"/dev/zram{idx}"
+    try:
+        with open(f"/sys/block/zram{idx}/disksize", "w") as f:
+            f.write(str(64 << 20))
+        main = loopdev(16)
+        assert (stable(zram), stable(main)) == ("1", "0")
+        mgr = Manager(dm)
+        mgr.format(zram)
+        mgr.resume(1, zram)
+        try:
+            dev = RemapDev(dm, main, 1)
+            assert stable(dev.path) == "1"
+            data = pattern("z", 64 << 10)
+            pwrite(dev.path, 0, data)
+            dev.force(3 * BS)
+            assert dev.remaps() == {3: (0, "mapped")}
+            assert pread(dev.path, 0, 64 << 10) == data
+        finally:
+            free_pool(mgr, dm, 1)
+    finally:
+        with open("/sys/class/zram-control/hot_remove", "w") as f:
+            f.write(str(idx))
+
+
 def test_discard_over_a_spare_that_takes_none(dm, loopdev):
     """The device offers discard because the main device takes it.  A
     discard over a remapped block whose spare takes none succeeds without
