@@ -943,6 +943,20 @@ int dmr_md_wait(struct dmr_pool *pool, u64 ticket)
 	return READ_ONCE(pool->md_error);
 }
 
+/*
+ * The change_gen made durable so far.  Read under md_lock, which its
+ * store and md_fail() take: once a wait saw md_error, this is final.
+ */
+u64 dmr_md_durable(struct dmr_pool *pool)
+{
+	u64 d;
+
+	mutex_lock(&pool->md_lock);
+	d = atomic64_read(&pool->durable_gen);
+	mutex_unlock(&pool->md_lock);
+	return d;
+}
+
 /* As dmr_md_wait(), but a fatal signal ends the wait with -EINTR. */
 int dmr_md_wait_killable(struct dmr_pool *pool, u64 ticket)
 {

@@ -745,7 +745,7 @@ static void pdev_release(struct kobject *kobj)
 
 	ix_free(rcu_dereference_protected(pdev->ix, 1));
 	free_percpu(pdev->writes);
-	kvfree(pdev->repair_buf);
+	vfree(pdev->repair_buf);
 	kfree(pdev);
 }
 
@@ -783,8 +783,9 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	dmr_scan_pdev_init(pdev);
 
 	pdev->writes = alloc_percpu(struct dmr_wcount);
-	pdev->repair_buf = kvmalloc(2 << (dmr_pool_block_shift(pool) + SECTOR_SHIFT),
-				    GFP_KERNEL);
+	/* vmalloc memory (repair.c hands it to dm-io as such); pdev_lock held. */
+	pdev->repair_buf = __vmalloc(2 << (dmr_pool_block_shift(pool) + SECTOR_SHIFT),
+				     GFP_NOIO);
 	if (!pdev->writes || !pdev->repair_buf) {
 		*error = "Cannot allocate device state";
 		r = -ENOMEM;

@@ -444,6 +444,7 @@ void dmr_md_kick(struct dmr_pool *pool);
 /* Wait until the change with this ticket is on stable storage. */
 int dmr_md_wait(struct dmr_pool *pool, u64 ticket);
 int dmr_md_wait_killable(struct dmr_pool *pool, u64 ticket);
+u64 dmr_md_durable(struct dmr_pool *pool);
 /* Commit everything changed so far and wait for it. */
 int dmr_md_sync(struct dmr_pool *pool);
 

@@ -287,7 +287,7 @@ static unsigned int entry_state(unsigned int ix_state)
 static void fixes_finish(struct remap_c *rc, struct fixes *f, int r)
 {
 	struct dmr_pdev *pdev = rc->pdev;
-	u64 durable = atomic64_read(&rc->pool->durable_gen);
+	u64 durable = r ? dmr_md_durable(rc->pool) : 0;
 	unsigned int i;
 
 	for (i = 0; i < f->n; i++) {
@@ -295,10 +295,16 @@ static void fixes_finish(struct remap_c *rc, struct fixes *f, int r)
 
 		if (r && x->ticket > durable) {
 			if (x->first <= durable) {
-				/* Recorded pending, healed in this batch. */
+				/*
+				 * Made pending (recorded, or relocated with
+				 * its data lost) and healed in this batch:
+				 * only the heal is taken back.
+				 */
+				if (x->old_state)
+					count_entry(pdev, x->old_state, -1);
+				count_entry(pdev, RM_IX_PENDING, 1);
 				x->old_spare = x->spare;
 				x->old_state = RM_IX_PENDING;
-				count_entry(pdev, RM_IX_PENDING, 1);
 			}
 			dmr_pool_undo(rc->pool, x->spare, x->old_spare,
 				      entry_state(x->old_state), rc->dev_id,
