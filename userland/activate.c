@@ -107,7 +107,7 @@ static int find_pools(struct found **out, const struct pool_info *act,
 		for (j = 0; j < nact; j++)
 			if (!parse_devno(act[j].devno, &adev) && adev == dev)
 				break;
-		if (j < nact || blk_held(k) || is_remap_dm(k, d, nd))
+		if (j < nact || blk_held(k, NULL, 0) || is_remap_dm(k, d, nd))
 			continue;
 		if (blk_suspended(k, susp, sizeof(susp))) {
 			if (!strcmp(susp, k))
@@ -275,7 +275,8 @@ static void create_device(int slot, const struct dev_record *rec,
 		c->missing++;
 		return;
 	}
-	if (main_in_use(main, other, sizeof(other))) {
+	if (main_in_use(main, other, sizeof(other)) ||
+	    main_held(main, other, sizeof(other))) {
 		fail(rec->name, "main device %s is already used by %s; not created",
 		     rec->locator, other);
 		c->failed++;

@@ -160,9 +160,9 @@ int parse_devno(const char *s, dev_t *dev)
 	return 0;
 }
 
-bool blk_held(const char *kname)
+bool blk_held(const char *kname, char *by, size_t size)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], name[256];
 	struct dirent *de;
 	bool held = false;
 	DIR *d;
@@ -176,6 +176,14 @@ bool blk_held(const char *kname)
 			held = true;
 			break;
 		}
+	}
+	if (held && by) {
+		/* A dm holder by its name, others (md) by their kernel name. */
+		snprintf(path, sizeof(path), "/sys/class/block/%s/dm/name",
+			 de->d_name);
+		if (sysfs_read(path, name, sizeof(name)))
+			snprintf(name, sizeof(name), "%s", de->d_name);
+		snprintf(by, size, "%s", name);
 	}
 	closedir(d);
 	return held;
@@ -240,8 +248,9 @@ static bool locator_ok(const char *s)
 
 	if (!len || len > LABEL_LOC_MAX)
 		return false;
+	/* No '\\': dm's message parser would take it for an escape. */
 	for (p = s; *p; p++)
-		if (*p <= ' ' || *p > '~')
+		if (*p <= ' ' || *p > '~' || *p == '\\')
 			return false;
 	return true;
 }

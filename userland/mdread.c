@@ -348,12 +348,17 @@ static int md_io_all(int fd, void *buf, size_t len, uint64_t off, bool write)
 	return 0;
 }
 
-/* An O_DIRECT read of an unaligned range goes through an aligned bounce. */
+/*
+ * An O_DIRECT read of an unaligned range goes through an aligned bounce,
+ * aligned to the device's sector only: a wider read would fail the range
+ * for a bad sector outside it (a 512-byte spare block next to a bad one).
+ */
 static int md_pread_bounce(struct md_image *img, void *buf, size_t len,
 			   uint64_t off)
 {
-	uint64_t start = off & ~(uint64_t)(MD_ALIGN - 1);
-	uint64_t end = (off + len + MD_ALIGN - 1) & ~(uint64_t)(MD_ALIGN - 1);
+	uint64_t sec = img->sector;
+	uint64_t start = off / sec * sec;
+	uint64_t end = (off + len + sec - 1) / sec * sec;
 	void *bounce;
 	int r;
 
@@ -372,7 +377,8 @@ int md_pread(struct md_image *img, void *buf, size_t len, uint64_t off)
 {
 	if (off > img->bytes || len > img->bytes - off)
 		return -EIO;	/* past the end: like an unreadable block */
-	if (img->direct && ((off | len | (uintptr_t)buf) & (MD_ALIGN - 1)))
+	if (img->direct &&
+	    ((off | len) % img->sector || (uintptr_t)buf & (MD_ALIGN - 1)))
 		return md_pread_bounce(img, buf, len, off);
 	return md_io_all(img->fd, buf, len, off, false);
 }

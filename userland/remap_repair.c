@@ -258,9 +258,16 @@ static int repair_into(struct repair *rp, const char *dst_path, bool force)
 		return fail(EXIT_FAILED, "%s: records still inconsistent",
 			    rp->src_path);
 	r = write_dst(rp, dst_path);
-	md_close(&rp->dst);
 	if (!r)
 		r = verify(rp, dst_path);
+	/*
+	 * No copy that failed stays loadable: its superblock copies are
+	 * zeroed again (an image file this run created is removed instead).
+	 */
+	if (r && !rp->created && md_write_clear_sbs(&rp->dst))
+		fprintf(stderr, "%s: %s: could not zero its superblocks again: do not resume it\n",
+			prog, dst_path);
+	md_close(&rp->dst);
 	if (r)
 		return r;
 	md_uuid_text(rp->sb.uuid, uuid);

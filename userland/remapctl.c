@@ -289,8 +289,9 @@ static bool name_ok(const char *s)
 	if (!len || len > LABEL_NAME_MAX || !strcmp(s, ".") ||
 	    !strcmp(s, "..") || !strcmp(s, "-"))
 		return false;
+	/* No '\\' either: dm's message parser takes it for an escape. */
 	for (p = s; *p; p++)
-		if (*p <= ' ' || *p > '~' || *p == '/')
+		if (*p <= ' ' || *p > '~' || *p == '/' || *p == '\\')
 			return false;
 	return true;
 }
@@ -965,6 +966,20 @@ bool main_in_use(dev_t dev, char *buf, size_t size)
 	return used;
 }
 
+/*
+ * Is dev used by another dm or md device (a holder)?  dm opens the devices
+ * of all its tables as one holder, so the kernel lets two dm devices map
+ * one disk: LVM that found its volumes on the raw main disk, say, would
+ * then bypass every remap.  Its name into buf.
+ */
+bool main_held(dev_t dev, char *buf, size_t size)
+{
+	char kname[NAME_MAX + 1];
+
+	return !blk_kname(dev, kname, sizeof(kname)) &&
+	       blk_held(kname, buf, size);
+}
+
 static int cmd_create(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1015,7 +1030,7 @@ static int cmd_create(int argc, char **argv)
 		return usage_error(what, "--pool <id> is required");
 	name = argv[optind];
 	if (!name_ok(name))
-		return usage_error(what, "invalid name '%s' (1..%d printable characters, no whitespace or '/', not '-')",
+		return usage_error(what, "invalid name '%s' (1..%d printable characters, no whitespace, '/' or '\\', not '-')",
 				   name, LABEL_NAME_MAX);
 	what = name;
 	r = blk_devno(argv[optind + 1], &main);
@@ -1036,6 +1051,9 @@ static int cmd_create(int argc, char **argv)
 	if (main_in_use(main, other, sizeof(other)))
 		return fail(what, "%s is already the main device of %s",
 			    argv[optind + 1], other);
+	if (main_held(main, other, sizeof(other)))
+		return fail(what, "%s is in use by %s", argv[optind + 1],
+			    other);
 	recs = pool_records(what, slot, &n);
 	if (!recs)
 		return EXIT_FAIL;

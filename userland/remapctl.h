@@ -165,7 +165,7 @@ int blk_resolve(const char *locator, dev_t *dev);
 int sb_probe(const char *path, struct pool_sb *sb);
 void uuid_str(const uint8_t uuid[16], char *buf);
 /* Does the device have holders (another dm table, md...)? */
-bool blk_held(const char *kname);
+bool blk_held(const char *kname, char *by, size_t size);
 /* A suspended dm device (a read of it would wait until it is resumed)? */
 bool blk_suspended(const char *kname, char *which, size_t len);
 
@@ -194,6 +194,8 @@ struct dev_record *pool_records(const char *what, int slot, int *n);
 
 /* Is dev the main device of a remap device?  Its name into buf. */
 bool main_in_use(dev_t dev, char *buf, size_t size);
+/* Is dev used by another dm or md device?  Its name into buf. */
+bool main_held(dev_t dev, char *buf, size_t size);
 /* Parse only --help/--json/-v; -1 to go on, else the exit code. */
 int parse_common(int argc, char **argv, const char *what, const char *help);
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import ROOT
 from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
                      pwrite, run, segments_table, wait_for)
-from pools import (PoolEnv, RemapDev, corrupt_block, labels, pool_active, pool_attr, read_block,
-                   tb_seq)
+from pools import (Manager, PoolEnv, RemapDev, corrupt_block, data_start, labels, pool_active,
+                   pool_attr, read_block, tb_seq)
 
 BUILD = os.path.join(ROOT, "build")
 BLOCK = 4096
@@ -221,6 +221,39 @@ def test_a_pool_of_blocks_below_the_devices_sector_size(env, dm, loopdev):
             run("losetup", "-d", d)
         os.unlink(copy)
         os.unlink(empty)
+
+
+def test_repair_loses_only_the_spare_block_it_cannot_read(dm, loopdev):
+    """A pool of 512-byte blocks whose spare has one bad sector: remap_repair
+    reads each block on its own (aligned to the device's sector, not to
+    4 KiB), so only the block on that sector is lost (pending) and its
+    neighbours' data is copied."""
+    backing = loopdev(64)
+    n = blockdev_sectors(backing)
+    spare = dm.create(f"0 {n} linear {backing} 0", hint="spare")
+    mgr = Manager(dm)
+    mgr.format(dm.path(spare), "block_size=512")
+    mgr.resume(3, dm.path(spare))
+    dev = RemapDev(dm, loopdev(8), 3, dev_id=1)
+    data = pattern("r512", 8 * 512)
+    pwrite(dev.path, 0, data)
+    for s in range(8):
+        dev.force(s)
+    assert dev.remaps() == {s: (s, "mapped") for s in range(8)}
+    dev.remove()
+    mgr.free(3)
+    bad = data_start(backing) + 1                       # spare block 1
+    dm.reload(spare, f"0 {bad} linear {backing} 0\n{bad} 1 error\n"
+                     f"{bad + 1} {n - bad - 1} linear {backing} {bad + 1}")
+    new = loopdev(64)
+    p = tool("remap_repair", dm.path(spare), new)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "spare block unreadable, data lost" in p.stdout
+    d = dump(new)
+    assert dumped_remaps(d, 1) == {s: (s, "pending" if s == 1 else "mapped") for s in range(8)}
+    ds = data_start(new)
+    for s in set(range(8)) - {1}:
+        assert pread(new, (ds + s) * 512, 512) == data[s * 512:(s + 1) * 512]
 
 
 def test_a_spare_under_a_dm_device_is_warned_about(env, dm):

@@ -174,8 +174,9 @@ def test_options_before_and_in_bundles(ctl):
     assert "unknown option '-vx'" in ctl.err(2, "-vx", "version")
     assert ctl.err(2, "status", "--json=1") == "remapctl: status: option '--json' takes no value"
     assert ctl.err(2, "create", "-", "/dev/loop0", "--pool", "0") == (
-        "remapctl: create: invalid name '-' (1..127 printable characters, no whitespace or "
-        "'/', not '-')")
+        "remapctl: create: invalid name '-' (1..127 printable characters, no whitespace, "
+        "'/' or '\\', not '-')")
+    assert "invalid name 'a\\b'" in ctl.err(2, "create", "a\\b", "/dev/loop0", "--pool", "0")
     assert "unknown option '-x'" in ctl.err(2, "pool", "format", "-xf", "/dev/null")
     assert "unknown option '--bogus'" in ctl.err(2, "pool", "format", "--bogus", "/dev/null")
 
@@ -502,6 +503,24 @@ def test_create_refusals(ctl, dm, loopdev, pool):
     assert "rc-s" not in dm_names()
     ctl.create("rc-s", main, "--pool", pool, "--dev-id", 0, "--force")
     assert ctl.json("remaps", "rc-s")["remaps"] == []
+    # A main device another dm device maps (LVM that found its volumes on
+    # the raw disk): a remap device beside it would bypass the remaps.
+    third = loopdev(16)
+    lv = dm.create(f"0 {blockdev_sectors(third)} linear {third} 0", hint="lv")
+    assert f"{third} is in use by {lv}" in ctl.err(1, "create", "rc-z", third, "--pool", pool)
+    assert "rc-z" not in dm_names()
+
+
+def test_activate_leaves_a_main_device_another_device_uses(ctl, dm, loopdev, pool):
+    main = loopdev(16)
+    ctl.create("rc-h", main, "--pool", pool)
+    ctl.ok("remove", "rc-h")
+    lv = dm.create(f"0 {blockdev_sectors(main)} linear {main} 0", hint="lv")
+    p = ctl("activate")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert (f"remapctl: rc-h: main device {main} is already used by {lv}; not created"
+            in p.stderr.splitlines()), p.stderr
+    assert "rc-h" not in dm_names()
 
 
 def test_create_with_a_dev_id_holding_another_devices_remaps(ctl, dm, loopdev, pool):
