@@ -268,7 +268,13 @@ static void create_device(int slot, const struct dev_record *rec,
 		c->missing++;
 		return;
 	}
-	if (blk_sectors(main, &sectors) || sectors != rec->sectors) {
+	if (blk_sectors(main, &sectors)) {
+		fail(rec->name, "main device %s: cannot read its size (pool %d, dev_id %u); not created",
+		     rec->locator, slot, rec->dev_id);
+		c->missing++;
+		return;
+	}
+	if (sectors != rec->sectors) {
 		fail(rec->name, "main device %s has %llu sectors, the pool recorded %llu (pool %d, dev_id %u); not created",
 		     rec->locator, (unsigned long long)sectors,
 		     (unsigned long long)rec->sectors, slot, rec->dev_id);
