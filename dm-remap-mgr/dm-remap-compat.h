@@ -92,19 +92,25 @@ static inline int rm_dm_io(struct dm_io_request *req, unsigned int nr,
 }
 
 /*
- * A spare that needs its pages stable while they are written (it checks
- * integrity or checksums data) makes the remap device need that too.
- * Before 6.11 dm sets the queue flag only from the devices that
- * iterate_devices reports (the main device) and ti->needs_stable_writes;
- * since, it is a queue limit feature, which io_hints' stacking of the
- * spare's limits passes on.
+ * A spare that needs its pages stable while they are written (integrity
+ * data, or it checksums or compresses them) makes the remap device need
+ * that too.  Called from io_hints, which dm runs before it sets the
+ * queue's restrictions.  Before 6.11 dm sets the queue flag only from the
+ * devices iterate_devices reports (the main device) and
+ * ti->needs_stable_writes; since, it is a queue limit feature, which
+ * blk_stack_limits() passes on for BLK_FEAT_STABLE_WRITES but not for a
+ * spare that needs it for its integrity data alone.
  */
 static inline void rm_stable_writes_for(struct dm_target *ti,
+					struct queue_limits *limits,
 					struct block_device *spare)
 {
+	if (!bdev_stable_writes(spare))
+		return;
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 11, 0)
-	if (bdev_stable_writes(spare))
-		ti->needs_stable_writes = true;
+	ti->needs_stable_writes = true;
+#else
+	limits->features |= BLK_FEAT_STABLE_WRITES;
 #endif
 }
 

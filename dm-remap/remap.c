@@ -171,7 +171,6 @@ static int remap_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	 * writes to remapped blocks left in the spare's cache.
 	 */
 	ti->flush_supported = true;
-	rm_stable_writes_for(ti, rc->pool->spare.bdev);
 	ti->num_discard_bios = 1;
 	ti->num_write_zeroes_bios = 1;
 	ti->per_io_data_size = sizeof(struct remap_io);
@@ -727,6 +726,7 @@ static void remap_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 	blk_stack_limits(limits, &bdev_get_queue(rc->pool->spare.bdev)->limits,
 			 0);
+	rm_stable_writes_for(ti, limits, rc->pool->spare.bdev);
 }
 
 /*

@@ -52,6 +52,7 @@ int md_open(struct md_image *img, const char *path, int flags)
 	if (fstat(img->fd, &st))
 		goto err;
 	img->sector = 1U << RM_SECTOR_SHIFT;
+	img->dio_align = MD_ALIGN;
 	if (S_ISBLK(st.st_mode)) {
 		int ssz;
 
@@ -61,6 +62,7 @@ int md_open(struct md_image *img, const char *path, int flags)
 		    ioctl(img->fd, BLKSSZGET, &ssz))
 			goto err;
 		img->sector = (unsigned int)ssz;
+		img->dio_align = img->sector;
 	} else if (S_ISREG(st.st_mode)) {
 		img->dev = st.st_dev;
 		img->ino = st.st_ino;
@@ -350,13 +352,14 @@ static int md_io_all(int fd, void *buf, size_t len, uint64_t off, bool write)
 
 /*
  * An O_DIRECT read of an unaligned range goes through an aligned bounce,
- * aligned to the device's sector only: a wider read would fail the range
- * for a bad sector outside it (a 512-byte spare block next to a bad one).
+ * aligned to a block device's sector only: a wider read would fail the
+ * range for a bad sector outside it (a 512-byte spare block next to a bad
+ * one).
  */
 static int md_pread_bounce(struct md_image *img, void *buf, size_t len,
 			   uint64_t off)
 {
-	uint64_t sec = img->sector;
+	uint64_t sec = img->dio_align;
 	uint64_t start = off / sec * sec;
 	uint64_t end = (off + len + sec - 1) / sec * sec;
 	void *bounce;
@@ -378,7 +381,7 @@ int md_pread(struct md_image *img, void *buf, size_t len, uint64_t off)
 	if (off > img->bytes || len > img->bytes - off)
 		return -EIO;	/* past the end: like an unreadable block */
 	if (img->direct &&
-	    ((off | len) % img->sector || (uintptr_t)buf & (MD_ALIGN - 1)))
+	    ((off | len) % img->dio_align || (uintptr_t)buf & (MD_ALIGN - 1)))
 		return md_pread_bounce(img, buf, len, off);
 	return md_io_all(img->fd, buf, len, off, false);
 }

@@ -35,6 +35,11 @@ struct md_image {
 	bool blockdev;
 	unsigned int sector;	/* logical block size (512 for a file) */
 	bool direct;		/* O_DIRECT: md_pread() aligns for it */
+	/*
+	 * O_DIRECT alignment of offsets and lengths: the sector of a block
+	 * device; 4 KiB for a file (its file system may sit on 4K sectors).
+	 */
+	unsigned int dio_align;
 	dev_t dev;		/* st_dev, or st_rdev of a block device */
 	ino_t ino;		/* 0 for a block device */
 };

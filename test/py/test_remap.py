@@ -2,6 +2,8 @@
 """The remap target: redirect of remapped blocks, forced remaps, listing,
 status, persistence and bad input."""
 import concurrent.futures
+import contextlib
+import glob
 import mmap
 import os
 import threading
@@ -446,29 +448,55 @@ def test_flush_reaches_the_spare_when_the_main_disk_has_no_write_cache(env):
             f.write(was)
 
 
-def test_a_spare_that_needs_stable_pages_makes_the_device_need_them(dm, loopdev):
-    """zram compresses pages as it writes them, so they must not change
-    meanwhile (stable writes).  The main device, a loop device, has no
-    such need; the remap device over a zram spare asks for stable pages
-    too, or a page changed during a write to a remapped block would reach
-    the spare torn."""
+@contextlib.contextmanager
+def zram_disk():
+    """A 64 MiB zram device: it compresses pages as it writes them."""
+    run("modprobe", "zram")
+    with open("/sys/class/zram-control/hot_add") as f:
+        idx = int(f.read())
+    try:
+        with open(f"/sys/block/zram{idx}/disksize", "w") as f:
+            f.write(str(64 << 20))
+        yield f"/dev/zram{idx}"
+    finally:
+        with open("/sys/class/zram-control/hot_remove", "w") as f:
+            f.write(str(idx))
+
+
+@contextlib.contextmanager
+def integrity_disk():
+    """A 64 MiB scsi_debug disk with T10 protection information."""
+    def disks():
+        return [d for d in glob.glob("/sys/block/sd*")
+                if open(f"{d}/device/model").read().strip() == "scsi_debug"]
+
+    run("modprobe", "sd_mod")
+    run("modprobe", "scsi_debug", "dev_size_mb=64", "dif=1", "dix=1")
+    try:
+        assert wait_for(lambda: len(disks()) == 1)
+        yield "/dev/" + os.path.basename(disks()[0])
+    finally:
+        run("rmmod", "scsi_debug")
+
+
+@pytest.mark.parametrize("kind", ["zram", "integrity"])
+def test_a_spare_that_needs_stable_pages_makes_the_device_need_them(dm, loopdev, kind):
+    """A spare that must not see a page change while it is written (zram
+    compresses it; a disk with protection information checksums it): the
+    remap device asks for stable pages too, or a page changed during a
+    write to a remapped block would reach the spare torn.  The main
+    device, a loop device, has no such need."""
     def stable(dev):
         rdev = os.stat(dev).st_rdev
         with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/queue/stable_writes") as f:
             return f.read().strip()
 
-    run("modprobe", "zram")
-    with open("/sys/class/zram-control/hot_add") as f:
-        idx = int(f.read())
-    zram = f"/dev/zram{idx}"
-    try:
-        with open(f"/sys/block/zram{idx}/disksize", "w") as f:
-            f.write(str(64 << 20))
+    with (zram_disk() if kind == "zram" else integrity_disk()) as spare:
         main = loopdev(16)
-        assert (stable(zram), stable(main)) == ("1", "0")
+        assert stable(main) == "0"
         mgr = Manager(dm)
-        mgr.format(zram)
-        mgr.resume(1, zram)
+        mgr.format(spare)
+        mgr.resume(1, spare)
         try:
             dev = RemapDev(dm, main, 1)
             assert stable(dev.path) == "1"
@@ -479,9 +507,6 @@ def test_a_spare_that_needs_stable_pages_makes_the_device_need_them(dm, loopdev)
             assert pread(dev.path, 0, 64 << 10) == data
         finally:
             free_pool(mgr, dm, 1)
-    finally:
-        with open("/sys/class/zram-control/hot_remove", "w") as f:
-            f.write(str(idx))
 
 
 def test_discard_over_a_spare_that_takes_none(dm, loopdev):
