@@ -6,6 +6,7 @@
  */
 #include <linux/kmemleak.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -98,9 +99,14 @@ int dmr_pool_reserve(struct dmr_pool *pool, u32 *spare)
 		pool->exhausted = false;
 		break;
 	}
-	if (pool->nr_free >= pool->low_water) {
+	/*
+	 * Re-armed only above the mark: a block reserved and given back at
+	 * it must not raise the event again each time.
+	 */
+	if (pool->nr_free > pool->low_water) {
 		pool->low_signalled = false;
-	} else if (!r && !pool->low_signalled) {
+	} else if (pool->nr_free < pool->low_water && !r &&
+		   !pool->low_signalled) {
 		pool->low_signalled = true;
 		low = true;
 	}
@@ -193,15 +199,16 @@ u64 dmr_pool_heal(struct dmr_pool *pool, u32 spare)
 }
 
 /*
- * nr_free went up: the pool is no longer exhausted, and the low-water
- * event may fire again once it drops below.  Caller holds md_lock.
+ * nr_free went up: the pool is no longer exhausted, and, once above the
+ * low-water mark, the event may fire again when it drops below.  Caller
+ * holds md_lock.
  */
 void __dmr_pool_blocks_freed(struct dmr_pool *pool)
 {
 	lockdep_assert_held(&pool->md_lock);
 	if (pool->nr_free)
 		pool->exhausted = false;
-	if (pool->nr_free >= pool->low_water)
+	if (pool->nr_free > pool->low_water)
 		pool->low_signalled = false;
 }
 
@@ -645,6 +652,19 @@ unsigned long dmr_pdev_ios(struct dmr_pdev *pdev)
 	return sum;
 }
 
+/* Bios mapped so far by all the pool's devices (wraps, as above). */
+unsigned long dmr_pool_ios(struct dmr_pool *pool)
+{
+	struct dmr_pdev *pdev;
+	unsigned long sum = 0;
+
+	mutex_lock(&pool->pdev_lock);
+	list_for_each_entry(pdev, &pool->pdevs, list)
+		sum += dmr_pdev_ios(pdev);
+	mutex_unlock(&pool->pdev_lock);
+	return sum;
+}
+
 static ssize_t pdev_show_remapped_ios(struct dmr_pdev *pdev, char *buf)
 {
 	return sysfs_emit(buf, "%llu\n",
@@ -757,6 +777,24 @@ static const struct kobj_type pdev_ktype = {
 
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
+/*
+ * pdev_lock sections that allocate memory (the pdev, its sysfs entries)
+ * run as a NOIO scope: the repair worker of every device of the pool
+ * takes pdev_lock to raise events while failed bios wait on it, so
+ * reclaim under pdev_lock must not wait for I/O to any of them.
+ */
+static unsigned int pdev_lock_noio(struct dmr_pool *pool)
+{
+	mutex_lock(&pool->pdev_lock);
+	return memalloc_noio_save();
+}
+
+static void pdev_unlock_noio(struct dmr_pool *pool, unsigned int noio)
+{
+	memalloc_noio_restore(noio);
+	mutex_unlock(&pool->pdev_lock);
+}
+
 static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 				    struct mapped_device *md, dev_t main_dev,
 				    u64 main_sectors, work_func_t repair,
@@ -765,6 +803,7 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	struct dmr_pdev *pdev = kzalloc(sizeof(*pdev), GFP_KERNEL);
 	int r;
 
+	lockdep_assert_held(&pool->pdev_lock);	/* and a NOIO scope */
 	if (!pdev) {
 		*error = "Cannot allocate device state";
 		return ERR_PTR(-ENOMEM);
@@ -783,9 +822,8 @@ static struct dmr_pdev *pdev_create(struct dmr_pool *pool, u32 dev_id,
 	dmr_scan_pdev_init(pdev);
 
 	pdev->writes = alloc_percpu(struct dmr_wcount);
-	/* vmalloc memory (repair.c hands it to dm-io as such); pdev_lock held. */
-	pdev->repair_buf = __vmalloc(2 << (dmr_pool_block_shift(pool) + SECTOR_SHIFT),
-				     GFP_NOIO);
+	/* vmalloc memory: repair.c hands it to dm-io as such. */
+	pdev->repair_buf = vmalloc(2 << (dmr_pool_block_shift(pool) + SECTOR_SHIFT));
 	if (!pdev->writes || !pdev->repair_buf) {
 		*error = "Cannot allocate device state";
 		r = -ENOMEM;
@@ -865,10 +903,11 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 {
 	struct dmr_pdev *pdev;
 	unsigned int flags = force ? DMR_ID_FORCE : 0;
+	unsigned int noio;
 	int r, slot = 0;
 	u64 ticket;
 
-	mutex_lock(&pool->pdev_lock);
+	noio = pdev_lock_noio(pool);
 	pdev = __pdev_find(pool, dev_id);
 	r = pdev ? __pdev_owner_ok(pdev, table, error) : 0;
 	if (r >= 0) {
@@ -895,7 +934,7 @@ struct dmr_pdev *dmr_pdev_get(struct dmr_pool *pool, u32 dev_id,
 		list_add(&pdev->list, &pool->pdevs);
 	}
 out:
-	mutex_unlock(&pool->pdev_lock);
+	pdev_unlock_noio(pool, noio);
 	return pdev;
 }
 
@@ -980,13 +1019,13 @@ again:
 void dmr_pdev_link(struct dmr_pdev *pdev)
 {
 	struct dmr_pool *pool = pdev->pool;
+	unsigned int noio = pdev_lock_noio(pool);
 
-	mutex_lock(&pool->pdev_lock);
 	if (!pdev->linked &&
 	    !sysfs_create_link(&pdev->kobj, &disk_to_dev(dm_disk(pdev->md))->kobj,
 			       "dm"))
 		pdev->linked = true;
-	mutex_unlock(&pool->pdev_lock);
+	pdev_unlock_noio(pool, noio);
 }
 
 /* The table whose events dmsetup wait sees: the one last resumed. */
@@ -1025,10 +1064,11 @@ void dmr_pool_event(struct dmr_pool *pool)
 void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table)
 {
 	struct dmr_pool *pool = pdev->pool;
+	unsigned int noio;
 	bool last;
 	int i;
 
-	mutex_lock(&pool->pdev_lock);
+	noio = pdev_lock_noio(pool);
 	for (i = 0; i < DMR_PDEV_TABLES; i++)
 		if (pdev->tables[i] == table)
 			pdev->tables[i] = NULL;
@@ -1045,7 +1085,7 @@ void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table)
 		kobject_del(&pdev->kobj);
 		list_del(&pdev->list);
 	}
-	mutex_unlock(&pool->pdev_lock);
+	pdev_unlock_noio(pool, noio);
 	if (!last)
 		return;
 	flush_work(&pdev->err_work);

@@ -137,7 +137,7 @@ struct dmr_pool {
 	u64 nr_limbo, limbo_gen;
 	u64 alloc_cursor;		/* next entry the allocator looks at */
 	u64 low_water;			/* dm event when free blocks drop below */
-	bool low_signalled;		/* event sent, free still below low_water */
+	bool low_signalled;		/* event sent, free not above low_water since */
 	/* A repair found no free block, none has been freed since. */
 	bool exhausted;
 
@@ -154,7 +154,9 @@ struct dmr_pool {
 
 	/*
 	 * Per-device state of attached devices; protected by pdev_lock.
-	 * Lock order: pdev_lock, then md_lock.
+	 * Lock order: pdev_lock, then md_lock.  Repair workers take it (to
+	 * raise events) while bios wait on them: a section that allocates
+	 * is a NOIO scope (pdev.c, pdev_lock_noio()).
 	 */
 	struct mutex pdev_lock;
 	struct list_head pdevs;
@@ -385,6 +387,7 @@ void dmr_pdev_put(struct dmr_pdev *pdev, struct dm_table *table);
 void dmr_pdev_link(struct dmr_pdev *pdev);
 u64 dmr_pdev_remapped_ios(struct dmr_pdev *pdev);
 unsigned long dmr_pdev_ios(struct dmr_pdev *pdev);
+unsigned long dmr_pool_ios(struct dmr_pool *pool);
 void dmr_pdev_clear_stats(struct dmr_pdev *pdev);
 int dmr_pdev_ix_set(struct dmr_pdev *pdev, u64 block, u32 spare,
 		    unsigned int state);
@@ -423,6 +426,7 @@ ssize_t dmr_scan_store(struct dmr_pool *pool, const char *name,
 struct dmr_scan_result {
 	unsigned int done;		/* blocks of the chunk handled */
 	u64 failed, slow, retried, predictive, pending;
+	bool read_ok;			/* a read of the main device worked */
 };
 
 u64 remap_scan_blocks(struct remap_c *rc);

@@ -25,7 +25,8 @@
  *
  * Locking: the worker takes a device's scan_lock for one chunk; the I/O
  * path never takes it.  A detach (suspend, removal) counts itself in
- * scan_abort first, so the chunk stops after the block in hand.  A count,
+ * scan_abort first, so the chunk stops after the I/O in hand (its read,
+ * or one block's reads and move).  A count,
  * not a flag: two tables of a device detaching at once must not clear it
  * for each other.  Tunables are whole words read with READ_ONCE.  Control
  * messages and free_spare are serialized by the registry's ops_lock, so
@@ -325,7 +326,7 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	time64_t now = ktime_get_real_seconds();
 	unsigned long delay;
 	unsigned int nr;
-	u64 bytes;
+	u64 bytes, at;
 	int r;
 
 	mutex_lock(&pdev->scan_lock);
@@ -362,6 +363,7 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	WRITE_ONCE(pdev->scan_predictive,
 		   pdev->scan_predictive + res.predictive);
 	WRITE_ONCE(pdev->scan_pos, pdev->scan_pos + res.done);
+	at = pdev->scan_pos;
 	if (r) {
 		/* This device waits; the others go on. */
 		WRITE_ONCE(pdev->scan_retry_at,
@@ -392,8 +394,15 @@ static unsigned long scan_device(struct dmr_pool *pool,
 	} else if (r) {
 		DMERR_LIMIT("pool %u dev_id %u: scanner: stopped at block %llu (%d); again in %u s",
 			    pool->id, pdev->dev_id,
-			    (unsigned long long)pdev->scan_pos, r,
+			    (unsigned long long)at, r,
 			    SCAN_FAIL_DELAY_S);
+	}
+	if (res.read_ok && r != -ENXIO && READ_ONCE(pdev->main_failed)) {
+		/* It reads again: as a bio that completes on it tells end_io. */
+		WRITE_ONCE(pdev->main_failed, false);
+		DMINFO_LIMIT("pool %u dev_id %u: scanner: main device reads again",
+			     pool->id, pdev->dev_id);
+		dmr_pdev_event(pdev);
 	}
 	if (res.pending)
 		dmr_pdev_event(pdev);

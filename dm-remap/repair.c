@@ -711,11 +711,15 @@ enum scan_finding { SCAN_OK, SCAN_SLOW, SCAN_RETRIED, SCAN_FAILED };
  * priority: an idle-class read may wait behind foreground I/O, which says
  * nothing about the medium.  Slow means two reads slower than slow_ms, the
  * second with the disk to itself: one that waited behind other I/O to the
- * disk says nothing either (the next pass looks again).
+ * disk says nothing either (the next pass looks again).  Other I/O is what
+ * the disk's statistics show beyond dm-remap's own, and any bio mapped by
+ * the pool's devices (a disk with queue/iostats 0 keeps no statistics).
+ * Caller holds scan_lock (then pdev_lock, in dmr_pool_ios()).
  */
 static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
 				    unsigned int slow_ms)
 {
+	unsigned long ios;
 	unsigned int tries;
 	u64 foreign;
 	s64 ms;
@@ -733,11 +737,13 @@ static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
 	if (ms <= slow_ms)
 		return SCAN_OK;
 	foreign = dmr_disk_foreign(rc->main_dev->bdev);
+	ios = dmr_pool_ios(rc->pool);
 	r = timed_read(rc, buf, b, &ms);
 	if (r)
 		return SCAN_RETRIED;
 	if (ms <= slow_ms ||
-	    (s64)(dmr_disk_foreign(rc->main_dev->bdev) - foreign) > 0)
+	    (s64)(dmr_disk_foreign(rc->main_dev->bdev) - foreign) > 0 ||
+	    dmr_pool_ios(rc->pool) != ios)
 		return SCAN_OK;
 	return SCAN_SLOW;
 }
@@ -747,13 +753,17 @@ static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
  * or is slower than slow_ms, every block alone (scan_block()).  A block
  * that reads only after retries or slowly is moved with its data
  * (predictive remap); one that does not read at all becomes pending.
- * Blocks in the index live on the spare and are skipped.
+ * Blocks in the index live on the spare and are skipped.  A block that
+ * cannot be moved (the pool is exhausted or failed, the spare takes no
+ * writes, it does not read now) is counted and left where it is: the
+ * next pass looks again.
  *
- * res->done counts the blocks handled, res the findings, also when an
- * error stops the chunk early.  Stops early, returning 0, when the
- * scanner is asked to let go of the device (pdev->scan_abort).  Returns
- * -ENXIO when the main device fails everywhere (nothing recorded for that
- * block), -ENOSPC when the pool is exhausted, or another error.
+ * res->done counts the blocks handled, res the findings of those, also
+ * when an error stops the chunk early (the block it stopped at is neither:
+ * it is looked at again).  res->read_ok is set if the main device read.
+ * Stops early, returning 0, when the scanner is asked to let go of the
+ * device (pdev->scan_abort).  Returns -ENXIO when the main device fails
+ * everywhere (nothing recorded for that block), or another error.
  */
 int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 		     u64 block, unsigned int nr, unsigned int slow_ms,
@@ -766,8 +776,13 @@ int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 	int r;
 
 	res->done = 0;
-	if (!scan_read(rc, io, buf, block << rc->shift,
-		       (sector_t)nr << rc->shift, &ms) && ms <= slow_ms) {
+	if (atomic_read(&pdev->scan_abort))
+		return 0;
+	r = scan_read(rc, io, buf, block << rc->shift, (sector_t)nr << rc->shift,
+		      &ms);
+	if (!r)
+		res->read_ok = true;
+	if (!r && ms <= slow_ms) {
 		res->done = nr;
 		return 0;
 	}
@@ -782,41 +797,46 @@ int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 		if (state)
 			continue;
 		found = scan_block(rc, buf, b, slow_ms);
-		if (found == SCAN_OK)
+		if (found == SCAN_OK) {
+			res->read_ok = true;
 			continue;
+		}
+		if (found != SCAN_FAILED)
+			res->read_ok = true;
+		mutex_lock(&pdev->ix_lock);
+		/* A repair may have moved it meanwhile. */
+		r = block_state(pdev, b, NULL) ? -EEXIST :
+		    move_live_block(rc, b, buf, found == SCAN_FAILED);
+		mutex_unlock(&pdev->ix_lock);
+		/*
+		 * Not the medium's (-ENXIO), or not handled (no memory):
+		 * not counted, looked at again.  A failed pool is as an
+		 * exhausted one, whatever error its commit failed with.
+		 */
+		if (r == -ENXIO || (r < 0 && r != -EEXIST && r != -EIO &&
+				    r != -ENOSPC && !READ_ONCE(rc->pool->md_error)))
+			return r;
+		if (r == 0 || r == 1)
+			res->read_ok = true;	/* it, or the probe elsewhere */
 		if (found == SCAN_FAILED)
 			res->failed++;
 		else if (found == SCAN_RETRIED)
 			res->retried++;
 		else
 			res->slow++;
-		mutex_lock(&pdev->ix_lock);
-		/* A repair may have moved it meanwhile. */
-		r = block_state(pdev, b, NULL) ? -EEXIST :
-		    move_live_block(rc, b, buf, found == SCAN_FAILED);
-		mutex_unlock(&pdev->ix_lock);
-		switch (r) {
-		case 0:
+		if (r == 0) {
 			res->predictive++;
 			DMINFO_LIMIT("dev_id %u: scanner: block %llu %s: remapped with its data",
 				     rc->dev_id, (unsigned long long)b,
 				     found == SCAN_SLOW ? "is slow" :
 				     found == SCAN_RETRIED ? "read only after retries" :
 							     "failed, then read on the move");
-			break;
-		case 1:
+		} else if (r == 1) {
 			res->pending++;
 			DMERR_LIMIT("dev_id %u: scanner: block %llu is unreadable: now pending",
 				    rc->dev_id, (unsigned long long)b);
-			break;
-		case -EEXIST:
-		case -EIO:	/* not readable now: the next pass looks again */
-			break;
-		case -ENOSPC:
+		} else if (r == -ENOSPC) {
 			dmr_pool_exhausted(rc->pool);
-			return r;
-		default:
-			return r;
 		}
 	}
 	return 0;
