@@ -86,16 +86,36 @@ int md_open_say(const char *prog, struct md_image *img, const char *path,
 		int flags)
 {
 	int r = md_open(img, path, flags);
+	char why[128];
 
 	if (r)
 		fprintf(stderr, "%s: %s: cannot open: %s\n", prog, path,
-			r == -ENOTBLK ? "not a block device or regular file" :
-			strerror(-r));
+			md_open_error(img, r, why, sizeof(why)));
 	return r;
+}
+
+const char *md_open_error(const struct md_image *img, int r, char *buf,
+			  size_t len)
+{
+	if (r == -ENOTBLK)
+		return "not a block device or regular file";
+	if (r == -EBUSY && img->busy_loop[0]) {
+		snprintf(buf, len, "%s over %s is in use", img->busy_loop,
+			 img->busy_sibling ? "the same file or device" : "it");
+		return buf;
+	}
+	if (r == -EMLINK) {
+		snprintf(buf, len, "more than %u loop devices over it",
+			 MD_LOOPS_MAX);
+		return buf;
+	}
+	return strerror(-r);
 }
 
 void md_close(struct md_image *img)
 {
+	while (img->nr_loops)
+		close(img->loop_fd[--img->nr_loops]);
 	if (img->fd >= 0)
 		close(img->fd);
 	img->fd = -1;
@@ -215,6 +235,61 @@ static bool loop_backing(dev_t rdev, struct md_ident *id)
 	id->dev = id->rdev ? 0 : (dev_t)li.lo_device;
 	id->ino = id->rdev ? 0 : (ino_t)li.lo_inode;
 	return true;
+}
+
+/*
+ * O_EXCL covers a block device itself only; a loop device over the image
+ * could be mounted, or be a remap device's main device or a pool's spare.
+ * An image that is a loop device itself has siblings over the same file
+ * or device: those too.  A loop device set up after this scan is not
+ * seen; one detached meanwhile is passed over.
+ */
+int md_hold_loops(struct md_image *img)
+{
+	struct md_ident me = { .dev = img->dev, .ino = img->ino }, back, sib;
+	char path[PATH_MAX];
+	bool has_sib = false;
+	struct dirent *de;
+	int r = 0, fd;
+	dev_t rdev;
+	DIR *d;
+
+	if (img->blockdev) {
+		me = (struct md_ident){ .rdev = img->dev };
+		has_sib = major(img->dev) == LOOP_MAJOR &&
+			  loop_backing(img->dev, &sib);
+	}
+	d = opendir("/sys/block");
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;	/* no sysfs: none seen */
+	while (!r && (de = readdir(d))) {
+		if (strncmp(de->d_name, "loop", 4))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/dev", de->d_name);
+		if (sysfs_devno(path, &rdev) || major(rdev) != LOOP_MAJOR ||
+		    (img->blockdev && rdev == img->dev) ||
+		    !loop_backing(rdev, &back) ||
+		    !(md_ident_eq(back, me) || (has_sib && md_ident_eq(back, sib))))
+			continue;
+		if (img->nr_loops == MD_LOOPS_MAX) {
+			r = -EMLINK;
+			break;
+		}
+		snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+		fd = open(path, O_RDONLY | O_EXCL | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			img->loop_fd[img->nr_loops++] = fd;
+		} else if (errno == EBUSY) {
+			snprintf(img->busy_loop, sizeof(img->busy_loop),
+				 "/dev/%.48s", de->d_name);
+			img->busy_sibling = !md_ident_eq(back, me);
+			r = -EBUSY;
+		} else if (errno != ENOENT && errno != ENXIO) {
+			r = -errno;
+		}
+	}
+	closedir(d);
+	return r;
 }
 
 static void below_walk(struct md_below *b, dev_t rdev, bool whole, int depth)

@@ -28,6 +28,8 @@
 
 /* ---- Devices and image files --------------------------------------------- */
 
+#define MD_LOOPS_MAX	16
+
 struct md_image {
 	const char *path;
 	int fd;
@@ -42,6 +44,11 @@ struct md_image {
 	unsigned int dio_align;
 	dev_t dev;		/* st_dev, or st_rdev of a block device */
 	ino_t ino;		/* 0 for a block device */
+	/* The loop devices over it, claimed (md_hold_loops()). */
+	int loop_fd[MD_LOOPS_MAX];
+	unsigned int nr_loops;
+	char busy_loop[64];	/* the one in use that failed the open, */
+	bool busy_sibling;	/* over what this loop device is over */
 };
 
 /*
@@ -51,6 +58,15 @@ struct md_image {
  */
 int md_open(struct md_image *img, const char *path, int flags);
 void md_close(struct md_image *img);
+/*
+ * Claim (O_EXCL) every loop device over img, until md_close(), so that
+ * none is mounted or taken by a dm table meanwhile.  -EBUSY, with
+ * busy_loop set, if one is in use already.
+ */
+int md_hold_loops(struct md_image *img);
+/* Why md_open() or md_hold_loops() failed with r, for a message. */
+const char *md_open_error(const struct md_image *img, int r, char *buf,
+			  size_t len);
 /* md_open(); on failure "prog: path: cannot open: why" on stderr. */
 int md_open_say(const char *prog, struct md_image *img, const char *path,
 		int flags);

@@ -95,6 +95,7 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 {
 	uint64_t need = rp->sb.geo.dev_sectors << RM_SECTOR_SHIFT;
 	struct rm_sb old;
+	char why[128];
 	int fd, r;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -113,8 +114,7 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 	r = md_open(&rp->dst, path, O_RDWR | O_EXCL);
 	if (r)
 		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", path,
-			    r == -ENOTBLK ? "not a block device or regular file" :
-			    strerror(-r));
+			    md_open_error(&rp->dst, r, why, sizeof(why)));
 	/* Still the file created above, not one swapped in since. */
 	if (rp->created && (rp->dst.blockdev ||
 			    rp->dst.dev != rp->created_st.st_dev ||
@@ -128,6 +128,15 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 	if (r)
 		return fail(MD_EXIT_USAGE, "%s: overlaps the source; repair writes a new copy elsewhere",
 			    path);
+	/* Neither changes under the copy: not through a loop device either. */
+	r = md_hold_loops(&rp->src);
+	if (r)
+		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", rp->src_path,
+			    md_open_error(&rp->src, r, why, sizeof(why)));
+	r = md_hold_loops(&rp->dst);
+	if (r)
+		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", path,
+			    md_open_error(&rp->dst, r, why, sizeof(why)));
 	if (rp->dst.bytes < need)
 		return fail(MD_EXIT_USAGE, "%s: too small: %" PRIu64
 			    " sectors, the pool needs %" PRIu64, path,

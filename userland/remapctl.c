@@ -883,6 +883,8 @@ static const char help_create[] =
 "  --pool <id>   the pool (see remapctl pool list)\n"
 "  --dev-id N    the device's id in the pool; by default the id the pool\n"
 "                recorded for this main device, else the lowest unused\n"
+"                (refused while a record with remaps of a device of this\n"
+"                size, not attached, has no label or one not found)\n"
 "  --force       accept a main device smaller than recorded for the\n"
 "                dev_id, DROPPING the remaps recorded for it; with --dev-id,\n"
 "                also a main device other than the one whose remaps the\n"
@@ -941,6 +943,55 @@ static int check_dev_id(const char *what, const struct dev_record *recs,
 		return fail(what, "dev_id %u holds %llu remapped blocks of %s, not %s; --force attaches it anyway (one at least as big takes the remaps over, a smaller one drops them)",
 			    dev_id, (unsigned long long)rec->blocks, rec->locator, path);
 	return 0;
+}
+
+static int pool_dev_ids(int slot, uint64_t *ids, int max);
+
+/*
+ * No record's locator resolves to main, so create would give it a new
+ * dev_id.  But a record of the same size with remaps, attached to no
+ * device, whose main device cannot be found (no label: made with dmsetup;
+ * or its locator resolves to nothing) may be this very disk, and its
+ * remaps would then be ignored: refused, naming the ids to choose from.
+ */
+static int check_unfound_records(const char *what,
+				 const struct dev_record *recs, int n,
+				 int slot, uint64_t sectors, uint32_t new_id,
+				 const char *path)
+{
+	uint64_t *ids = xcalloc(RM_MAX_DEVS + 1, sizeof(*ids));
+	int i, j, nids = pool_dev_ids(slot, ids, RM_MAX_DEVS + 1);
+	const struct dev_record *rec = NULL;
+	char where[LABEL_LOC_MAX + 32];
+	dev_t d;
+
+	if (nids < 0) {
+		free(ids);
+		return fail(what, "cannot list the devices attached to pool %d: %s",
+			    slot, strerror(-nids));
+	}
+
+	for (i = 0; i < n && !rec; i++) {
+		if (!recs[i].blocks || recs[i].sectors != sectors)
+			continue;
+		for (j = 0; j < nids && ids[j] != recs[i].dev_id; j++)
+			;
+		if (j < nids)
+			continue;
+		if (!recs[i].locator[0] || blk_resolve(recs[i].locator, &d))
+			rec = &recs[i];
+	}
+	free(ids);
+	if (!rec)
+		return 0;
+	if (rec->locator[0])
+		snprintf(where, sizeof(where), "%s, which is not found",
+			 rec->locator);
+	else
+		snprintf(where, sizeof(where), "a device with no label");
+	return fail(what, "dev_id %u holds %llu remapped blocks of %s, of the size of %s; if it is that disk, give --dev-id %u --force, else --dev-id %u for a new id",
+		    rec->dev_id, (unsigned long long)rec->blocks, where, path,
+		    rec->dev_id, new_id);
 }
 
 /* Name of the remap device whose main device is dev, into buf. */
@@ -1061,8 +1112,13 @@ static int cmd_create(int argc, char **argv)
 		free(recs);
 		return fail(what, "no free dev_id in pool %d", slot);
 	}
-	r = have_id && !force ?
-	    check_dev_id(what, recs, n, dev_id, main, argv[optind + 1]) : 0;
+	if (have_id)
+		r = force ? 0 : check_dev_id(what, recs, n, dev_id, main,
+					     argv[optind + 1]);
+	else
+		r = reused ? 0 : check_unfound_records(what, recs, n, slot,
+						       sectors, dev_id,
+						       argv[optind + 1]);
 	free(recs);
 	if (r)
 		return r;
@@ -1360,7 +1416,7 @@ static int cmp_dev_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* dev_ids attached to a pool (its sysfs devices/), sorted; count. */
+/* dev_ids attached to a pool (its sysfs devices/), sorted; count or -errno. */
 static int pool_dev_ids(int slot, uint64_t *ids, int max)
 {
 	char *path = pool_path(slot, "devices");
@@ -1369,9 +1425,10 @@ static int pool_dev_ids(int slot, uint64_t *ids, int max)
 	DIR *dp;
 
 	dp = opendir(path);
+	n = dp ? 0 : -errno;
 	free(path);
 	if (!dp)
-		return 0;
+		return n;
 	while ((de = readdir(dp)) && n < max)
 		if (!parse_u64(de->d_name, UINT32_MAX, &ids[n]))
 			n++;
@@ -1415,6 +1472,8 @@ static int scan_status(int slot)
 		return fail("scan", "pool %d: this dm-remap module has no scanner (no scan_state in sysfs)",
 			    slot);
 	n = pool_dev_ids(slot, ids, RM_MAX_DEVS + 1);
+	if (n < 0)
+		n = 0;		/* freed meanwhile: no devices */
 	if (opt_json) {
 		json_obj_begin(NULL);
 		json_u64("pool", slot);

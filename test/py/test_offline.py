@@ -319,6 +319,48 @@ def test_repair_refuses_a_loop_device_over_its_source(env):
     assert digest(src_file) == before
 
 
+def test_repair_leaves_files_under_a_loop_device_in_use_alone(env, dm, loopdev):
+    """O_EXCL guards a block device only.  An image file with a loop device
+    over it that is in use (a pool's spare, a dm table's device) is refused
+    as source or destination, and nothing is written.  Once the loop device
+    is idle the same repair goes through."""
+    src_file = backing_file(env.spare)
+    env.mgr.resume(env.pool, env.spare)
+    try:
+        new = loopdev(64)
+        p = tool("remap_repair", src_file, new)
+        assert p.returncode == 3, p.stdout + p.stderr
+        assert p.stderr.endswith(f"remap_repair: {src_file}: cannot open: {env.spare} over it "
+                                 "is in use\n"), p.stderr
+        assert tool("remap_check", new).returncode == 2     # nothing written
+        # Another loop device over the same file: the same.
+        sib = run("losetup", "-f", "--show", src_file).strip()
+        try:
+            p = tool("remap_repair", sib, new)
+            assert p.returncode == 3, p.stdout + p.stderr
+            assert p.stderr.endswith(f"remap_repair: {sib}: cannot open: {env.spare} over the "
+                                     "same file or device is in use\n"), p.stderr
+        finally:
+            run("losetup", "-d", sib)
+        assert tool("remap_check", new).returncode == 2
+    finally:
+        env.mgr.free(env.pool)
+
+    dst = loopdev(64)
+    dst_file = backing_file(dst)
+    before = digest(dst_file)
+    holder = dm.create(linear_table(dst, 8), hint="holder")
+    p = tool("remap_repair", src_file, dst_file)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert p.stderr == f"remap_repair: {dst_file}: cannot open: {dst} over it is in use\n", p.stderr
+    assert digest(dst_file) == before
+    dm.remove(holder)
+    p = tool("remap_repair", src_file, dst_file)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert tool("remap_check", dst_file).returncode == 0
+    assert dumped_remaps(dump(dst_file), DEV_ID) == dumped_remaps(dump(src_file), DEV_ID)
+
+
 def test_repair_refuses_a_destination_below_a_stacked_source(env, dm, loopdev):
     """Block devices stacked on one another hold each other open, so most
     such pairs are refused as busy; the file or a loop device under a stack

@@ -298,8 +298,8 @@ def test_format_busy_and_not_a_block_device(ctl, dm, spare, pool):
 
 def test_manager_is_found_or_created(ctl, dm, spare):
     before = dm_names()
-    if any(dmsetup("table", n).split()[2:3] == ["remap-mgr"] for n in before):
-        pytest.skip("a manager device exists already")
+    assert not [n for n in before if dmsetup("table", n).split()[2:3] == ["remap-mgr"]], \
+        "a manager device was left by an earlier test"
     ctl.ok("pool", "format", spare)
     assert dm_names() - before == {"remap-mgr"}
     assert dmsetup("table", "remap-mgr").split()[2] == "remap-mgr"
@@ -554,6 +554,47 @@ def test_create_with_a_dev_id_holding_another_devices_remaps(ctl, dm, loopdev, p
     assert "rc-c" not in dm_names()
     ctl.create("rc-c", third, "--pool", pool, "--dev-id", 7, "--force")
     assert len(ctl.json("remaps", "rc-c")["remaps"]) == 1
+
+
+def test_create_refuses_a_new_dev_id_while_a_record_may_be_this_disks(ctl, dm, loopdev, pool):
+    """Without --dev-id, a main device no record's locator resolves to gets
+    a new dev_id, but not while an unattached record of a device of its
+    size with remaps has no label, or a locator that resolves to nothing:
+    those remaps may be this disk's.  A record that is attached, has no
+    remaps, is of another size, or whose locator names another present
+    device is no reason to refuse."""
+    main, other, small = loopdev(16), loopdev(16), loopdev(8)
+    name = dm.create(f"0 {16 << 11} remap 3 {main} {pool}", hint="nolabel")
+    dmsetup("message", name, "0", "force_remap", 8)
+    # Attached: it is some other device's, not in doubt.
+    ctl.create("rc-o", other, "--pool", pool)
+    assert list_devices(pool).keys() == {0, 3}
+    ctl.ok("remove", "rc-o")
+    dm.remove(name)
+    line = ctl.err(1, "create", "rc-m", main, "--pool", pool)
+    assert line == (f"remapctl: rc-m: dev_id 3 holds 1 remapped blocks of a device with no "
+                    f"label, of the size of {main}; if it is that disk, give --dev-id 3 "
+                    "--force, else --dev-id 1 for a new id"), line
+    assert "rc-m" not in dm_names()
+    ctl.create("rc-s", small, "--pool", pool)           # another size
+    ctl.create("rc-m", main, "--pool", pool, "--dev-id", 3, "--force")
+    assert len(ctl.json("remaps", "rc-m")["remaps"]) == 1
+    # Now labelled: it is found again by its locator, remaps and all.
+    ctl.ok("remove", "rc-m")
+    ctl.create("rc-m", main, "--pool", pool)
+    assert {d["name"]: d["dev_id"] for d in ctl.json("status")["devices"]}["rc-m"] == 3
+    ctl.ok("remove", "rc-m")
+    # A locator that resolves to another present device: not this disk.
+    ctl.create("rc-o", other, "--pool", pool)
+    ctl.ok("remove", "rc-o")
+    ctl.create("rc-n", loopdev(16), "--pool", pool)
+    # A locator that resolves to nothing.
+    dmsetup("message", "rc-n", "0", "force_remap", 8)
+    dmsetup("message", "rc-n", "0", "set_label", "rc-n", "/dev/disk/by-id/gone-disk")
+    ctl.ok("remove", "rc-n")
+    line = ctl.err(1, "create", "rc-q", loopdev(16), "--pool", pool)
+    assert line.startswith("remapctl: rc-q: dev_id 2 holds 1 remapped blocks of "
+                           "/dev/disk/by-id/gone-disk, which is not found"), line
 
 
 def test_remove_and_status_of_other_devices(ctl, dm, loopdev):
