@@ -17,17 +17,32 @@ for g in $groups; do
 	vm) pkgs+=(qemu-system-x86 busybox-static cpio dmsetup python3-pytest
 		   fio e2fsprogs util-linux procps xz-utils zstd file) ;;
 	bench) pkgs+=(fio valgrind linux-perf patch) ;;
-	lint) pkgs+=(sparse linux-source-6.1 perl python3-pyflakes) ;;
+	lint) pkgs+=(sparse linux-source-6.1 xz-utils perl python3-pyflakes git) ;;
 	install) pkgs+=(dkms openssl systemd man-db) ;;
 	kernel612) pkgs+=(linux-image-6.12-amd64 linux-headers-6.12-amd64) ;;
 	*) echo "deps.sh: unknown group $g" >&2; exit 2 ;;
 	esac
 done
 
+installed() {
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]
+}
 missing=()
 for p in "${pkgs[@]}"; do
-	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-	[ "$st" = installed ] || missing+=("$p")
+	installed "$p" || missing+=("$p")
+done
+# A kernel's headers are installed with its image, so that the two match:
+# the headers alone would be those of the newest kernel, while an image
+# already installed may be older (apt-get install upgrades it).
+for pair in "linux-image-amd64 linux-headers-amd64" \
+	    "linux-image-6.12-amd64 linux-headers-6.12-amd64"; do
+	set -- $pair
+	for p in "${missing[@]}"; do
+		if [ "$p" = "$2" ] && installed "$1"; then
+			missing+=("$1")
+			break
+		fi
+	done
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

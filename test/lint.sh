@@ -27,7 +27,10 @@ kfiles=$(ls_src 'dm-remap/*.[ch]' 'dm-remap-mgr/*.[ch]' | grep -v compat.h)
 compat=$(ls_src 'dm-remap-mgr/*compat.h')
 # common/ is plain C shared with user space: it uses the <stdint.h> names.
 cfiles=$(ls_src 'common/*.[ch]')
-echo "checkpatch: $(echo $kfiles $compat $cfiles | wc -w) files"
+nk=$(echo $kfiles $compat $cfiles | wc -w)
+echo "checkpatch: $nk files"
+# Outside a git checkout git finds nothing: that must not pass as clean.
+[ "$nk" -gt 0 ] || { echo "lint: no source files found (not a git checkout?)" >&2; exit 1; }
 "$cp" "${opts[@]}" -f $kfiles || rc=1
 "$cp" "${opts[@]}" --ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON -f $compat || rc=1
 "$cp" "${opts[@]}" --ignore PREFER_KERNEL_TYPES,BIT_MACRO -f $cfiles || rc=1

@@ -182,11 +182,13 @@ run 2 "$B/remap_repair" "$T/orig" "$T/none" && has "$T/err" "nothing to repair f
 	check "repair with no superblock: exit 2, nothing written" [ ! -e "$T/none" ]
 
 # --- sequence numbers at the limit (2^63) ---------------------------------
-"$MKPOOL" -q 9223372036854775808 -S $((64 << 20)) "$T/seq" 8192 0 >/dev/null &&
-	run 2 "$B/remap_check" "$T/seq" && has "$T/out" "sequence number 2\^63 or above" &&
+"$MKPOOL" -q 9223372036854775808 -S $((64 << 20)) "$T/seq" 8192 0 >/dev/null ||
+	fail "mkpool -q 2^63"
+run 2 "$B/remap_check" "$T/seq" && has "$T/out" "sequence number 2\^63 or above" &&
 	pass "highest seq 2^63: fatal, as the module refuses it"
-"$MKPOOL" -q 9223372036854775807 -S $((64 << 20)) "$T/seq" 8192 0 >/dev/null &&
-	run 0 "$B/remap_check" "$T/seq" &&
+"$MKPOOL" -q 9223372036854775807 -S $((64 << 20)) "$T/seq" 8192 0 >/dev/null ||
+	fail "mkpool -q 2^63-1"
+run 0 "$B/remap_check" "$T/seq" &&
 	run 2 "$B/remap_repair" "$T/seq" "$T/seq-copy" &&
 	has "$T/err" "^remap_repair: $T/seq: sequence number 9223372036854775808 too high for a copy \(2\^63 or above\)$" &&
 	check "repair of a pool at seq 2^63-1: refused, nothing written" [ ! -e "$T/seq-copy" ]

@@ -227,6 +227,8 @@ def burst(main, sectors, force, spare=SPARE, fail_spare=False):
         if fail_spare:
             fail_spare_writes(NBLOCKS)
             ack("fail")
+        else:
+            ack("done")         # the burst of remaps is over: too late a kill
     else:
         for b in ERROR_BLOCKS:
             ack(f"r {b}")       # remapped by the first acknowledged write

@@ -172,7 +172,8 @@ def test_kill_9_during_a_burst_of_remaps_under_write_load(tmp_path, disk, phase)
         os.kill(int(f.read().strip()), signal.SIGKILL)
     p.wait(timeout=60)
     writes, remaps, done, _ = read_acked(out)
-    assert ready() and not done
+    assert ready()
+    assert not done, "the kill came after the burst of remaps had ended"
     assert len(writes) == 64 and max(writes.values()) >= 1, "no write load ran"
     argv = [VM_RUN, "--quiet", "--timeout", "600", "--out", str(out), "--disk", disk,
             "--disk", main, "--console", str(tmp_path / "verify.log"), "--",

@@ -124,3 +124,11 @@ def wait_for(pred, timeout=10.0, step=0.05):
 
 def parse_kv(text):
     return dict(re.findall(r"(\w+)=(\S+)", text))
+
+
+# fio options that verify what a job wrote.  fio checks the sequence number
+# in each block's header (so an older, valid block where a newer one was
+# written fails) only when not --time_based, and only against its own
+# job's writes: so a job loops until --runtime, and jobs get parts of the
+# device of their own (--offset_increment).
+FIO_VERIFY = ["--loops=1000000", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1"]

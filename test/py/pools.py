@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Helpers for spare pools: the manager device, messages, on-disk layout."""
+import contextlib
 import os
 import struct
 
@@ -220,3 +221,22 @@ def mkpool(spare, main, dev_id, seed, n, tmp_path):
         remaps[int(b)] = (int(s), st)
     assert len(remaps) == n
     return remaps
+
+
+@contextlib.contextmanager
+def small_pool(dm, loopdev, slot, scan=False):
+    """(manager, spare, data blocks) of a pool in slot on a spare that holds
+    just a few more blocks than the minimum: 36 metadata blocks (8
+    superblocks, 7 logicals x 4 slots) + 20 data blocks; freed, with the
+    test's devices, at the end."""
+    mgr = Manager(dm)
+    backing = loopdev(8)
+    small = run("losetup", "--sizelimit", str((36 + 20) * 4096), "-f", "--show",
+                run("losetup", "-n", "-O", "BACK-FILE", backing).strip()).strip()
+    try:
+        mgr.format(small)
+        mgr.resume(slot, small, scan=scan)
+        yield mgr, small, int(pool_attr(slot, "blocks_total"))
+        free_pool(mgr, dm, slot)
+    finally:
+        run("losetup", "-d", small)

@@ -75,10 +75,10 @@ def test_concurrent_attaches_share_commits(mgr, dm, loopdev):
 
     def create(i):
         dmsetup("create", names[i], "--table", f"0 64 remap {100 + i} {main} {pool}")
+        dm.names.append(names[i])       # removed at the end, also if others fail
 
     with concurrent.futures.ThreadPoolExecutor(n) as ex:
         list(ex.map(create, range(n)))
-    dm.names.extend(names)
     assert set(devices(mgr, pool)) == {100 + i for i in range(n)}
     used = int(pool_attr(pool, "commits")) - commits
     assert 1 <= used < n // 2, f"{n} concurrent attaches took {used} commits"

@@ -9,10 +9,10 @@ import subprocess
 import pytest
 
 from conftest import module_loaded, module_refcnt
-from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pread, run,
-                     segments_table, wait_for)
-from pools import (SB_COPIES, Manager, RemapDev, corrupt_block, free_pool, mkpool, pool_active,
-                   pool_attr, read_block, refused, sb_seq, table_geometry, tb_seq,
+from dmtools import (CmdError, blockdev_sectors, dmsetup, linear_table, pattern, pread, pwrite,
+                     run, segments_table, wait_for)
+from pools import (SB_COPIES, Manager, RemapDev, corrupt_block, device_records, free_pool, mkpool,
+                   pool_active, pool_attr, read_block, refused, sb_seq, table_geometry, tb_seq,
                    write_block)
 
 
@@ -197,14 +197,14 @@ def test_format_refuses_device_in_use(mgr, dm, spare, kmsg):
 
 def test_format_refuses_too_small_device(mgr, loopdev, kmsg):
     tiny = loopdev(1)
-    run("blockdev", "--setro", tiny)  # nothing may be written anyway
-    run("blockdev", "--setrw", tiny)
     small = run("losetup", "--sizelimit", str(64 * 1024), "-f", "--show",
                 run("losetup", "-n", "-O", "BACK-FILE", tiny).strip()).strip()
     try:
+        pwrite(small, 0, pattern("small", 64 * 1024))
         e = refused(mgr.format, small)
         assert "No space" in e.err
         assert kmsg_has(kmsg, "too small")
+        assert pread(small, 0, 64 * 1024) == pattern("small", 64 * 1024), "written"
     finally:
         run("losetup", "-d", small)
 
@@ -361,14 +361,15 @@ def test_remap_refuses_inactive_pool(dm, loopdev):
 
 # ---- redundancy: damaged copies ------------------------------------------
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 7])
-def test_resume_with_damaged_superblock_copies(mgr, spare, n):
+@pytest.mark.parametrize("damaged", [(0,), (7,), (0, 1), (2, 5, 6), (0, 2, 4, 6),
+                                     (1, 2, 3, 4, 5, 6, 7), (0, 1, 2, 3, 4, 5, 6)])
+def test_resume_with_damaged_superblock_copies(mgr, spare, damaged):
     mgr.format(spare)
     mgr.resume(0, spare)
     uuid = pool_attr(0, "uuid")
     mgr.free(0)
-    for i in range(n):
-        corrupt_block(spare, i * 1 if n < SB_COPIES else i)
+    for i in damaged:
+        corrupt_block(spare, i)
     mgr.resume(0, spare)
     assert pool_attr(0, "uuid") == uuid
     # The first commit after resume rewrote every copy.
@@ -386,18 +387,26 @@ def test_resume_refuses_when_every_superblock_copy_is_damaged(mgr, spare, kmsg):
     assert not pool_active(0)
 
 
-def test_resume_prefers_the_highest_valid_sequence(mgr, spare):
+@pytest.mark.parametrize("stale", [(0,), (3,), (7,), (0, 1, 2, 3, 4, 5, 6)])
+def test_resume_prefers_the_highest_valid_sequence(mgr, dm, loopdev, spare, stale):
+    """Superblock copies of an older commit (valid, a lower seq) in some
+    places, the newest in the others (in the last case only copy 7): the
+    pool loads the newest, whose commit added a device record that the
+    older copies do not know."""
     mgr.format(spare)
     mgr.resume(0, spare)
     mgr.free(0)
-    old = read_block(spare, 3)
-    mgr.resume(0, spare)   # commits a newer seq to every copy
+    old = [read_block(spare, i) for i in range(SB_COPIES)]   # each names its place
+    mgr.resume(0, spare)
+    RemapDev(dm, loopdev(8), 0, dev_id=5).remove()      # a record, committed
     new_seq = int(pool_attr(0, "metadata_seq"))
     mgr.free(0)
-    write_block(spare, 3, old)  # one stale (valid, older) copy
-    assert sb_seq(old) < new_seq
+    assert sb_seq(old[0]) < new_seq
+    for i in stale:
+        write_block(spare, i, old[i])
     mgr.resume(0, spare)
     assert int(pool_attr(0, "metadata_seq")) > new_seq
+    assert 5 in device_records(mgr, 0)
     mgr.free(0)
 
 
@@ -435,13 +444,25 @@ def test_resume_rewrites_a_lost_copy_region(mgr, loopdev):
     table_start, nr_logical = table_geometry(spare)
     assert nr_logical > 128
     for l in range(nr_logical):
-        corrupt_block(spare, table_start + 2 * l)
+        corrupt_block(spare, table_start + 2 * l)      # copy 0, pair 0
     mgr.resume(0, spare)
     seq = int(pool_attr(0, "metadata_seq"))
     mgr.free(0)
-    # Copy 1 of the first table blocks lost now: copy 0, rewritten, holds.
-    for l in range(0, nr_logical, 7):
-        corrupt_block(spare, table_start + 2 * nr_logical + 2 * l + 1)
+    # Table block l's copy c of pair p is md block
+    # table_start + c * 2 * nr_logical + 2 * l + p (rm_slot_blocknr()).
+    def slot(l, copy, pair):
+        return table_start + copy * 2 * nr_logical + 2 * l + pair
+
+    # Both copies of every table block in pair 1, the pair the commit wrote.
+    for l in range(nr_logical):
+        for c in (0, 1):
+            assert tb_seq(read_block(spare, slot(l, c, 1))) == seq, (l, c)
+    # What is left of pair 0 lost now, and copy 1 of every 7th in pair 1:
+    # its copy 0, rewritten, holds.
+    for l in range(nr_logical):
+        corrupt_block(spare, slot(l, 1, 0))
+        if l % 7 == 0:
+            corrupt_block(spare, slot(l, 1, 1))
     mgr.resume(0, spare)
     assert int(pool_attr(0, "metadata_seq")) > seq
     mgr.free(0)

@@ -12,7 +12,7 @@ import pytest
 
 from dmtools import (CmdError, blockdev_sectors, dmsetup, dos_table, linear_table, pattern, pread,
                      pwrite, run, wait_for)
-from pools import Manager, RemapDev, data_start, pool_active, pool_attr
+from pools import Manager, RemapDev, data_start, pool_active, pool_attr, small_pool
 
 BLOCK = 4096
 BS = BLOCK // 512
@@ -220,6 +220,64 @@ def test_block_read_only_after_a_retry_is_moved_with_its_data(env, first):
     assert {d: read_counts(d) for d in base} == base
 
 
+def test_a_block_that_cannot_be_moved_is_counted_and_the_pass_goes_on(dm, loopdev):
+    """With the pool exhausted, failing blocks the scanner finds are counted
+    once per pass and left where they are, and the pass goes on to its end
+    (it must not stop at the first one and count it again every 30 s)."""
+    slot = 7
+    with small_pool(dm, loopdev, slot, scan=True) as (mgr, _, total):
+        set_attr("scan_enabled", 0, slot)
+        set_attr("scan_rate", 1 << 20, slot)
+        backing = loopdev(8)
+        n = blockdev_sectors(backing)
+        failing = [100, 1500]
+        main = dm.create(faulty_table(backing, n, failing, [], 0), hint="faulty")
+        dev = RemapDev(dm, dm.path(main), slot, dev_id=1)
+        for b in range(total):
+            dev.force(b * BS)
+        forced = dev.remaps()
+        assert pool_attr(slot, "blocks_free") == "0"
+        set_attr("scan_enabled", 1, slot)
+        assert wait_for(lambda: int(dev_attr(1, "scan_passes", slot)) >= 1, timeout=120), \
+            f"no pass in 120 s: at block {dev_attr(1, 'scan_pos', slot)}"
+        assert int(dev_attr(1, "scan_failed", slot)) == len(failing)
+        assert dev_attr(1, "scan_percent", slot) == "100"
+        assert dev.remaps() == forced
+        assert dev.status()["state"] == "degraded"
+        # The next pass finds them again, once each.
+        mgr.msg("switch_to", slot)
+        mgr.msg("scan_start")
+        assert wait_for(lambda: int(dev_attr(1, "scan_passes", slot)) >= 2, timeout=120)
+        assert int(dev_attr(1, "scan_failed", slot)) == 2 * len(failing)
+        set_attr("scan_enabled", 0, slot)
+
+
+def test_the_device_comes_back_when_the_scanner_reads_again(env):
+    """A main device that failed everywhere under the scanner's reads (state
+    fail, health 0) and then answers again is back once the scanner reads
+    it, with no user I/O: else the next bad block a user read found would
+    pass its error through."""
+    n = blockdev_sectors(env.backing)
+    main = env.dm.create(linear_table(env.backing, n), hint="main")
+    dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=4)
+    env.dm.reload(main, f"0 {n} error")
+    ev = events(dev.name)
+    set_attr("scan_enabled", 1)
+    assert wait_for(lambda: dev.status()["state"] == "fail", timeout=60)
+    assert dev_int(4, "health") == 0
+    assert events(dev.name) > ev
+    assert dev.remaps() == {} and dev_int(4, "scan_failed") == 0
+    env.dm.reload(main, linear_table(env.backing, n))
+    ev = events(dev.name)
+    # The scanner leaves the device alone for 30 s, then reads it again.
+    assert wait_for(lambda: dev.status()["state"] == "ok", timeout=90), dev.status()
+    assert dev_int(4, "health") == 100
+    assert events(dev.name) > ev
+    st = dev.status()
+    assert st["read_errors"] == 0 and st["remapped_ios"] == 0
+    set_attr("scan_enabled", 0)
+
+
 def test_suspend_and_remove_are_prompt_in_a_slow_chunk(env):
     n = blockdev_sectors(env.backing)
     slow = list(range(300, 320))                  # one chunk: minutes to narrow
@@ -284,14 +342,20 @@ def test_backs_off_while_the_device_is_busy(env, loopdev, through):
     assert dev_int(7, "scanned") == total
 
 
-def test_blocks_slow_only_under_load_are_not_moved(env):
+@pytest.mark.parametrize("iostats", [1, 0])
+def test_blocks_slow_only_under_load_are_not_moved(env, iostats):
     """Blocks 5 and 30 answer in 1.5 s; foreground reads of other blocks
     keep the disk busy during the whole first pass: a read that waited
     behind other I/O says nothing about the medium, so nothing is moved.
-    The second pass, on an idle disk, moves both."""
+    The second pass, on an idle disk, moves both.  With queue/iostats 0 the
+    main device's disk keeps no statistics: the reads through the remap
+    device tell the scanner all the same."""
     n = blockdev_sectors(env.backing)
     slow = [5, 30]
     main = env.dm.create(faulty_table(env.backing, n, [], slow, 1500), hint="faulty")
+    rdev = os.stat(env.dm.path(main)).st_rdev
+    with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/queue/iostats", "w") as f:
+        f.write(str(iostats))
     dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=4, sectors=64 * BS)
     stop = threading.Event()
 
