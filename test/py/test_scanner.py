@@ -342,20 +342,14 @@ def test_backs_off_while_the_device_is_busy(env, loopdev, through):
     assert dev_int(7, "scanned") == total
 
 
-@pytest.mark.parametrize("iostats", [1, 0])
-def test_blocks_slow_only_under_load_are_not_moved(env, iostats):
+def test_blocks_slow_only_under_load_are_not_moved(env):
     """Blocks 5 and 30 answer in 1.5 s; foreground reads of other blocks
     keep the disk busy during the whole first pass: a read that waited
     behind other I/O says nothing about the medium, so nothing is moved.
-    The second pass, on an idle disk, moves both.  With queue/iostats 0 the
-    main device's disk keeps no statistics: the reads through the remap
-    device tell the scanner all the same."""
+    The second pass, on an idle disk, moves both."""
     n = blockdev_sectors(env.backing)
     slow = [5, 30]
     main = env.dm.create(faulty_table(env.backing, n, [], slow, 1500), hint="faulty")
-    rdev = os.stat(env.dm.path(main)).st_rdev
-    with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/queue/iostats", "w") as f:
-        f.write(str(iostats))
     dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=4, sectors=64 * BS)
     stop = threading.Event()
 
