@@ -44,7 +44,7 @@ TOOLS_SRC  := userland/mdread.c userland/mdjson.c userland/mdwrite.c
 TOOLS_HDR  := $(wildcard userland/md*.h) userland/jsonstr.h
 
 .PHONY: all module userland unit fuzz check demo bench bench-index install install-check \
-	install-tools dkms-src dkms-install uninstall clean lint
+	install-tools dkms-src dkms-install dkms-install-check uninstall clean lint
 
 all: module userland unit $(BUILD)/mkpool
 
@@ -176,7 +176,7 @@ dkms-src:
 # Registered with DKMS (in place of any version registered before, and of a
 # module make install put there), built and installed for $(KVER); DKMS
 # rebuilds it for every kernel installed from now on.
-dkms-install: dkms-src install-tools
+dkms-install: dkms-install-check dkms-src install-tools
 	@command -v dkms >/dev/null || { echo "dkms is not installed (apt-get install dkms)"; exit 1; }
 	for v in $(DKMS_VERSIONS); do dkms remove -m dm-remap -v $$v --all || exit 1; done
 	for k in /lib/modules/*/updates/dm-remap.ko*; do \
@@ -184,6 +184,13 @@ dkms-install: dkms-src install-tools
 	done
 	dkms add -m dm-remap -v $(VERSION)
 	dkms install -m dm-remap -v $(VERSION) -k $(KVER)
+
+# DKMS registers and builds in the host's trees: nothing to stage.
+dkms-install-check:
+	@if [ -n "$(DESTDIR)" ]; then \
+		echo "make dkms-install works on this machine's DKMS: no DESTDIR (make dkms-src DESTDIR=... stages the sources)"; \
+		exit 1; \
+	fi
 
 # Everything make install or make dkms-install put there, for every kernel.
 uninstall:
