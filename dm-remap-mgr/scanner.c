@@ -374,10 +374,11 @@ static unsigned long scan_device(struct dmr_pool *pool,
 		WRITE_ONCE(pdev->scan_passes, pdev->scan_passes + 1);
 		WRITE_ONCE(pdev->scan_last_pass, now);
 		WRITE_ONCE(pdev->scan_requested, false);
-		DMINFO("pool %u dev_id %u: scanner: pass %llu done (%llu blocks)",
-		       pool->id, pdev->dev_id,
-		       (unsigned long long)pdev->scan_passes,
-		       (unsigned long long)pdev->scan_end);
+		/* Limited: a small device with scan_interval 1 ends a pass a second. */
+		DMINFO_LIMIT("pool %u dev_id %u: scanner: pass %llu done (%llu blocks)",
+			     pool->id, pdev->dev_id,
+			     (unsigned long long)pdev->scan_passes,
+			     (unsigned long long)pdev->scan_end);
 		scan_save(pdev);
 	} else if (ktime_get_boottime_seconds() - pdev->scan_saved >=
 		   SCAN_SAVE_S) {
