@@ -133,6 +133,11 @@ static int open_dst(struct repair *rp, const char *path, bool force)
 	if (r)
 		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", rp->src_path,
 			    md_open_error(&rp->src, r, why, sizeof(why)));
+	/* A pool on a loop device over it, let go of since it was read. */
+	if (rp->src.nr_loops &&
+	    (md_probe(&rp->src, &old) <= 0 || old.seq != rp->pool.sb.seq))
+		return fail(MD_EXIT_USAGE, "%s: changed while it was read (a pool used it); run the repair again",
+			    rp->src_path);
 	r = md_hold_loops(&rp->dst);
 	if (r)
 		return fail(MD_EXIT_USAGE, "%s: cannot open: %s", path,
