@@ -749,6 +749,34 @@ static enum scan_finding scan_block(struct remap_c *rc, void *buf, u64 b,
 }
 
 /*
+ * Blocks in the index live on the spare; their sectors on the main device
+ * are not read again (a known-bad block's read may take the disk seconds
+ * of retries, and logs an error each pass).  Returns how many blocks from
+ * block on are in the index, and cuts *nr before the next one after
+ * those.  Lock-free, as map() looks the index up: not behind ix_lock,
+ * which a repair batch holds across its retries.  An entry added meanwhile
+ * is found when the chunk is narrowed (block_state()), or by the next pass.
+ */
+static unsigned int scan_clip(struct dmr_pdev *pdev, u64 block,
+			      unsigned int *nr)
+{
+	struct dmr_ix *x;
+	unsigned int skip = 0;
+	u64 found;
+
+	rcu_read_lock_sched();
+	x = rcu_dereference_sched(pdev->ix);
+	while (skip < *nr && rm_index_lookup(&x->ix, block + skip, NULL, NULL))
+		skip++;
+	if (skip < *nr &&
+	    rm_index_first_in_range(&x->ix, block + skip, block + *nr - 1,
+				    &found, NULL, NULL))
+		*nr = found - block;
+	rcu_read_unlock_sched();
+	return skip;
+}
+
+/*
  * Scan blocks [block, block + nr): one read at idle priority; if it fails
  * or is slower than slow_ms, every block alone (scan_block()).  A block
  * that reads only after retries or slowly is moved with its data
@@ -778,8 +806,11 @@ int remap_scan_chunk(struct remap_c *rc, struct dm_io_client *io, void *buf,
 	res->done = 0;
 	if (atomic_read(&pdev->scan_abort))
 		return 0;
-	r = scan_read(rc, io, buf, block << rc->shift, (sector_t)nr << rc->shift,
-		      &ms);
+	res->done = scan_clip(pdev, block, &nr);
+	if (res->done == nr)
+		return 0;
+	r = scan_read(rc, io, buf, (block + res->done) << rc->shift,
+		      (sector_t)(nr - res->done) << rc->shift, &ms);
 	if (!r)
 		res->read_ok = true;
 	if (!r && ms <= slow_ms) {
@@ -1112,7 +1143,11 @@ static int write_where_it_lives(struct repair_ctx *c, struct bio *bio, u64 b,
 		/* Lost data: only a write of the whole block brings it back. */
 		if (!whole)
 			return -EIO;
-		r = fixes_reserve(&c->f);
+		/*
+		 * Room for the heal's new fix.  Not with fx: that fix is
+		 * changed in place, and growing the array would move it.
+		 */
+		r = fx ? 0 : fixes_reserve(&c->f);
 		if (r)
 			return r;
 		if (spare_io(c, opf, spare, b, bs, be, c->buf + off)) {

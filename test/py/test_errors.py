@@ -113,6 +113,63 @@ def test_overwrite_heals_a_pending_block(env):
     assert list(dev.remaps().values())[0][1] == "mapped"
 
 
+def test_a_block_lost_and_overwritten_in_one_batch_is_healed(env):
+    """One repair batch: a read loses 16 blocks (pending), then a whole-block
+    write to one of them heals it.  The write must read back, in the index
+    and after the device is made again.  Both bios fail on the main device
+    while the repair worker is busy with an earlier read (block 100, slow to
+    fail), so they reach it together; 16 fixes fill the batch's first array,
+    which the heal must not grow under its own entry."""
+    pwrite(env.backing, 0, pattern("batch", MiB))
+    n = blockdev_sectors(env.backing)
+    err = env.dm.create(f"0 {BS} error", hint="err")
+    slow = env.dm.create(f"0 {BS} delay {env.dm.path(err)} 0 1500", hint="slow")
+    main = env.dm.create("\n".join([
+        segments_table(env.backing, 100 * BS, [(0, 16 * BS)]),
+        f"{100 * BS} {BS} linear {env.dm.path(slow)} 0",
+        f"{101 * BS} {n - 101 * BS} linear {env.backing} {101 * BS}"]), hint="bad")
+    dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+    new = pattern("healed", BLOCK)
+    result = {}
+
+    def run_io(key, fn):
+        try:
+            result[key] = fn()
+        except OSError as e:
+            result[key] = e.errno
+    threads = {
+        "slow": threading.Thread(target=run_io, args=("slow", lambda: pread(dev.path, 100 * BLOCK, BLOCK))),
+        "lost": threading.Thread(target=run_io, args=("lost", lambda: pread(dev.path, 0, 16 * BLOCK))),
+        "heal": threading.Thread(target=run_io, args=("heal", lambda: pwrite(dev.path, 5 * BLOCK, new))),
+    }
+    try:
+        threads["slow"].start()
+        # Its first read failed: the worker now retries it, 1.5 s a read.
+        assert wait_for(lambda: dev.status()["read_errors"] >= 1, timeout=30)
+        threads["lost"].start()
+        assert wait_for(lambda: dev.status()["read_errors"] >= 2, timeout=30)
+        threads["heal"].start()
+        assert wait_for(lambda: dev.status()["write_errors"] >= 1, timeout=30)
+        # Both queued while the worker was still on block 100.
+        assert threads["slow"].is_alive()
+    finally:
+        for t in threads.values():
+            t.join(timeout=120)
+    assert result == {"slow": errno.EIO, "lost": errno.EIO, "heal": BLOCK}
+    for check in range(2):
+        assert pread(dev.path, 5 * BLOCK, BLOCK) == new
+        remaps = {b: st for b, (_, st) in dev.remaps().items()}
+        assert remaps == {**{b: "pending" for b in range(16) if b != 5}, 5: "mapped",
+                          100: "pending"}
+        st = dev.status()
+        assert st["pending"] == 16 and st["remaps"] == 1
+        assert pool_attr(env.pool, "blocks_used") == "1"
+        assert pool_attr(env.pool, "blocks_pending") == "16"
+        if not check:
+            dev.remove()
+            dev = RemapDev(env.dm, env.dm.path(main), env.pool)
+
+
 def test_discard_and_write_zeroes_over_a_pending_block(env):
     """A discard over a pending block has nothing to drop: it succeeds and
     the block stays pending (it failed the whole discard with EIO).  A
@@ -180,12 +237,16 @@ def test_a_main_device_dropping_out_during_a_repair_loses_no_block(env, kmsg):
     3 s: block 10 is recorded pending, then the whole main device drops
     out while block 20 is being retried.  Block 20 must not be recorded as
     lost: the device is probed again before it is, and now fails
-    everywhere, so the error passes through."""
+    everywhere, so the error passes through.  The rest of the main device
+    goes through `mid`, which turns to errors: a reload of the main device
+    itself would let dm-delay send block 20's held read at once, and the
+    probe after it could reach the old table before the suspend holds it."""
     base = pattern("drop", 128 << 10)
     pwrite(env.backing, 0, base)
     n = blockdev_sectors(env.backing)
     err = env.dm.create(f"0 {n} error", hint="err")
-    slow_bad = segments_table(env.backing, n, [(10 * BS, BS), (20 * BS, BS)],
+    mid = env.dm.create(f"0 {n} linear {env.backing} 0", hint="mid")
+    slow_bad = segments_table(env.dm.path(mid), n, [(10 * BS, BS), (20 * BS, BS)],
                               target="delay",
                               target_args=env.dm.path(err) + " {start} 3000")
     main = env.dm.create(slow_bad, hint="bad")
@@ -205,7 +266,7 @@ def test_a_main_device_dropping_out_during_a_repair_loses_no_block(env, kmsg):
         assert wait_for(lambda: seen.extend(kmsg.read()) or
                         any("block 10 is unreadable: now pending" in ln for ln in seen),
                         timeout=120)
-        env.dm.reload(main, f"0 {n} error")
+        env.dm.reload(mid, f"0 {n} error")
     finally:
         reader.join(timeout=300)
     assert result == [errno.EIO]

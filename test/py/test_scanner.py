@@ -41,6 +41,12 @@ def faulty_table(dev, sectors, failing, slow, delay_ms):
     delayed by delay_ms; linear elsewhere."""
     marks = {b: "error" for b in failing}
     marks.update({b: f"delay {dev} {b * BS} {delay_ms}" for b in slow})
+    return marked_table(dev, sectors, marks)
+
+
+def marked_table(dev, sectors, marks):
+    """dev, linear, except each block b in marks, which is the target line
+    marks[b]."""
     lines, pos = [], 0
     for b in sorted(marks):
         if b * BS > pos:
@@ -148,6 +154,52 @@ def test_pass_finds_slow_and_failing_blocks(env):
     assert dev.remaps() == remaps
 
 
+def reads_done(dm_name):
+    """Reads a dm device completed, failed ones included (its disk stat)."""
+    rdev = os.stat(f"/dev/mapper/{dm_name}").st_rdev
+    with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/stat") as f:
+        return int(f.read().split()[0])
+
+
+def test_a_pass_reads_no_block_that_lives_on_the_spare(env):
+    """Blocks in the index, pending or moved, are not read on the main
+    device again: the scanner's chunks end before them.  Else each pass
+    would read a known-bad block again (on a disk, seconds of retries and
+    an error in the log)."""
+    n = blockdev_sectors(env.backing)
+    bad, moved = 1000, 2000
+    errb = env.dm.create(f"0 {BS} error", hint="errb")
+    seen_bad = env.dm.create(f"0 {BS} linear {env.dm.path(errb)} 0", hint="seenbad")
+    seen_moved = env.dm.create(f"0 {BS} linear {env.backing} {moved * BS}", hint="seenmoved")
+    main = env.dm.create(marked_table(env.backing, n, {
+        bad: f"linear {env.dm.path(seen_bad)} 0",
+        moved: f"linear {env.dm.path(seen_moved)} 0"}), hint="faulty")
+    dev = RemapDev(env.dm, env.dm.path(main), SLOT, dev_id=4)
+    dev.force(moved * BS)
+    assert reads_done(seen_moved) >= 1      # the forced remap's copy
+    counts = {d: reads_done(d) for d in (seen_bad, seen_moved)}
+
+    run_pass(4)
+    assert dev_int(4, "scan_failed") == 1
+    assert {b: st for b, (_, st) in dev.remaps().items()} == \
+        {bad: "pending", moved: "mapped"}
+    assert reads_done(seen_bad) > counts[seen_bad]
+    assert reads_done(seen_moved) == counts[seen_moved]
+    counts = {d: reads_done(d) for d in (seen_bad, seen_moved)}
+
+    set_attr("scan_enabled", 1)
+    env.mgr.msg("switch_to", SLOT)
+    env.mgr.msg("scan_start")
+    assert wait_for(lambda: dev_int(4, "scan_passes") >= 2, timeout=120)
+    set_attr("scan_enabled", 0)
+    assert {d: reads_done(d) for d in counts} == counts
+    assert dev_int(4, "scan_failed") == 1
+    assert dev_int(4, "scanned") == 2 * (n // BS)
+    assert pread(dev.path, 0, bad * BLOCK) == env.data[:bad * BLOCK]
+    assert pread(dev.path, (bad + 1) * BLOCK, n * 512 - (bad + 1) * BLOCK) == \
+        env.data[(bad + 1) * BLOCK:n * 512]
+
+
 def block_table(dev, sectors, b, line):
     """dev, linear, except block b, which is the target line given."""
     return "\n".join([f"0 {b * BS} linear {dev} 0", f"{b * BS} {BS} {line}",
@@ -157,10 +209,7 @@ def block_table(dev, sectors, b, line):
 def read_counts(dm_name):
     """(reads completed, reads held) of a dm-delay device: its status
     counts the bios it holds (sysfs "inflight" does not see them)."""
-    rdev = os.stat(f"/dev/mapper/{dm_name}").st_rdev
-    with open(f"/sys/dev/block/{os.major(rdev)}:{os.minor(rdev)}/stat") as f:
-        done = int(f.read().split()[0])
-    return done, int(dmsetup("status", dm_name).split()[3])
+    return reads_done(dm_name), int(dmsetup("status", dm_name).split()[3])
 
 
 @pytest.mark.parametrize("first", ["slow", "failing"])
