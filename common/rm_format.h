@@ -485,6 +485,30 @@ int rm_next_seq(uint64_t sb_seq, uint64_t max_seen, uint64_t *next);
 uint32_t rm_digest_update(uint32_t state, uint64_t seq);
 uint32_t rm_digest_final(uint32_t state);
 uint32_t rm_table_digest(const uint64_t *seqs, uint64_t n);
+/* rm_digest_update() of each of n seqs in turn. */
+uint32_t rm_digest_seqs(uint32_t state, const uint64_t *seqs, uint64_t n);
+
+/* A CRC32C register (no inversion) after len more zero bytes; O(log len). */
+uint32_t rm_crc32c_zeros(uint32_t crc, uint64_t len);
+
+/*
+ * The digest after some seqs change, from the digest before, in time
+ * proportional to the changes (and the log of the gaps between them), not
+ * to the table: init, add each change in ascending logical order (each l
+ * once, below the n of apply), then apply to the state before the final
+ * inversion over all n seqs:
+ * digest' = rm_digest_final(rm_digest_delta_apply(&dd, ~digest, n)).
+ */
+struct rm_digest_delta {
+	uint32_t state;		/* register of the change message so far */
+	uint64_t next;		/* seqs it covers */
+};
+
+void rm_digest_delta_init(struct rm_digest_delta *dd);
+void rm_digest_delta_add(struct rm_digest_delta *dd, uint64_t l,
+			 uint64_t old_seq, uint64_t new_seq);
+uint32_t rm_digest_delta_apply(const struct rm_digest_delta *dd,
+			       uint32_t state, uint64_t n);
 
 /* ---- Pool check ------------------------------------------------------------ */
 

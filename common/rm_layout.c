@@ -267,12 +267,79 @@ uint32_t rm_digest_final(uint32_t state)
 	return ~state;
 }
 
-uint32_t rm_table_digest(const uint64_t *seqs, uint64_t n)
+uint32_t rm_digest_seqs(uint32_t state, const uint64_t *seqs, uint64_t n)
 {
-	uint32_t d = RM_DIGEST_INIT;
 	uint64_t i;
 
 	for (i = 0; i < n; i++)
-		d = rm_digest_update(d, seqs[i]);
-	return rm_digest_final(d);
+		state = rm_digest_update(state, seqs[i]);
+	return state;
+}
+
+uint32_t rm_table_digest(const uint64_t *seqs, uint64_t n)
+{
+	return rm_digest_final(rm_digest_seqs(RM_DIGEST_INIT, seqs, n));
+}
+
+/*
+ * Polynomials over GF(2) modulo the CRC32C polynomial, in the CRC
+ * register's reflected order: bit 31 is the coefficient of x^0, bit 0 that
+ * of x^31.  Shifting right multiplies by x.
+ */
+#define RM_CRC32C_POLY	0x82F63B78u
+#define RM_GF_ONE	0x80000000u
+
+static uint32_t gf_mul(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+	unsigned int i;
+
+	for (i = 0; i < 32; i++) {
+		if (a & (RM_GF_ONE >> i))
+			p ^= b;		/* + a_i x^i b */
+		b = (b & 1) ? (b >> 1) ^ RM_CRC32C_POLY : b >> 1;
+	}
+	return p;
+}
+
+uint32_t rm_crc32c_zeros(uint32_t crc, uint64_t len)
+{
+	static const uint8_t zeros[64];
+	uint32_t x8 = RM_GF_ONE >> 8;	/* x^8: one zero byte */
+
+	/* A CRC register fed a zero byte is multiplied by x^8. */
+	if (len <= sizeof(zeros))
+		return rm_crc32c(crc, zeros, (size_t)len);
+	for (; len; len >>= 1) {
+		if (len & 1)
+			crc = gf_mul(crc, x8);
+		x8 = gf_mul(x8, x8);
+	}
+	return crc;
+}
+
+void rm_digest_delta_init(struct rm_digest_delta *dd)
+{
+	dd->state = 0;
+	dd->next = 0;
+}
+
+/*
+ * The register is linear in the message: the digest of seqs with seq l
+ * changed is the old one plus the register of a message that is zero but
+ * for old ^ new at l.  That message is built here, zeros between the
+ * changes added at once.
+ */
+void rm_digest_delta_add(struct rm_digest_delta *dd, uint64_t l,
+			 uint64_t old_seq, uint64_t new_seq)
+{
+	dd->state = rm_crc32c_zeros(dd->state, (l - dd->next) * 8);
+	dd->state = rm_digest_update(dd->state, old_seq ^ new_seq);
+	dd->next = l + 1;
+}
+
+uint32_t rm_digest_delta_apply(const struct rm_digest_delta *dd,
+			       uint32_t state, uint64_t n)
+{
+	return state ^ rm_crc32c_zeros(dd->state, (n - dd->next) * 8);
 }

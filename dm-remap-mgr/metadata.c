@@ -23,6 +23,7 @@
 #include <linux/delay.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/sizes.h>
 #include <linux/uuid.h>
 #include <linux/vmalloc.h>
 
@@ -117,7 +118,8 @@ static const char *md_err(int err)
  * load rule falls back to the other copies) and, if bad is not NULL, set
  * their bits in it.  Returns the number of unreadable blocks.
  */
-static unsigned int md_read_tolerant(struct dmr_pool *pool, void *buf,
+static unsigned int md_read_tolerant(struct dm_io_client *io,
+				     struct block_device *bdev, void *buf,
 				     u64 blocknr, unsigned int nr,
 				     unsigned long *bad)
 {
@@ -125,18 +127,15 @@ static unsigned int md_read_tolerant(struct dmr_pool *pool, void *buf,
 
 	if (bad)
 		bitmap_zero(bad, nr);
-	if (!md_io(pool->io, pool->spare.bdev, REQ_OP_READ, buf, blocknr, nr,
-		   NULL))
+	if (!md_io(io, bdev, REQ_OP_READ, buf, blocknr, nr, NULL))
 		return 0;
 	for (i = 0; i < nr; i++) {
 		void *blk = buf + (size_t)i * RM_MD_BLOCK_SIZE;
 
-		if (md_io(pool->io, pool->spare.bdev, REQ_OP_READ, blk,
-			  blocknr + i, 1, NULL)) {
+		if (md_io(io, bdev, REQ_OP_READ, blk, blocknr + i, 1, NULL)) {
 			memset(blk, 0, RM_MD_BLOCK_SIZE);
-			DMWARN_LIMIT("%s: metadata block %llu is unreadable",
-				     pool->spare_name,
-				     (unsigned long long)(blocknr + i));
+			DMWARN_LIMIT("%pg: metadata block %llu is unreadable",
+				     bdev, (unsigned long long)(blocknr + i));
 			if (bad)
 				__set_bit(i, bad);
 			nr_bad++;
@@ -147,16 +146,19 @@ static unsigned int md_read_tolerant(struct dmr_pool *pool, void *buf,
 
 /* ---- Format -------------------------------------------------------------- */
 
-/* Does the device already hold a pool with a valid superblock copy? */
+/*
+ * Does the device already hold a pool with a valid superblock copy?  1 if
+ * so (the newest in *found), 0 if not; *unreadable counts the copies that
+ * cannot be read (a pending sector of a disk used before), whose content
+ * is unknown.
+ */
 static int md_probe(struct dm_io_client *io, struct block_device *bdev,
-		    void *buf, struct rm_sb *found)
+		    void *buf, struct rm_sb *found, unsigned int *unreadable)
 {
 	unsigned int i;
-	int r, valid = 0;
+	int valid = 0;
 
-	r = md_io(io, bdev, REQ_OP_READ, buf, 0, RM_SB_COPIES, NULL);
-	if (r)
-		return r;
+	*unreadable = md_read_tolerant(io, bdev, buf, 0, RM_SB_COPIES, NULL);
 	for (i = 0; i < RM_SB_COPIES; i++) {
 		struct rm_sb sb;
 
@@ -252,6 +254,7 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 	size_t bufsz = max_t(size_t, 2 * MD_LOAD_BATCH, RM_SB_COPIES) *
 		       RM_MD_BLOCK_SIZE;
 	struct rm_sb sb, old;
+	unsigned int unreadable;
 	void *buf;
 	u64 *seqs;
 	int r, slot;
@@ -281,9 +284,10 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 		goto out;
 	}
 
-	r = md_probe(io, bdev, buf, &old);
-	if (r < 0) {
+	r = md_probe(io, bdev, buf, &old, &unreadable);
+	if (unreadable == RM_SB_COPIES) {
 		DMERR_LIMIT("format_spare: cannot read %pg", bdev);
+		r = -EIO;
 		goto out;
 	}
 	/*
@@ -303,6 +307,13 @@ int dmr_md_format(struct dm_io_client *io, struct block_device *bdev,
 	if (r && !force) {
 		DMERR_LIMIT("format_spare: %pg holds a valid pool (seq %llu): 'force' to overwrite",
 			    bdev, (unsigned long long)old.seq);
+		r = -EEXIST;
+		goto out;
+	}
+	/* An unreadable copy may be the one that holds a pool. */
+	if (unreadable && !force) {
+		DMERR_LIMIT("format_spare: %pg: %u of 8 superblock blocks unreadable: need 'force'",
+			    bdev, unreadable);
 		r = -EEXIST;
 		goto out;
 	}
@@ -344,7 +355,8 @@ static int md_load_sb(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	unsigned int i;
 	int best, r;
 
-	if (md_read_tolerant(pool, buf, 0, RM_SB_COPIES, NULL) == RM_SB_COPIES) {
+	if (md_read_tolerant(pool->io, pool->spare.bdev, buf, 0, RM_SB_COPIES,
+			     NULL) == RM_SB_COPIES) {
 		DMERR_LIMIT("resume_spare: cannot read any superblock of %s",
 			    pool->spare_name);
 		return -EIO;
@@ -365,6 +377,10 @@ static int md_load_sb(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	}
 	pool->sb = sbs[best];
 	*max_seen = pool->sb.seq;
+	pool->sb_good = 0;
+	for (i = 0; i < RM_SB_COPIES; i++)
+		if (st[i].valid && st[i].seq == pool->sb.seq)
+			pool->sb_good |= BIT(i);
 	if (pool->sb.geo.dev_sectors > bdev_nr_sectors(pool->spare.bdev)) {
 		DMERR_LIMIT("resume_spare: %s is smaller (%llu sectors) than when formatted (%llu)",
 			    pool->spare_name,
@@ -470,6 +486,20 @@ static int md_load_logical(struct dmr_pool *pool, u32 l, void *copy0,
 	return 0;
 }
 
+/* rm_table_digest() of cur_seq; millions of blocks on a large spare. */
+static u32 md_table_digest(struct dmr_pool *pool)
+{
+	u64 nl = pool->sb.geo.nr_logical, l, n;
+	u32 d = RM_DIGEST_INIT;
+
+	for (l = 0; l < nl; l += n) {
+		n = min_t(u64, nl - l, SZ_64K);
+		d = rm_digest_seqs(d, pool->cur_seq + l, n);
+		cond_resched();
+	}
+	return rm_digest_final(d);
+}
+
 static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
 {
 	const struct rm_geometry *g = &pool->sb.geo;
@@ -483,8 +513,10 @@ static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
 	for (l = 0; l < g->nr_logical; l += n) {
 		n = min_t(u64, MD_LOAD_BATCH, g->nr_logical - l);
 		/* Both pairs of n logicals are 2n consecutive blocks per copy. */
-		md_read_tolerant(pool, buf, rm_slot_blocknr(g, l, 0), 2 * n, bad0);
-		md_read_tolerant(pool, copy1, rm_slot_blocknr(g, l, 1), 2 * n, bad1);
+		md_read_tolerant(pool->io, pool->spare.bdev, buf,
+				 rm_slot_blocknr(g, l, 0), 2 * n, bad0);
+		md_read_tolerant(pool->io, pool->spare.bdev, copy1,
+				 rm_slot_blocknr(g, l, 1), 2 * n, bad1);
 		for (i = 0; i < n; i++) {
 			unread = 0;
 			for (s = 0; s < RM_MD_SLOTS; s++)
@@ -499,8 +531,7 @@ static int md_load_table(struct dmr_pool *pool, void *buf, u64 *max_seen)
 				return r;
 		}
 	}
-	if (rm_table_digest(pool->cur_seq, g->nr_logical) !=
-	    pool->sb.table_digest) {
+	if (md_table_digest(pool) != pool->sb.table_digest) {
 		DMERR_LIMIT("resume_spare: %s: table digest mismatch: committed metadata was lost",
 			    pool->spare_name);
 		return -EBADMSG;
@@ -699,12 +730,19 @@ static void md_fail(struct dmr_pool *pool, int err, const char *what)
 static long md_snapshot(struct dmr_pool *pool, struct rm_sb *sb)
 {
 	u64 nl = pool->sb.geo.nr_logical, l, nb = 0;
-	u32 digest = RM_DIGEST_INIT;
+	struct rm_digest_delta dd;
 	unsigned int i;
+	u32 digest;
 	int r;
 
 	lockdep_assert_held(&pool->md_lock);
 	bitmap_copy(pool->committing, pool->dirty, nl);
+	/*
+	 * The digest of the committed table (sb.table_digest, checked at
+	 * load) changed by the blocks committed now: no pass over every
+	 * logical block under md_lock.
+	 */
+	rm_digest_delta_init(&dd);
 	for_each_set_bit(l, pool->committing, nl) {
 		void *b0 = md_cbuf(pool, nb), *b1 = md_cbuf(pool, nb + 1);
 
@@ -716,13 +754,12 @@ static long md_snapshot(struct dmr_pool *pool, struct rm_sb *sb)
 			      pool->id, l, md_err(r));
 			return -EINVAL;
 		}
+		rm_digest_delta_add(&dd, l, pool->cur_seq[l], pool->next_seq);
 		nb += 2;
 	}
-	for (l = 0; l < nl; l++)
-		digest = rm_digest_update(digest, test_bit(l, pool->committing) ?
-					  pool->next_seq : pool->cur_seq[l]);
 	*sb = pool->sb;
 	sb->seq = pool->next_seq;
+	digest = rm_digest_delta_apply(&dd, ~pool->sb.table_digest, nl);
 	sb->table_digest = rm_digest_final(digest);
 	for (i = 0; i < RM_SB_COPIES; i++) {
 		void *blk = md_cbuf(pool, 2 * nl + i);
@@ -738,6 +775,37 @@ static long md_snapshot(struct dmr_pool *pool, struct rm_sb *sb)
 }
 
 /*
+ * Write superblock copies [first, first + n) of the commit together;
+ * returns those written (bit i: copy i).
+ */
+static u8 md_write_sb_copies(struct dmr_pool *pool, unsigned int first,
+			     unsigned int n)
+{
+	u64 nl = pool->sb.geo.nr_logical;
+	struct md_batch b[RM_SB_COPIES];
+	unsigned int i;
+	u8 good = 0;
+
+	/* A bit per copy in a u8 (sb_good); format_spare's message says 8. */
+	BUILD_BUG_ON(RM_SB_COPIES != 8);
+	for (i = 0; i < n; i++) {
+		md_batch_init(&b[i]);
+		md_io(pool->io, pool->spare.bdev,
+		      REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC,
+		      pool->cbufs[2 * nl + first + i], rm_sb_blocknr(first + i),
+		      1, &b[i]);
+	}
+	for (i = 0; i < n; i++) {
+		if (!md_batch_wait(&b[i]))
+			good |= BIT(first + i);
+		else
+			DMWARN_LIMIT("pool %u: superblock copy %u could not be written",
+				     pool->id, first + i);
+	}
+	return good;
+}
+
+/*
  * Phase 1 and 2: the table blocks, then the superblock copies.  cur_pair is
  * only changed by this worker (after the writes), so reading it here
  * without md_lock is safe.
@@ -747,7 +815,8 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	const struct rm_geometry *g = &pool->sb.geo;
 	u64 nl = g->nr_logical, l;
 	struct md_batch b[2];
-	unsigned int c, i, h, ok = 0;
+	unsigned int c, i, h, n = RM_SB_COPIES / 2;
+	u8 good = 0, tried = 0;	/* copies written, and tried, by this commit */
 	long k = 0;
 
 	/* One batch per copy: the commit stands if either copy is written. */
@@ -779,25 +848,30 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	}
 
 	/*
-	 * The superblocks in two halves, so that a power cut cannot catch
-	 * every copy in the middle of a write.  Each write carries PREFLUSH
-	 * (the table blocks are stable before any superblock names them)
-	 * and FUA.  One copy written is enough to commit.
+	 * The superblocks in two halves, the second once the first is on the
+	 * medium, so that a power cut cannot catch every copy in the middle
+	 * of a write; the copies of a half go together.  But while no copy
+	 * outside a half holds the last commit or this one (the others failed
+	 * writes or were invalid at load), that half goes one copy at a time,
+	 * so that a power cut leaves some copy of a commit whole.  Each write
+	 * carries PREFLUSH (the table blocks are stable before any superblock
+	 * names them; the block layer merges the flushes of a half) and FUA.
+	 * One copy written is enough to commit.
 	 */
 	for (h = 0; h < 2; h++) {
-		for (i = h * RM_SB_COPIES / 2; i < (h + 1) * RM_SB_COPIES / 2; i++) {
-			md_batch_init(&b[0]);
-			md_io(pool->io, pool->spare.bdev,
-			      REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA | REQ_SYNC,
-			      pool->cbufs[2 * nl + i], rm_sb_blocknr(i), 1, &b[0]);
-			if (!md_batch_wait(&b[0]))
-				ok++;
-			else
-				DMWARN_LIMIT("pool %u: superblock copy %u could not be written",
-					     pool->id, i);
-		}
+		unsigned int first = h * n, step;
+		u8 half = GENMASK(first + n - 1, first);
+
+		/* Outside the half: last commit's copies not written over. */
+		step = ((pool->sb_good & ~tried) | good) & ~half ? n : 1;
+		for (i = first; i < first + n; i += step)
+			good |= md_write_sb_copies(pool, i, step);
+		tried |= half;
 	}
-	return ok ? 0 : -EIO;
+	if (!good)
+		return -EIO;
+	pool->sb_good = good;
+	return 0;
 }
 
 /*

@@ -112,6 +112,11 @@ struct dmr_pool {
 	 * read and cleared by the commit worker only.
 	 */
 	bool unread_slot;
+	/*
+	 * Superblock copies known to hold the last commit (bit i: copy i).
+	 * Set by load, then by the commit worker only.
+	 */
+	u8 sb_good;
 	u64 next_seq;			/* seq of the next commit */
 	u64 change_gen;			/* bumped by every metadata change */
 	int md_error;			/* sticky: first metadata write error */

@@ -110,7 +110,7 @@ struct errmsg {
 
 static const struct errmsg msgs_format[] = {
 	{ EEXIST,
-	  "the device already holds a dm-remap pool (--force overwrites it)" },
+	  "the device already holds a dm-remap pool, or superblock blocks that cannot be read (--force overwrites it)" },
 	{ EBUSY,
 	  "the device is busy (in use, or the spare of an active pool)" },
 	{ ENOSPC, "the device is too small for a pool" },

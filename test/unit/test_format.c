@@ -774,6 +774,83 @@ UNIT_TEST(table_digest)
 	CHECK_EQ(rm_table_digest(NULL, 0), 0);
 }
 
+UNIT_TEST(crc32c_zeros)
+{
+	static uint8_t zeros[1000];
+	uint32_t c = 0x12345678u;
+	unsigned int len;
+
+	/* Both ways: fed zero bytes, and x^(8 len) by squaring. */
+	for (len = 0; len <= sizeof(zeros); len += len < 80 ? 1 : 37)
+		CHECK_EQ(rm_crc32c_zeros(c, len), rm_crc32c(c, zeros, len));
+	CHECK_EQ(rm_crc32c_zeros(0, 1ull << 40), 0);
+	/* Zero extension composes: a + b zeros is a, then b. */
+	CHECK_EQ(rm_crc32c_zeros(c, (1ull << 35) + 12345),
+		 rm_crc32c_zeros(rm_crc32c_zeros(c, 1ull << 35), 12345));
+}
+
+/*
+ * The digest after changes, from the digest before, equals the digest
+ * computed over the whole table again: random tables and change sets,
+ * dense and sparse, at the first and last blocks, and none.
+ */
+UNIT_TEST(digest_delta)
+{
+	static uint64_t seqs[3000];
+	uint64_t rng = 0x2545f4914f6cdd1dull, n, l;
+	struct rm_digest_delta dd;
+	unsigned int round;
+	uint32_t before, after;
+
+	for (round = 0; round < 300; round++) {
+		n = 1 + rng % (sizeof(seqs) / sizeof(seqs[0]));
+		for (l = 0; l < n; l++) {
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			seqs[l] = rng % 5 ? rng % 1000 : rng;
+		}
+		before = rm_table_digest(seqs, n);
+		rm_digest_delta_init(&dd);
+		for (l = 0; l < n; l++) {
+			uint64_t next = seqs[l] + 1 + round;
+
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			/*
+			 * Every block, none, or 1 in 2^(round % 12), with the
+			 * first and last blocks in some rounds only (zeros
+			 * before the first change, and after the last).
+			 */
+			if (round % 50 == 1 || (round % 50 &&
+			    ((l == 0 && round % 3 == 0) ||
+			     (l == n - 1 && round % 4 == 0) ||
+			     !(rng % (1u << (round % 12)))))) {
+				rm_digest_delta_add(&dd, l, seqs[l], next);
+				seqs[l] = next;
+			}
+		}
+		after = rm_digest_final(rm_digest_delta_apply(&dd, ~before, n));
+		CHECK_EQ(after, rm_table_digest(seqs, n));
+		if (!dd.next)
+			CHECK_EQ(after, before);
+		else
+			CHECK(after != before);
+	}
+	/* Only the first of many, only one in the middle. */
+	for (n = 0; n < 3000; n++)
+		seqs[n] = n;
+	for (l = 0; l < 3000; l += 1499) {
+		before = rm_table_digest(seqs, 3000);
+		rm_digest_delta_init(&dd);
+		rm_digest_delta_add(&dd, l, seqs[l], 77);
+		seqs[l] = 77;
+		after = rm_digest_final(rm_digest_delta_apply(&dd, ~before, 3000));
+		CHECK_EQ(after, rm_table_digest(seqs, 3000));
+	}
+}
+
 /* ---- Device labels --------------------------------------------------------- */
 
 static void make_name(struct rm_name *n, uint32_t dev_id, const char *name,
