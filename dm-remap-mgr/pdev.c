@@ -283,7 +283,10 @@ u64 dmr_pool_relocate(struct dmr_pool *pool, u32 old, u32 spare, u32 dev_id,
  * created anew) sees what the running device saw, not a change the disk
  * never got.  The change put the block on spare; before it, the block was
  * on old in old_state (RM_ENTRY_*), or on no spare block (RM_ENTRY_FREE).
- * A spare block the change took is freed, in memory only.
+ * A spare block the change took is freed, in memory only.  Spare blocks
+ * the batch retired (a write to them failed) stay retired in memory,
+ * though the disk still has them free: they did fail, and the failed
+ * pool is read-only until free_spare, whose resume reads the disk again.
  */
 void dmr_pool_undo(struct dmr_pool *pool, u32 spare, u32 old,
 		   unsigned int old_state, u32 dev_id, u64 block)

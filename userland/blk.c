@@ -308,11 +308,16 @@ static int best_link(const char *dir, dev_t dev, bool ranked, char *buf,
 	return 0;
 }
 
+/*
+ * by-path before by-uuid: a file system's UUID belongs to the content, and
+ * the main device shows the file system made on its remap device (whose
+ * mkfs gives a reused disk's old UUID up); a port does not change so.
+ */
 int blk_locator(dev_t dev, char *buf, size_t size)
 {
 	static const char *const dirs[] = { "/dev/disk/by-partuuid",
-					    "/dev/disk/by-uuid",
-					    "/dev/disk/by-path" };
+					    "/dev/disk/by-path",
+					    "/dev/disk/by-uuid" };
 	char kname[NAME_MAX + 1], path[PATH_MAX], name[256];
 	unsigned int i;
 	dev_t d = 0;

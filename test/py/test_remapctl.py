@@ -523,6 +523,33 @@ def test_activate_leaves_a_main_device_another_device_uses(ctl, dm, loopdev, poo
     assert "rc-h" not in dm_names()
 
 
+def test_the_locator_names_the_disk_not_its_file_system(ctl, loopdev, pool):
+    """Of the /dev/disk links to the main device, by-id comes first, then
+    by-path, and by-uuid (the file system's, which mkfs changes) last.  The
+    guest has no udev: the links are made here."""
+    main = loopdev(16)
+    made = []
+    try:
+        for d in ("by-uuid", "by-path", "by-id"):
+            os.makedirs(f"/dev/disk/{d}", exist_ok=True)
+        links = {d: f"/dev/disk/{d}/rmt-{d}-{os.getpid()}"
+                 for d in ("by-uuid", "by-path", "by-id")}
+        for d in ("by-uuid", "by-path"):
+            os.symlink(main, links[d])
+            made.append(links[d])
+        ctl.create("rc-loc", main, "--pool", pool)
+        assert list_devices(pool)[0]["locator"] == links["by-path"]
+        ctl.ok("remove", "rc-loc")
+        os.symlink(main, links["by-id"])
+        made.append(links["by-id"])
+        ctl.create("rc-loc", main, "--pool", pool)
+        assert list_devices(pool)[0]["locator"] == links["by-id"]
+        ctl.ok("remove", "rc-loc")
+    finally:
+        for link in made:
+            os.unlink(link)
+
+
 def test_create_with_a_dev_id_holding_another_devices_remaps(ctl, dm, loopdev, pool):
     """The module takes a main device at least as big as recorded for the
     same disk, so an explicit --dev-id whose remaps belong to another disk
