@@ -123,7 +123,7 @@ def test_a_block_lost_and_overwritten_in_one_batch_is_healed(env):
     pwrite(env.backing, 0, pattern("batch", MiB))
     n = blockdev_sectors(env.backing)
     err = env.dm.create(f"0 {BS} error", hint="err")
-    slow = env.dm.create(f"0 {BS} delay {env.dm.path(err)} 0 1500", hint="slow")
+    slow = env.dm.create(f"0 {BS} delay {env.dm.path(err)} 0 3000", hint="slow")
     main = env.dm.create("\n".join([
         segments_table(env.backing, 100 * BS, [(0, 16 * BS)]),
         f"{100 * BS} {BS} linear {env.dm.path(slow)} 0",
@@ -144,7 +144,8 @@ def test_a_block_lost_and_overwritten_in_one_batch_is_healed(env):
     }
     try:
         threads["slow"].start()
-        # Its first read failed: the worker now retries it, 1.5 s a read.
+        # Its first read failed: the worker now retries it, 3 s a read: about
+        # 12 s before its batch ends.
         assert wait_for(lambda: dev.status()["read_errors"] >= 1, timeout=30)
         threads["lost"].start()
         assert wait_for(lambda: dev.status()["read_errors"] >= 2, timeout=30)
