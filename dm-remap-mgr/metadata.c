@@ -806,6 +806,36 @@ static u8 md_write_sb_copies(struct dmr_pool *pool, unsigned int first,
 }
 
 /*
+ * Write the copies of half one at a time, no copy outside it holding the
+ * last commit or this one (good: copies of this commit written so far):
+ * those that do not hold the last commit first, so that a power cut
+ * leaves a whole copy of one or the other.  The last holder is not
+ * written while no copy of this commit was: it alone holds the last
+ * commit, and this one fails (and the pool with it).
+ */
+static u8 md_write_sb_alone(struct dmr_pool *pool, u8 half, u8 good)
+{
+	u8 holders = half & pool->sb_good;
+	unsigned int i;
+
+	for (i = 0; i < RM_SB_COPIES; i++)
+		if (half & ~holders & BIT(i))
+			good |= md_write_sb_copies(pool, i, 1);
+	for (i = 0; i < RM_SB_COPIES; i++) {
+		if (!(holders & BIT(i)))
+			continue;
+		holders &= ~BIT(i);
+		if (!good && !holders) {
+			DMERR_LIMIT("pool %u: superblock copy %u alone holds the last commit",
+				    pool->id, i);
+			break;
+		}
+		good |= md_write_sb_copies(pool, i, 1);
+	}
+	return good;
+}
+
+/*
  * Phase 1 and 2: the table blocks, then the superblock copies.  cur_pair is
  * only changed by this worker (after the writes), so reading it here
  * without md_lock is safe.
@@ -815,7 +845,7 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	const struct rm_geometry *g = &pool->sb.geo;
 	u64 nl = g->nr_logical, l;
 	struct md_batch b[2];
-	unsigned int c, i, h, n = RM_SB_COPIES / 2;
+	unsigned int c, h, n = RM_SB_COPIES / 2;
 	u8 good = 0, tried = 0;	/* copies written, and tried, by this commit */
 	long k = 0;
 
@@ -852,20 +882,22 @@ static int md_write_snapshot(struct dmr_pool *pool, long nb)
 	 * medium, so that a power cut cannot catch every copy in the middle
 	 * of a write; the copies of a half go together.  But while no copy
 	 * outside a half holds the last commit or this one (the others failed
-	 * writes or were invalid at load), that half goes one copy at a time,
-	 * so that a power cut leaves some copy of a commit whole.  Each write
+	 * writes or were invalid at load), that half goes one copy at a time
+	 * (md_write_sb_alone()), so that a power cut leaves some copy of a
+	 * commit whole.  Each write
 	 * carries PREFLUSH (the table blocks are stable before any superblock
 	 * names them; the block layer merges the flushes of a half) and FUA.
 	 * One copy written is enough to commit.
 	 */
 	for (h = 0; h < 2; h++) {
-		unsigned int first = h * n, step;
+		unsigned int first = h * n;
 		u8 half = GENMASK(first + n - 1, first);
 
 		/* Outside the half: last commit's copies not written over. */
-		step = ((pool->sb_good & ~tried) | good) & ~half ? n : 1;
-		for (i = first; i < first + n; i += step)
-			good |= md_write_sb_copies(pool, i, step);
+		if (((pool->sb_good & ~tried) | good) & ~half)
+			good |= md_write_sb_copies(pool, first, n);
+		else
+			good = md_write_sb_alone(pool, half, good);
 		tried |= half;
 	}
 	if (!good)
