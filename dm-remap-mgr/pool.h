@@ -221,7 +221,7 @@ struct dmr_pdev {
 	bool went_live;
 
 	/*
-	 * The remap index: readers under rcu_read_lock_sched (map) or
+	 * The remap index: readers under rcu_read_lock_sched (map, the scanner) or
 	 * rcu_read_lock (others), both of which call_rcu() waits for; the
 	 * writer holds ix_lock, which also serializes migrations of blocks.
 	 */
